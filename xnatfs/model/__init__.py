@@ -1,0 +1,1 @@
+"""The object model (L4): classes built from schema specs, listings, files, services, connect()."""

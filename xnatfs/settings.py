@@ -1,0 +1,66 @@
+"""Tunables and their defaults, as frozen dataclasses.
+
+Every network call in xnatfs takes a :class:`Timeouts`; there is no code path without one.
+Sizes are in bytes, times in seconds. This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connect and read timeouts for one HTTP call (seconds). ``read`` bounds each socket read."""
+
+    connect: float = 10.0
+    read: float = 30.0
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of idempotent calls (GET/HEAD/PUT/DELETE/OPTIONS) on connection errors and 502/503/504."""
+
+    total: int = 3
+    backoff_factor: float = 0.2
+    status_forcelist: tuple[int, ...] = (502, 503, 504)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Metadata cache: entries expire after ``ttl`` seconds; at most ``maxsize`` entries."""
+
+    ttl: float = 60.0
+    maxsize: int = 20_000
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """Block reader: first block small (file managers sniff 16 KiB), read-ahead doubles up to a cap.
+
+    ``max_blocks_per_handle`` × ``block_size`` bounds one open file; ``total_budget`` bounds all of them.
+    """
+
+    block_size: int = 1 * MiB
+    first_block_size: int = 128 * 1024
+    max_readahead: int = 16 * MiB
+    max_blocks_per_handle: int = 32
+    total_budget: int = 96 * MiB
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything tunable, in one value passed down from connect() or the mount."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    read: ReadSettings = field(default_factory=ReadSettings)
+
+
+DEFAULT_SETTINGS = Settings()
