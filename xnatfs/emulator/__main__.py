@@ -1,0 +1,72 @@
+"""``xnatfs emulator`` / ``python -m xnatfs.emulator``: run the XNAT emulator in the foreground.
+
+Prints exactly one line, ``XNAT emulator ready at http://HOST:PORT``, once it accepts connections
+(the real port when ``--port 0``), then serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from xnatfs.emulator.faults import FaultSettings
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="xnatfs emulator", description="Run an XNAT-compatible REST server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--data", help="data directory (SQLite + files); a temporary one when omitted")
+    parser.add_argument("--sample", action="store_true", help="fill an empty archive with sample data")
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                        help="an extra user (repeatable); admin/admin always exists")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every request (a round trip)")
+    parser.add_argument("--bandwidth", type=float, default=0.0, metavar="MIBPS",
+                        help="cap the total rate of response bodies (MiB/s) across all connections")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="answer this fraction of requests with 503")
+    parser.add_argument("--no-range", action="store_true", help="ignore Range headers, as some servers do")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    for spec in args.user:
+        if ":" not in spec or not spec.split(":", 1)[0]:
+            parser.error(f"--user wants NAME:PASSWORD, got {spec.split(':', 1)[0]!r}")
+    if not 0 <= args.fail_rate <= 1:
+        parser.error("--fail-rate must be between 0 and 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from xnatfs.emulator.server import EmulatorServer
+
+    users = {"admin": "admin"}
+    users.update(dict(spec.split(":", 1) for spec in args.user))
+    faults = FaultSettings(latency_ms=args.latency_ms, bandwidth_mibps=args.bandwidth,
+                           fail_rate=args.fail_rate, no_range=args.no_range)
+    try:
+        server = EmulatorServer(args.data, host=args.host, port=args.port, sample=args.sample,
+                                users=users, faults=faults)
+        server.start()
+    except OSError as exc:
+        print(f"xnatfs emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"XNAT emulator ready at {server.url}", flush=True)
+    while not stopped.wait(0.5):
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""REST handlers, one module per resource family; each exposes ``routes() -> list[Rule]``."""

@@ -1,0 +1,215 @@
+"""XNAT-shaped response bodies: Restlet error pages, ResultSet tables, plain text and URI lists.
+
+Every handler answers through these helpers so that the shapes real clients parse live in one place
+(spec §3 "Response formats", §4 "Errors"). Rules that clients depend on:
+
+* error bodies start with ``<html>`` and carry the message in ``<h3>`` (pyxnat reads ``.//h3``,
+  xnatpy ``<h3>(.*)</h3>``); 2xx bodies never start with ``<html>``;
+* ResultSet rows hold strings only (``None`` → ``""``), ``totalRecords`` is a string too;
+* ``format=`` wins over ``Accept``; lists default to JSON (spec §3.1).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+from werkzeug.wrappers import Request, Response
+
+#: format= value → media type (spec §3.1 table).
+FORMAT_MEDIA_TYPES = {
+    "xml": "text/xml",
+    "json": "application/json",
+    "csv": "text/csv",
+    "txt": "text/plain",
+    "html": "text/html",
+    "zip": "application/zip",
+    "tar.gz": "application/x-gtar",
+    "tar": "application/x-tar",
+}
+
+_STATUS_DOC = "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
+
+
+class HTTPError(Exception):
+    """Raised by handlers; the app renders it as XNAT's Restlet status page."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_page(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """Restlet 1.1's default status page (spec §4, recorded from a real XNAT)."""
+    body = (
+        "<html>\n<head>\n   <title>Status page</title>\n</head>\n<body>\n"
+        f"<h3>{html.escape(message, quote=False)}</h3>"
+        f"<p>You can get technical details <a href=\"{_STATUS_DOC}\">here</a>.<br>\n"
+        "Please continue your visit at our <a href=\"/\">home page</a>.\n</p>\n</body>\n</html>\n"
+    )
+    response = Response(body, status=status, mimetype="text/html")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def requested_format(request: Request, default: str = "json") -> str:
+    """The response format: ``format=`` (case-insensitive), else a negotiated Accept type, else default."""
+    fmt = request.args.get("format")
+    if fmt:
+        return fmt.lower()
+    if not request.accept_mimetypes:
+        return default
+    names = [default] + [n for n in ("json", "xml", "csv", "html") if n != default]
+    mimes = [FORMAT_MEDIA_TYPES.get(n, n) for n in names]
+    best = request.accept_mimetypes.best_match(mimes)
+    return names[mimes.index(best)] if best else default
+
+
+def text(body: str, status: int = 200, mimetype: str = "text/plain") -> Response:
+    return Response(body, status=status, mimetype=mimetype)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def uri_list(request: Request, uris: Sequence[str]) -> Response:
+    """XNAT's answer naming created sessions: text/uri-list with CRLF after each URI, or format=txt."""
+    if requested_format(request, "uri-list") == "txt":
+        body = uris[0] if len(uris) == 1 else "".join(u + "\r\n" for u in uris)
+        return Response(body, mimetype="text/plain")
+    return Response("".join(u + "\r\n" for u in uris), mimetype="text/uri-list")
+
+
+def cell(value: Any) -> str:
+    """XFTTable's ValueParser: every value a string, None → ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def select_columns(request: Request, default: Sequence[str], available: Sequence[str],
+                   always: Sequence[str] = ("URI",)) -> list[str]:
+    """Columns of a listing: ``columns=`` (unknown names dropped, ``DEFAULT`` = defaults) plus ``always``.
+
+    XNAT matches shortcut names case-insensitively and names the column by the shortcut (spec §8.1).
+    """
+    requested = request.args.get("columns")
+    if not requested or requested.strip().upper() == "DEFAULT":
+        chosen = list(default)
+    else:
+        by_lower = {name.lower(): name for name in available}
+        chosen = []
+        for name in requested.split(","):
+            match = by_lower.get(name.strip().lower())
+            if match and match not in chosen:
+                chosen.append(match)
+    for name in always:
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def filter_rows(request: Request, rows: list[dict], filterable: Iterable[str]) -> list[dict]:
+    """Query parameters naming a column filter rows: comma list = OR, ``*``/``%`` wildcards (spec §8.1)."""
+    import fnmatch
+
+    lower_args = {k.lower(): v for k, v in request.args.items()}
+    for name in filterable:
+        pattern = lower_args.get(name.lower())
+        if pattern is None or name.lower() in ("format", "columns"):
+            continue
+        options = [p.strip().replace("%", "*") for p in pattern.split(",")]
+        rows = [r for r in rows
+                if any(fnmatch.fnmatchcase(cell(r.get(name)).lower(), o.lower()) for o in options)]
+    return rows
+
+
+def result_set(request: Request, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+               meta: Mapping[str, Any] | None = None, column_props: Mapping[str, Mapping[str, str]] | None = None,
+               total_records: bool = True, paging: bool = False, default: str = "json") -> Response:
+    """Render a table as XNAT does (JSONTableRepresentation / XMLTableRepresentation / CSV / HTML).
+
+    ``sortBy``/``sortOrder`` apply to every table; ``limit``/``offset`` only when ``paging`` is set
+    (the resources that support paging omit ``totalRecords`` once paged, spec §3.2).
+    """
+    table = [{col: cell(row.get(col)) for col in columns} for row in rows]
+    sort_by = request.args.get("sortBy")
+    if sort_by:
+        keys = [k for k in sort_by.split(",") if k in columns]
+        if keys:
+            table.sort(key=lambda r: tuple(r[k] for k in keys),
+                       reverse=request.args.get("sortOrder", "").upper() == "DESC")
+    meta = dict(meta or {})
+    paged = paging and ("limit" in request.args or "offset" in request.args)
+    if paged:
+        offset = _int_arg(request.args.get("offset"), 0)
+        limit_text = request.args.get("limit", "100")
+        limit = None if limit_text == "*" else _int_arg(limit_text, 100)
+        table = table[offset:None if limit is None else offset + limit]
+    elif total_records:
+        meta["totalRecords"] = str(len(table))
+    fmt = requested_format(request, default)
+    if fmt == "xml":
+        return Response(_table_xml(table, columns, meta, column_props or {}), mimetype="text/xml")
+    if fmt == "csv":
+        return Response(_table_csv(table, columns), mimetype="text/csv")
+    if fmt == "html":
+        return Response(_table_html(table, columns), mimetype="text/html")
+    result_set_body: dict[str, Any] = {}
+    if column_props:
+        result_set_body["Columns"] = [{"key": k, **v} for k, v in column_props.items()]
+    result_set_body["Result"] = table
+    result_set_body.update({k: cell(v) for k, v in meta.items()})
+    return Response(json.dumps({"ResultSet": result_set_body}), mimetype="application/json")
+
+
+def _int_arg(value: str | None, default: int) -> int:
+    try:
+        return max(0, int(value)) if value not in (None, "*") else default
+    except ValueError:
+        return default
+
+
+def _xml_cell(value: str) -> str:
+    # XFTTable.toXMLList escapes only < and > and replaces newlines by spaces (spec §3.2).
+    return value.replace("<", "&lt;").replace(">", "&gt;").replace("\r", " ").replace("\n", " ")
+
+
+def _table_xml(table: list[dict], columns: Sequence[str], meta: Mapping[str, Any],
+               column_props: Mapping[str, Mapping[str, str]]) -> str:
+    attrs = "".join(f' {k}="{html.escape(cell(v))}"' for k, v in meta.items())
+    out = [f"<ResultSet{attrs}><results><columns>"]
+    for col in columns:
+        props = "".join(f' {k}="{html.escape(v)}"' for k, v in column_props.get(col, {}).items())
+        out.append(f"<column{props}>{_xml_cell(col)}</column>")
+    out.append("</columns><rows>")
+    for row in table:
+        out.append("<row>" + "".join(f"<cell>{_xml_cell(row[c])}</cell>" for c in columns) + "</row>")
+    out.append("</rows></results></ResultSet>")
+    return "".join(out)
+
+
+def _table_csv(table: list[dict], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in table:
+        writer.writerow([row[c].replace("\r", " ").replace("\n", " ") for c in columns])
+    return buffer.getvalue()
+
+
+def _table_html(table: list[dict], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(r[c])}</td>" for c in columns) + "</tr>" for r in table)
+    return f"<html><body><table><tr>{head}</tr>{body}</table></body></html>"
