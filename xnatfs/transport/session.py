@@ -1,0 +1,379 @@
+"""XNATSession: HTTP verbs on server-relative paths, with login, one transparent re-login, and errors.
+
+What it owns:
+
+- **Login** (explicit, never in the constructor): ``POST /data/JSESSION`` with HTTP Basic (works for
+  passwords and alias tokens alike); if the server has no such route (404/405), ``PUT
+  /data/services/auth`` with a form body (what xnatpy does). The session ID then travels as the
+  ``JSESSIONID`` cookie; no ``Authorization`` header is sent on later calls.
+- **Re-login**: a 401 (or a 2xx HTML login page) on a logged-in session logs in again once, then
+  repeats the call once. Threads that hit the same expiry share one re-login (generation counter).
+- **Status → error** via :func:`xnatfs.errors.error_for_status`, with a redacted URL and a short body
+  excerpt in which the password is masked too. A 2xx HTML page where data was expected (a login page
+  or a proxy's error page) is a :class:`ServerError`.
+- **Timeouts** on every call (``settings.Timeouts``; there is no ``timeout=None`` path).
+- **Logout**: ``DELETE /data/JSESSION`` for a session we created; a reused ``jsession`` is left alive.
+
+Returned responses are ``requests.Response`` objects with their body loaded; streamed bodies come
+wrapped in :class:`Stream`, whose reads translate transport errors, so callers above this layer never
+handle a requests exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import requests
+
+from xnatfs.errors import (
+    AuthenticationError,
+    ConfigError,
+    ResponseError,
+    ServerError,
+    error_for_status,
+    excerpt_of,
+)
+from xnatfs.redact import redact_text, redact_url
+from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
+from xnatfs.transport.auth import Credentials
+from xnatfs.transport.http import build_http_session, translate_errors
+
+log = logging.getLogger(__name__)
+
+COOKIE = "JSESSIONID"
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
+TimeoutArg = Timeouts | float | None
+_HTML_STARTS = (b"<html", b"<!doctype html", b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!doctype html")
+
+
+def looks_like_html(body: bytes) -> bool:
+    """True if ``body`` is an HTML page (XNAT's error and login pages start like this)."""
+    return body[:200].lstrip().lower().startswith(_HTML_STARTS)
+
+
+class Stream:
+    """A streamed response body. Reads translate transport errors; use as a context manager."""
+
+    def __init__(self, response: requests.Response, method: str) -> None:
+        self._response = response
+        self._method = method
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.url: str = redact_url(response.url)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all remaining with -1); fewer only at the end of the body."""
+        raw = self._response.raw
+        with translate_errors(self._method, self._response.url):
+            if size is None or size < 0:
+                return raw.read(decode_content=True) or b""
+            parts: list[bytes] = []
+            remaining = size
+            while remaining > 0:
+                chunk = raw.read(remaining, decode_content=True)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(parts)
+
+    def iter_chunks(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The body in chunks of at most ``chunk_size`` bytes."""
+        iterator = self._response.iter_content(chunk_size)
+        while True:
+            with translate_errors(self._method, self._response.url):
+                chunk = next(iterator, None)
+            if chunk is None:
+                return
+            if chunk:
+                yield chunk
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class XNATSession:
+    """HTTP verbs on paths relative to one XNAT server (``/data/…``, ``/xapi/…``).
+
+    Thread-safe: requests' connection pool and cookie jar are shared; the login state has a lock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials | None = None,
+        *,
+        settings: Settings = DEFAULT_SETTINGS,
+        verify: bool | str = True,
+        jsession: str | None = None,
+        adapter: requests.adapters.BaseAdapter | None = None,
+    ) -> None:
+        """No I/O here: call :meth:`login`. ``adapter`` replaces the HTTP adapter (tests, custom TLS)."""
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"Not an http(s) URL: {redact_url(url)}")
+        if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+            raise ConfigError("Put credentials in user=/password= or a netrc file, not in the URL")
+        self.base_url = url.rstrip("/")
+        self.settings = settings
+        self._credentials = credentials
+        self._http = build_http_session(settings.retry, verify=verify)
+        if adapter is not None:
+            self._http.mount(self.base_url, adapter)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._owns_session = False
+        self._closed = False
+        if jsession:
+            self._http.cookies.set(COOKIE, jsession)
+
+    def __repr__(self) -> str:
+        who = self._credentials.user if self._credentials else "anonymous"
+        return f"XNATSession({redact_url(self.base_url)!r}, user={who!r})"
+
+    # -- properties -----------------------------------------------------------------------------------
+
+    @property
+    def user(self) -> str | None:
+        return self._credentials.user if self._credentials else None
+
+    @property
+    def jsession(self) -> str | None:
+        """The current session ID (a secret: never log it)."""
+        return self._http.cookies.get(COOKIE)
+
+    def url_for(self, path: str) -> str:
+        """The absolute URL of a server path; a URL already under ``base_url`` is accepted as is."""
+        if path.startswith(self.base_url + "/"):
+            return path
+        if not path.startswith("/"):
+            raise ConfigError(f"Server paths start with '/': {path[:100]!r}")
+        return self.base_url + path
+
+    def timeout_for(self, timeout: TimeoutArg) -> tuple[float, float]:
+        if timeout is None:
+            return self.settings.timeouts.as_tuple()
+        if isinstance(timeout, Timeouts):
+            return timeout.as_tuple()
+        return (float(timeout), float(timeout))
+
+    # -- login ----------------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Open a server session (JSESSION) with the credentials; a no-op for anonymous sessions."""
+        creds = self._credentials
+        if creds is None:
+            return
+        with self._lock:
+            self._login_locked(creds)
+
+    def _login_locked(self, creds: Credentials) -> None:
+        self._http.cookies.clear()
+        timeout = self.timeout_for(None)
+        url = self.url_for("/data/JSESSION")
+        with translate_errors("POST", url):
+            resp = self._http.post(url, auth=(creds.user, creds.password), timeout=timeout)
+        if resp.status_code in (404, 405):
+            url = self.url_for("/data/services/auth")
+            with translate_errors("PUT", url):
+                resp = self._http.put(url, data={"username": creds.user, "password": creds.password}, timeout=timeout)
+        if resp.status_code == 401:
+            raise AuthenticationError(
+                f"Login failed for user {creds.user!r}", status=401, url=redact_url(url),
+                excerpt=self._excerpt(resp.content),
+            )
+        if resp.status_code >= 400 or looks_like_html(resp.content):
+            raise self._error(resp, "Login failed")
+        token = resp.text.strip()
+        if COOKIE not in self._http.cookies and token:
+            self._http.cookies.set(COOKIE, token)
+        if COOKIE not in self._http.cookies:
+            raise ServerError("Login answered without a session ID", status=resp.status_code, url=redact_url(url))
+        self._owns_session = True
+        self._generation += 1
+        log.debug("Logged in to %s as %s", redact_url(self.base_url), creds.user)
+
+    def _relogin(self, seen_generation: int) -> bool:
+        """Log in again unless another thread already did since ``seen_generation``."""
+        creds = self._credentials
+        if creds is None:
+            return False
+        with self._lock:
+            if self._generation == seen_generation:
+                log.info("Server session expired; logging in again as %s", creds.user)
+                self._login_locked(creds)
+        return True
+
+    def logout(self) -> None:
+        """End the server session we opened (``DELETE /data/JSESSION``); errors are logged, not raised."""
+        with self._lock:
+            if not self._owns_session:
+                return
+            self._owns_session = False
+            url = self.url_for("/data/JSESSION")
+            try:
+                with translate_errors("DELETE", url):
+                    self._http.delete(url, headers={"Connection": "close"}, timeout=self.timeout_for(None))
+            except Exception as exc:  # noqa: BLE001 - logout is best effort; the server expires sessions
+                log.debug("Logout from %s failed: %s", redact_url(self.base_url), exc)
+            self._http.cookies.clear()
+
+    def close(self) -> None:
+        """Log out (if we logged in) and release pooled connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.logout()
+        self._http.close()
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        ok: Sequence[int] | None = None,
+        timeout: TimeoutArg = None,
+        expect_data: bool = True,
+    ) -> requests.Response:
+        """Send one request; raise the mapped error unless the status is in ``ok`` (default: any 2xx).
+
+        ``expect_data`` (default) treats a 2xx HTML page as an error; file downloads turn it off.
+        A 401 on a logged-in session triggers one re-login and one repeat, if the body can be rewound.
+        """
+        url = self.url_for(path)
+        method = method.upper()
+        start = _tell(data)
+        for attempt in (1, 2):
+            generation = self._generation
+            with translate_errors(method, url):
+                resp = self._http.request(
+                    method, url, params=params, data=data, headers=dict(headers or {}), stream=stream,
+                    timeout=self.timeout_for(timeout), allow_redirects=True,
+                )
+            if attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data):
+                if _rewind(data, start):
+                    resp.close()
+                    self._relogin(generation)
+                    continue
+            break
+        log.debug("%s %s -> %d", method, redact_url(resp.url), resp.status_code)
+        self._check(resp, ok, stream=stream, expect_data=expect_data and method != "HEAD")
+        return resp
+
+    def _is_expired(self, resp: requests.Response, stream: bool, expect_data: bool) -> bool:
+        if resp.status_code == 401:
+            return True
+        return (not stream and expect_data and 200 <= resp.status_code < 300 and looks_like_html(resp.content)
+                and resp.request.method != "HEAD")
+
+    def _check(self, resp: requests.Response, ok: Sequence[int] | None, *, stream: bool, expect_data: bool) -> None:
+        good = (resp.status_code in ok) if ok is not None else (200 <= resp.status_code < 300)
+        if not good:
+            if stream:
+                body = resp.raw.read(4096, decode_content=True) if resp.raw is not None else b""
+                resp.close()
+            else:
+                body = resp.content
+            hint = "The server requires a login: pass user= and password=, or add a netrc entry" \
+                if resp.status_code == 401 and self._credentials is None else ""
+            raise self._error(resp, hint, body=body)
+        if expect_data and not stream and looks_like_html(resp.content):
+            raise ServerError(
+                "The server answered with an HTML page where data was expected (a login page or a proxy error?)",
+                status=resp.status_code, url=redact_url(resp.url), excerpt=self._excerpt(resp.content),
+            )
+
+    def _excerpt(self, body: bytes | str | None) -> str:
+        secrets = (self._credentials.password,) if self._credentials else ()
+        return redact_text(excerpt_of(body), secrets=secrets)
+
+    def _error(self, resp: requests.Response, message: str = "", body: bytes | None = None) -> ResponseError:
+        excerpt = self._excerpt(resp.content if body is None else body)
+        return error_for_status(resp.status_code, url=redact_url(resp.url), body=excerpt, message=message)
+
+    def get(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+        return self.request("GET", path, params=params, **kw)
+
+    def head(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+        return self.request("HEAD", path, params=params, **kw)
+
+    def put(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> requests.Response:
+        return self.request("PUT", path, params=params, data=data, **kw)
+
+    def post(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> requests.Response:
+        return self.request("POST", path, params=params, data=data, **kw)
+
+    def delete(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, params=params, **kw)
+
+    def get_json(self, path: str, params: Params = None, **kw: Any) -> Any:
+        """GET ``path`` with ``format=json`` (sent last, as XNAT clients do) and parse the body."""
+        items = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+        items = [(k, v) for k, v in items if k != "format"] + [("format", "json")]
+        resp = self.request("GET", path, params=items, **kw)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise ServerError("The server did not answer with JSON", status=resp.status_code,
+                              url=redact_url(resp.url), excerpt=self._excerpt(resp.content)) from exc
+
+    def open_stream(self, method: str, path: str, *, params: Params = None, headers: Mapping[str, str] | None = None,
+                    ok: Sequence[int] | None = None, timeout: TimeoutArg = None) -> Stream:
+        """A streamed response (status already checked); close it, or use it as a context manager."""
+        resp = self.request(method, path, params=params, headers=headers, stream=True, ok=ok, timeout=timeout,
+                            expect_data=False)
+        return Stream(resp, method.upper())
+
+    def server_version(self) -> str | None:
+        """The XNAT version from ``/xapi/siteConfig/buildInfo``, else ``/data/version`` (XNAT 1.6), else None."""
+        try:
+            info = self.get_json("/xapi/siteConfig/buildInfo")
+            if isinstance(info, dict) and info.get("version"):
+                return str(info["version"])
+        except ResponseError as exc:
+            log.debug("buildInfo unavailable: %s", exc)
+        try:
+            text = self.get("/data/version").text.strip()
+            return text or None
+        except ResponseError:
+            return None
+
+
+def _tell(data: Any) -> int | None:
+    """Position of a seekable body, so it can be rewound for a repeat; None if not a file."""
+    if hasattr(data, "read") and hasattr(data, "seek") and hasattr(data, "tell"):
+        try:
+            return int(data.tell())
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def _rewind(data: Any, start: int | None) -> bool:
+    """Rewind a file body to ``start``; True if the body can be sent again (bytes, str, None, or rewound)."""
+    if data is None or isinstance(data, (bytes, bytearray, str, dict, list, tuple)):
+        return True
+    if start is None:
+        return False
+    try:
+        data.seek(start)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+__all__ = ["XNATSession", "Stream", "looks_like_html", "COOKIE"]
