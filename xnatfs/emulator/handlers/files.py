@@ -1,9 +1,57 @@
-"""Placeholder: routes for this family are being written."""
+"""Routes for resources and files under every resource owner (spec §12–§13).
+
+For each path in ``resolve.OWNER_PATTERNS`` (project, subject, experiment in its three spellings,
+scan, reconstruction and assessor with optional ``/in|/out``), under ``/data``, ``/REST`` and their
+``/archive`` twins:
+
+    <owner>/resources                           GET              list          files_resources
+    <owner>/resources/{R}                       GET PUT POST DELETE  catalog   files_resources
+    <owner>/resources/{R}/files[/{path}]        GET PUT POST DELETE  files     files_listing / files_upload
+    <owner>/files[/{path}]                      GET              all resources merged
+
+Restlet matched ``.../files`` by prefix; here ``<path:path>`` keeps everything after ``/files/``,
+including a trailing ``/`` (a folder listing). The handlers live in the ``files_*`` modules:
+``files_scope`` (what a URL names), ``files_resources``, ``files_listing`` (+ ``files_download``,
+``files_zip``), ``files_upload`` (+ ``files_spool``).
+"""
 
 from __future__ import annotations
 
 from werkzeug.routing import Rule
+from werkzeug.wrappers import Response
+
+from xnatfs.emulator.app import Context, data_rules
+from xnatfs.emulator.handlers import files_resources
+from xnatfs.emulator.handlers.files_listing import get_files
+from xnatfs.emulator.handlers.files_scope import resolve_scope
+from xnatfs.emulator.handlers.files_upload import delete_file, upload
+from xnatfs.emulator.resolve import OWNER_PATTERNS
+
+
+def resource_files(ctx: Context, resource: str, path: str | None = None, **values: str) -> Response:
+    """``<owner>/resources/{R}/files[/{path}]``: list, download, zip, upload or delete."""
+    scope = resolve_scope(ctx.store, values)
+    method = ctx.request.method
+    if method in ("PUT", "POST"):
+        return upload(ctx, scope, resource, path)
+    if method == "DELETE":
+        return delete_file(ctx, scope, resource, path)
+    return get_files(ctx, scope, resource, path)
+
+
+def owner_files(ctx: Context, path: str | None = None, **values: str) -> Response:
+    """``<owner>/files[/{path}]``: every resource of the owner merged (GET only)."""
+    return get_files(ctx, resolve_scope(ctx.store, values), None, path)
 
 
 def routes() -> list[Rule]:
-    return []
+    rules: list[Rule] = []
+    for owner in OWNER_PATTERNS:
+        rules += data_rules(f"{owner}/resources", files_resources.list_resources, ["GET"])
+        rules += data_rules(f"{owner}/resources/<resource>", files_resources.resource,
+                            ["GET", "PUT", "POST", "DELETE"])
+        for suffix in ("/files", "/files/<path:path>"):
+            rules += data_rules(f"{owner}/resources/<resource>{suffix}", resource_files,
+                                ["GET", "PUT", "POST", "DELETE"])
+            rules += data_rules(f"{owner}{suffix}", owner_files, ["GET"])
+    return rules
