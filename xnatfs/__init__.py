@@ -1,6 +1,7 @@
 """xnatfs: an XNAT client, a FUSE mount of an XNAT server, and an XNAT emulator for tests.
 
-``import xnatfs`` gives the client facade only; it never imports mfusepy or werkzeug.
+``import xnatfs`` gives the client facade only (``xnatfs.connect`` and the error classes); it never
+imports mfusepy or werkzeug.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from xnatfs.errors import (
 
 __version__ = "0.1.0"
 
+from xnatfs.model.connect import Connection, connect  # noqa: E402 - after __version__, which transport reads
+
 __all__ = [
     "__version__",
+    "connect",
+    "Connection",
     "AmbiguousLabelError",
     "AuthenticationError",
     "ChecksumMismatch",

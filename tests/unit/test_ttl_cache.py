@@ -51,6 +51,15 @@ def test_invalidate_drops_the_prefix_on_segment_boundaries() -> None:
     assert "/data/projects/P1" not in cache
 
 
+def test_exact_invalidation_keeps_what_lies_below() -> None:
+    cache = TTLCache(maxsize=100, ttl=60, timer=Clock())
+    for key in [("/data/experiments/E1", "format=json"), ("/data/experiments/E1/scans", "format=json"),
+                ("/data/experiments/E1", "format=xml")]:
+        cache.set(key, 1)
+    assert cache.invalidate("/data/experiments/E1", exact=True) == 2
+    assert ("/data/experiments/E1/scans", "format=json") in cache
+
+
 def test_key_has_prefix_rules() -> None:
     assert key_has_prefix("/x/y?format=json", "/x/y")
     assert key_has_prefix("/x/y/", "/x/y/")

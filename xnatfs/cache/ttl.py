@@ -39,6 +39,11 @@ def key_has_prefix(key: Hashable, prefix: str) -> bool:
     return path.startswith(prefix) and path[len(prefix)] in BOUNDARIES
 
 
+def key_is_path(key: Hashable, path: str) -> bool:
+    """True if ``key`` (a path string, or a tuple starting with one) is exactly ``path``."""
+    return (key[0] if isinstance(key, tuple) and key else key) == path
+
+
 class TTLCache:
     """Bounded (``maxsize`` entries), expiring (``ttl`` seconds) and thread-safe (one lock).
 
@@ -94,11 +99,15 @@ class TTLCache:
                     self._data[key] = value
         return value
 
-    def invalidate(self, prefix: str) -> int:
-        """Drop every entry at or below the path ``prefix``; returns how many were dropped."""
+    def invalidate(self, prefix: str, *, exact: bool = False) -> int:
+        """Drop every entry at or below the path ``prefix`` (only at it, with ``exact``); returns the count.
+
+        Keys are paths or tuples whose first element is a path (``(path, query)``).
+        """
         with self._lock:
             self._generation += 1
-            doomed = [key for key in list(self._data.keys()) if key_has_prefix(key, prefix)]
+            match = key_is_path if exact else key_has_prefix
+            doomed = [key for key in list(self._data.keys()) if match(key, prefix)]
             for key in doomed:
                 self._data.pop(key, None)
             return len(doomed)
@@ -109,4 +118,4 @@ class TTLCache:
             self._data.clear()
 
 
-__all__ = ["TTLCache", "key_has_prefix"]
+__all__ = ["TTLCache", "key_has_prefix", "key_is_path"]
