@@ -36,7 +36,7 @@ Public API (stable; other modules may add tables of their own through `transacti
                get_scan(experiment_id, scan_id) / list_scans(experiment_id)
                update_scan(experiment_id, scan_id, fields) / delete_scan(experiment_id, scan_id)
     Reconstructions: create_reconstruction(experiment_id, recon_id, xsi_type=..., fields=None)
-               get_reconstruction / list_reconstructions / delete_reconstruction
+               get_reconstruction / list_reconstructions / update_reconstruction / delete_reconstruction
     Resources (owner = a Project, Subject, Experiment, Scan or Reconstruction object):
                create_resource(owner, label, *, format="", content="", tags="", description="") -> Resource
                get_resource(id) / find_resource(owner, id_or_label) / list_resources(owner)
@@ -550,6 +550,15 @@ class Store:
     def list_reconstructions(self, experiment_id: str) -> list[Reconstruction]:
         rows = self.query("SELECT * FROM reconstructions WHERE experiment_id=? ORDER BY pk", (experiment_id,))
         return [self._scan(r, Reconstruction) for r in rows]
+
+    def update_reconstruction(self, experiment_id: str, recon_id: str, fields: dict) -> Reconstruction:
+        with self.transaction() as db:
+            recon = self.get_reconstruction(experiment_id, recon_id)
+            if recon is None:
+                raise NotFound("Unable to find the specified reconstruction.")
+            db.execute("UPDATE reconstructions SET fields=? WHERE pk=?",
+                       (json.dumps(_merge(recon.fields, fields)), recon.pk))
+        return self.get_reconstruction(experiment_id, recon_id)  # type: ignore[return-value]
 
     def delete_reconstruction(self, experiment_id: str, recon_id: str) -> None:
         with self.transaction() as db:

@@ -1,9 +1,21 @@
-"""Placeholder: routes for this family are being written."""
+"""The archive's REST routes (spec §8–§11): projects, subjects, experiments, scans, reconstructions and
+image assessors, each under ``/data``, ``/REST`` and their ``/archive`` twins.
+
+Each family lives in its own module (``archive_projects``, ``archive_subjects``,
+``archive_experiments``, ``archive_scans``); field names, XML bodies and item rendering are shared
+through ``archive_fields``, ``archive_xmlbody``, ``archive_render`` and ``xnatfs.emulator.items``.
+Resources and files are ``handlers/files.py``.
+"""
 
 from __future__ import annotations
 
 from werkzeug.routing import Rule
 
+from xnatfs.emulator.handlers import archive_experiments, archive_projects, archive_scans, archive_subjects
+
 
 def routes() -> list[Rule]:
-    return []
+    rules: list[Rule] = []
+    for module in (archive_projects, archive_subjects, archive_experiments, archive_scans):
+        rules.extend(module.routes())
+    return rules

@@ -1,0 +1,95 @@
+"""Subjects: ``/data/projects/{P}/subjects[/{S}]`` and ``/data/subjects[/{ID}]`` (spec §9; SRC
+ProjectSubjectList, SubjectListResource, SubjectResource).
+
+* Lists: default columns ``ID, project, label, insert_date, insert_user`` + ``URI`` =
+  ``/data/subjects/<ID>``; ``limit``/``offset`` paging (``totalRecords`` omitted once paged).
+* ``PUT``: ``{S}`` is an accession ID or a label in ``{P}``; a new subject gets ``{S}`` (or
+  ``label=``/``xnat:subjectData/label=``) as its label → 201 with the new ID; an update → 200 with
+  the ID; ``?label=NEW`` on an existing subject renames it (200, empty, nothing else saved).
+* ``DELETE``: 200, empty.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Response
+
+from xnatfs.emulator import resolve
+from xnatfs.emulator.app import Context, data_rules
+from xnatfs.emulator.handlers.archive_common import Submission, accession, empty, listing
+from xnatfs.emulator.handlers.archive_fields import record
+from xnatfs.emulator.handlers.archive_render import object_response, subject_item
+from xnatfs.emulator.responses import HTTPError
+from xnatfs.emulator.store import Subject
+
+SUBJECT_TYPE = "xnat:subjectData"
+DEFAULT_COLUMNS = [("ID", "ID"), ("project", "project"), ("label", "label"), ("insert_date", "insert_date"),
+                   ("insert_user", "insert_user")]
+
+
+def list_subjects(ctx: Context, project: str | None = None) -> Response:
+    if project is not None:
+        project = resolve.project(ctx.store, project).id
+    records = [record(s) for s in ctx.store.list_subjects(project)]
+    return listing(ctx, "subject", records, DEFAULT_COLUMNS, SUBJECT_TYPE,
+                   lambda r: f"/data/subjects/{r['ID']}", paging=True)
+
+
+def get_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
+    return object_response(ctx, subject_item(ctx.store, resolve.subject(ctx.store, subject, project)))
+
+
+def put_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
+    submission = Submission(ctx, "subject", SUBJECT_TYPE)
+    if project is not None:
+        project_row = ctx.store.get_project(project)
+        if project_row is None:
+            raise HTTPError(404, f"Unable to identify project {project}")
+        project = project_row.id
+        existing = ctx.store.find_subject(project, subject)
+    else:
+        existing = ctx.store.get_subject(subject)
+    if existing is not None:
+        return _update(ctx, existing, submission)
+    owner = project or submission.fields.get("project")
+    if not owner:
+        raise HTTPError(422, "Submitted subject record must include the project attribute.")
+    if project is not None:
+        submission.check_unchanged("project", project, 409, "Project must be modified through separate URI.")
+    else:
+        submission.pop("project")
+        if ctx.store.get_project(owner) is None:
+            raise HTTPError(404, f"Unable to identify project {owner}")
+    submission.pop("ID")
+    label = submission.pop("label") or subject
+    created = ctx.store.create_subject(owner, label, submission.fields, user=ctx.user or "admin")
+    return accession(created.id, created=True)
+
+
+def _update(ctx: Context, existing: Subject, submission: Submission) -> Response:
+    if submission.rename is not None:
+        if submission.rename != existing.label:
+            ctx.store.update_subject(existing.id, label=submission.rename)
+        return empty()
+    submission.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
+    submission.check_unchanged("project", existing.project, 409, "Project must be modified through separate URI.")
+    submission.check_unchanged("label", existing.label, 400, "Label must be modified through separate URI.")
+    if submission.fields:
+        ctx.store.update_subject(existing.id, submission.fields)
+    return accession(existing.id, created=False)
+
+
+def delete_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
+    found = resolve.subject(ctx.store, subject, project)
+    ctx.store.delete_subject(found.id)
+    return empty()
+
+
+def routes() -> list[Rule]:
+    return [
+        *data_rules("/projects/<project>/subjects", list_subjects, ["GET"]),
+        *data_rules("/subjects", list_subjects, ["GET"]),
+        *[rule for path in resolve.SUBJECT_PATHS for view, method in (
+            (get_subject, "GET"), (put_subject, "PUT"), (delete_subject, "DELETE"))
+          for rule in data_rules(path, view, [method])],
+    ]
