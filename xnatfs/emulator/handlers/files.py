@@ -10,12 +10,17 @@ scan, reconstruction and assessor with optional ``/in|/out``), under ``/data``, 
     <owner>/files[/{path}]                      GET              all resources merged
 
 Restlet matched ``.../files`` by prefix; here ``<path:path>`` keeps everything after ``/files/``,
-including a trailing ``/`` (a folder listing). The handlers live in the ``files_*`` modules:
+including a trailing ``/`` (a folder listing). That is 504 rules; werkzeug compiles a URL *builder*
+for every rule (about 1 ms each), which the emulator never uses, so the rules are
+:class:`MatchOnlyRule` and the whole table binds in tens of milliseconds. The handlers live in the
+``files_*`` modules:
 ``files_scope`` (what a URL names), ``files_resources``, ``files_listing`` (+ ``files_download``,
 ``files_zip``), ``files_upload`` (+ ``files_spool``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
@@ -26,6 +31,25 @@ from xnatfs.emulator.handlers.files_listing import get_files
 from xnatfs.emulator.handlers.files_scope import resolve_scope
 from xnatfs.emulator.handlers.files_upload import delete_file, upload
 from xnatfs.emulator.resolve import OWNER_PATTERNS
+
+
+class MatchOnlyRule(Rule):
+    """A Rule used only to match requests: building URLs from it (``url_for``) is not supported.
+
+    Overrides werkzeug's private ``_compile_builder``; should werkzeug rename it, the override is
+    simply unused and binding becomes slower again, never wrong.
+    """
+
+    def _compile_builder(self, append_unknown: bool = True):  # type: ignore[no-untyped-def,override]
+        def build(*args: object, **kwargs: object) -> tuple[str, str]:
+            raise NotImplementedError("emulator routes are match-only")
+
+        return build
+
+
+def _rules(path: str, view: Callable[..., Response], methods: list[str]) -> list[Rule]:
+    return [MatchOnlyRule(r.rule, endpoint=r.endpoint, methods=sorted(r.methods or methods))
+            for r in data_rules(path, view, methods)]
 
 
 def resource_files(ctx: Context, resource: str, path: str | None = None, **values: str) -> Response:
@@ -47,11 +71,9 @@ def owner_files(ctx: Context, path: str | None = None, **values: str) -> Respons
 def routes() -> list[Rule]:
     rules: list[Rule] = []
     for owner in OWNER_PATTERNS:
-        rules += data_rules(f"{owner}/resources", files_resources.list_resources, ["GET"])
-        rules += data_rules(f"{owner}/resources/<resource>", files_resources.resource,
-                            ["GET", "PUT", "POST", "DELETE"])
+        rules += _rules(f"{owner}/resources", files_resources.list_resources, ["GET"])
+        rules += _rules(f"{owner}/resources/<resource>", files_resources.resource, ["GET", "PUT", "POST", "DELETE"])
         for suffix in ("/files", "/files/<path:path>"):
-            rules += data_rules(f"{owner}/resources/<resource>{suffix}", resource_files,
-                                ["GET", "PUT", "POST", "DELETE"])
-            rules += data_rules(f"{owner}{suffix}", owner_files, ["GET"])
+            rules += _rules(f"{owner}/resources/<resource>{suffix}", resource_files, ["GET", "PUT", "POST", "DELETE"])
+            rules += _rules(f"{owner}{suffix}", owner_files, ["GET"])
     return rules

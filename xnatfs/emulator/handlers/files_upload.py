@@ -78,6 +78,7 @@ def upload(ctx: Context, scope: Scope, resource_spec: str, path: str | None) -> 
         if not spooled or all(s.size == 0 for s in spooled):
             raise HTTPError(400, f"You tried to {request.method} to this service, but didn't provide any data "
                                  "(found request entity size of 0). Please check the format of your service request.")
+        spooled = expand_archives(spooled, params, ctx.store.tmp_dir)
         resource = _resource_for_upload(ctx, owner, scope, resource_spec, params)
         duplicates = store_uploads(ctx.store, resource, spooled, params)
     finally:
@@ -101,24 +102,33 @@ def delete_file(ctx: Context, scope: Scope, resource_spec: str, path: str | None
     return Response("", content_type="text/plain")
 
 
+def expand_archives(spooled: list[Spooled], params: MultiDict, tmp_dir: Path) -> list[Spooled]:
+    """With ``extract=true``, replace each archive by its members (all checked before any is kept)."""
+    if not truthy(params.get("extract")):
+        return spooled
+    expanded: list[Spooled] = []
+    try:
+        for item in spooled:
+            if archive_kind(item.name):
+                expanded.extend(unpack(item.path, item.name, tmp_dir))
+                item.discard()
+            else:
+                expanded.append(item)
+    except BaseException:
+        for item in expanded + spooled:
+            item.discard()
+        raise
+    return expanded
+
+
 def store_uploads(store: Store, resource: Resource, spooled: Iterable[Spooled], params: MultiDict) -> list[str]:
     """Move spooled files into ``resource``; returns the paths left alone because they exist."""
     overwrite = truthy(params.get("overwrite"))
-    extract = truthy(params.get("extract"))
     meta = dict(format=params.get("format", ""), content=params.get("content", ""),
                 tags=joined_tags(params.getlist("tags")))
     duplicates: list[str] = []
     for item in spooled:
-        if extract and archive_kind(item.name):
-            members = unpack(item.path, item.name, store.tmp_dir)
-            try:
-                for member in members:
-                    _store_one(store, resource, member, overwrite, meta, duplicates)
-            finally:
-                for member in members:
-                    member.discard()
-        else:
-            _store_one(store, resource, item, overwrite, meta, duplicates)
+        _store_one(store, resource, item, overwrite, meta, duplicates)
     return duplicates
 
 
