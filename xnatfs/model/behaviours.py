@@ -21,11 +21,12 @@ Creation sends XNAT's ``PUT <container>/<label>?xsiType=…&req_format=qs&<xpath
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from xnatfs.errors import Conflict, NotFound
+from xnatfs.errors import Conflict, NotFound, UploadError
 from xnatfs.model.base import XNATObject, field_params
 from xnatfs.model.files import File
 from xnatfs.model.listing import Listing, ListingKind
@@ -33,6 +34,8 @@ from xnatfs.model.transfer import Progress, ProgressReader, download_and_extract
 from xnatfs.rest.items import Item
 from xnatfs.rest.paths import file_path, file_relpath, join
 from xnatfs.rest.resultset import Row
+
+log = logging.getLogger(__name__)
 
 
 class HasResources(XNATObject):
@@ -208,6 +211,8 @@ class ResourceBase(XNATObject):
         handle, owned = open_upload_source(source)
         try:
             body = ProgressReader(handle, progress)
+            if len(body) == 0:  # XNAT answers 400 to an empty PUT body (xnat-rest-spec §13.4)
+                raise UploadError(f"{remote_path} is empty; XNAT does not accept empty files")
             resp = self._ctx.session.put(path, params=params, data=body,
                                          headers={"Content-Type": "application/octet-stream"})
         finally:
@@ -221,9 +226,14 @@ class ResourceBase(XNATObject):
 
     def upload_dir(self, directory: str | Path, *, overwrite: bool = False, progress: Progress | None = None,
                    prefix: str = "") -> list[str]:
-        """Upload every file below ``directory`` (one streamed PUT each); returns the remote paths."""
+        """Upload every file below ``directory`` (one streamed PUT each); returns the remote paths.
+
+        Empty files are skipped (and logged): XNAT refuses an empty upload."""
         uploaded = []
         for local, relative in walk_files(Path(directory)):
+            if local.stat().st_size == 0:
+                log.warning("Skipping empty file %s: XNAT does not accept empty files", local)
+                continue
             remote = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
             self.upload(local, remote, overwrite=overwrite, progress=progress)
             uploaded.append(remote)

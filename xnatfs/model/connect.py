@@ -173,8 +173,10 @@ def connect(url: str, user: str | None = None, password: str | None = None, *, n
     try:
         if credentials is not None and not jsession:
             session.login()
-        elif jsession:
-            session.get("/data/JSESSION")  # fails with AuthenticationError if the session is not alive
+        else:
+            # A reused session must be alive; an anonymous one must be allowed (guest access):
+            # either way a 401 here is a clear AuthenticationError, not a later schema failure.
+            session.get("/data/JSESSION")
         version = session.server_version()
         registry = build_classes(session) if load_schemas else None
     except BaseException:

@@ -102,8 +102,8 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
 
 def _member_destination(root: Path, info: zipfile.ZipInfo) -> Path | None:
     """Where a zip member goes, or None (logged) if it is a link/device or would leave ``root``."""
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip did not record one
+    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
         log.warning("Skipping zip member %r: not a regular file or directory", info.filename)
         return None
     name = info.filename.replace("\\", "/")
