@@ -246,7 +246,9 @@ def move_service(ctx: Context) -> Response:
                                  f"{session.timestamp}")
         if new_project != UNASSIGNED and ctx.store.get_project(new_project) is None:
             raise HTTPError(404, f"One or more specified projects does not exist: {new_project}.")
-        if new_project != session.project and prearchive.get(new_project, session.timestamp, session.folder):
+        if new_project != session.project and (
+                prearchive.get(new_project, session.timestamp, session.folder) is not None
+                or prearchive.folder_path(new_project, session.timestamp, session.folder).exists()):
             raise HTTPError(409, f"A prearchive resource with session {session.folder} and timestamp "
                                  f"{session.timestamp} already exists in the project {new_project}")
 
