@@ -32,7 +32,9 @@ def accession(object_id: str, created: bool) -> Response:
 class Submission:
     """The fields of one create/update request: XML body (if any) overlaid by the query string."""
 
-    def __init__(self, ctx: Context, kind: str, default_type: str | None) -> None:
+    def __init__(self, ctx: Context, kind: str, default_type: str | None, existing_type: str | None = None) -> None:
+        """``default_type`` is the type of a new object when nothing names one; ``existing_type`` the
+        type of the object being updated (used to read the query's field names and dates)."""
         request = ctx.request
         self.document: XmlDocument | None = read_xml_body(request)
         self.has_body = self.document is not None or has_body(request)
@@ -41,7 +43,7 @@ class Submission:
         self.fields: dict[str, Any] = {}
         if self.document is not None:
             self.fields.update(document_fields(self.document, kind))
-        query = fields_from_query(request.args, kind, self.xsi_type or default_type or "")
+        query = fields_from_query(request.args, kind, self.xsi_type or existing_type or "xnat:experimentData")
         custom = query.pop("fields", None)
         self.fields.update(query)
         if custom:

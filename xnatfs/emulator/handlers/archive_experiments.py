@@ -91,13 +91,13 @@ def delete_experiment(ctx: Context, experiment: str, project: str | None = None,
 
 
 def put_experiment(ctx: Context, experiment: str, project: str | None = None, subject: str | None = None) -> Response:
-    submission = Submission(ctx, "experiment", None)
     store = ctx.store
     if project is not None:
         project = _project_id(store, project)
         existing = store.find_experiment(project, experiment)
     else:
         existing = store.get_experiment(experiment)
+    submission = Submission(ctx, "experiment", None, existing.xsi_type if existing else None)
     if existing is not None:
         return update_experiment(ctx, existing, submission)
     if submission.xsi_type is None:

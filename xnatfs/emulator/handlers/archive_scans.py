@@ -61,8 +61,8 @@ def put_scan(ctx: Context, scan: str, **values: str) -> Response:
         session = _session(ctx, values)
     except HTTPError as exc:
         raise HTTPError(404, "Specified image session doesn't exist.") if "experiment" in exc.message else exc
-    submission = Submission(ctx, "scan", None)
     existing = ctx.store.get_scan(session.id, scan)
+    submission = Submission(ctx, "scan", None, existing.xsi_type if existing else "xnat:imageScanData")
     fields = submission.fields
     fields.pop("image_session_ID", None)
     if existing is None:
@@ -103,11 +103,12 @@ def get_recon(ctx: Context, recon: str, **values: str) -> Response:
 
 def put_recon(ctx: Context, recon: str, **values: str) -> Response:
     session = _session(ctx, values)
-    submission = Submission(ctx, "reconstruction", "xnat:reconstructedImageData")
+    existing = ctx.store.get_reconstruction(session.id, recon)
+    submission = Submission(ctx, "reconstruction", "xnat:reconstructedImageData",
+                            existing.xsi_type if existing else None)
     fields = submission.fields
     fields.pop("image_session_ID", None)
     submission.check_unchanged("ID", recon, 400, "ID cannot be modified")
-    existing = ctx.store.get_reconstruction(session.id, recon)
     if existing is None:
         ctx.store.create_reconstruction(session.id, recon, submission.xsi_type or "", fields)
     elif fields:
@@ -137,11 +138,11 @@ def get_assessor(ctx: Context, assessor: str, **values: str) -> Response:
 
 def put_assessor(ctx: Context, assessor: str, **values: str) -> Response:
     session = _session(ctx, values)
-    submission = Submission(ctx, "experiment", None)
     try:
-        existing = resolve.assessor(ctx.store, session, assessor)
+        existing: Experiment | None = resolve.assessor(ctx.store, session, assessor)
     except HTTPError:
         existing = None
+    submission = Submission(ctx, "experiment", None, existing.xsi_type if existing else "xnat:imageAssessorData")
     if existing is not None:
         if submission.rename == existing.label:
             submission.rename = None  # xnatpy sends label= on creation; the same label is no rename

@@ -1,0 +1,172 @@
+"""Projects over real HTTP: listings in json/csv/xml, one project as items JSON and XML, create/update/delete."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import requests
+from lxml import etree
+
+from xnatfs.emulator.server import EmulatorServer
+
+pytestmark = pytest.mark.emulator
+
+XNAT = "http://nrg.wustl.edu/xnat"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+PROJECT_COLUMNS = ["ID", "secondary_ID", "name", "description", "pi_firstname", "pi_lastname", "URI"]
+
+
+def rows(response: requests.Response) -> list[dict]:
+    assert response.status_code == 200, response.text
+    return response.json()["ResultSet"]["Result"]
+
+
+def test_project_listing_has_xnat_default_columns_all_strings(emulator: EmulatorServer,
+                                                              http: requests.Session) -> None:
+    response = http.get(f"{emulator.url}/data/projects", params={"format": "json"}, timeout=10)
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()["ResultSet"]
+    assert body["totalRecords"] == str(len(body["Result"]))
+    by_id = {row["ID"]: row for row in body["Result"]}
+    assert {"DEMO", "STUDY2"} <= set(by_id)
+    demo = by_id["DEMO"]
+    assert list(demo) == PROJECT_COLUMNS
+    assert all(isinstance(value, str) for row in body["Result"] for value in row.values())
+    assert demo["URI"] == "/data/projects/DEMO"
+    assert demo["name"] == emulator.store.get_project("DEMO").name
+    assert demo["secondary_ID"] == "Demo"
+
+
+def test_listing_is_the_same_under_archive_and_rest_prefixes(emulator: EmulatorServer,
+                                                             http: requests.Session) -> None:
+    plain = rows(http.get(f"{emulator.url}/data/projects?format=json", timeout=10))
+    for prefix in ("/data/archive", "/REST", "/REST/archive"):
+        assert rows(http.get(f"{emulator.url}{prefix}/projects?format=json", timeout=10)) == plain
+
+
+def test_project_listing_csv_and_xml_carry_the_same_rows(emulator: EmulatorServer, http: requests.Session) -> None:
+    expected = rows(http.get(f"{emulator.url}/data/projects?format=json", timeout=10))
+    as_csv = http.get(f"{emulator.url}/data/projects?format=csv", timeout=10)
+    assert as_csv.headers["Content-Type"].startswith("text/csv")
+    assert list(csv.DictReader(io.StringIO(as_csv.text))) == expected
+    as_xml = http.get(f"{emulator.url}/data/projects?format=xml", timeout=10)
+    root = etree.fromstring(as_xml.content)
+    assert root.tag == "ResultSet" and root.get("totalRecords") == str(len(expected))
+    columns = [c.text for c in root.iter("column")]
+    assert columns == PROJECT_COLUMNS
+    table = [dict(zip(columns, [c.text or "" for c in row.iter("cell")])) for row in root.iter("row")]
+    assert table == expected
+
+
+def test_columns_shortcuts_xml_paths_and_unknown_names(emulator: EmulatorServer, http: requests.Session) -> None:
+    result = rows(http.get(f"{emulator.url}/data/projects",
+                           params={"columns": "ID,xnat:projectData/name,keywords,nonsense", "format": "json"},
+                           timeout=10))
+    demo = next(r for r in result if r["ID"] == "DEMO")
+    # the xml path is named by its shortcut, the unknown name is dropped, URI is always there
+    assert demo == {"ID": "DEMO", "name": "Demo project", "keywords": "demo synthetic MR CT",
+                    "URI": "/data/projects/DEMO"}
+
+
+def test_filter_by_field_with_wildcard(emulator: EmulatorServer, http: requests.Session) -> None:
+    result = rows(http.get(f"{emulator.url}/data/projects", params={"ID": "STU*", "format": "json"}, timeout=10))
+    assert [r["ID"] for r in result] == ["STUDY2"]
+
+
+def test_one_project_as_items_json(emulator: EmulatorServer, http: requests.Session) -> None:
+    body = http.get(f"{emulator.url}/data/projects/DEMO?format=json", timeout=10).json()
+    (item,) = body["items"]
+    assert item["meta"]["xsi:type"] == "xnat:projectData" and item["meta"]["isHistory"] is False
+    assert item["data_fields"]["ID"] == "DEMO"
+    assert item["data_fields"]["description"] == emulator.store.get_project("DEMO").description
+    resources = next(c for c in item["children"] if c["field"] == "resources/resource")["items"]
+    protocols = next(r for r in resources if r["data_fields"]["label"] == "protocols")
+    resource = emulator.store.find_resource(emulator.store.get_project("DEMO"), "protocols")
+    count, size = emulator.store.file_stats(resource.id)
+    assert protocols["meta"]["xsi:type"] == "xnat:resourceCatalog"
+    assert protocols["data_fields"]["xnat_abstractresource_id"] == resource.id
+    assert (protocols["data_fields"]["file_count"], protocols["data_fields"]["file_size"]) == (count, size)
+
+
+def test_one_project_as_xml_document(emulator: EmulatorServer, http: requests.Session) -> None:
+    response = http.get(f"{emulator.url}/data/archive/projects/DEMO?format=xml", timeout=10)
+    assert response.headers["Content-Type"].startswith("text/xml")
+    assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8"')
+    root = etree.fromstring(response.content)
+    assert root.tag == f"{{{XNAT}}}Project" and root.get("ID") == "DEMO"
+    assert root.get(f"{{{XSI}}}schemaLocation").startswith(f"{XNAT} {emulator.url}/schemas/xnat/xnat.xsd")
+    assert root.findtext(f"{{{XNAT}}}name") == "Demo project"
+    assert root.find(f"{{{XNAT}}}resources/{{{XNAT}}}resource").get(f"{{{XSI}}}type") == "xnat:resourceCatalog"
+
+
+def test_unknown_project_is_404_with_xnat_message(emulator: EmulatorServer, http: requests.Session) -> None:
+    response = http.get(f"{emulator.url}/data/projects/NOPE?format=json", timeout=10)
+    assert response.status_code == 404
+    assert response.text.startswith("<html>")
+    assert "<h3>Unable to find the specified experiment.</h3>" in response.text
+
+
+def test_non_admin_cannot_create_a_project(emulator: EmulatorServer) -> None:
+    response = requests.put(f"{emulator.url}/data/projects/ALICEPROJ", auth=("alice", "alice-secret"), timeout=10)
+    assert response.status_code == 403
+    assert emulator.store.get_project("ALICEPROJ") is None
+
+
+def test_project_create_update_delete_round_trip(fresh_emulator: EmulatorServer) -> None:
+    url = f"{fresh_emulator.url}/data/projects"
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        created = s.put(f"{url}/P1", params={"name": "Project one", "secondary_ID": "P-one",
+                                             "xnat:projectData/description": "first"}, timeout=10)
+        assert created.status_code == 200 and created.text == ""
+        (row,) = rows(s.get(f"{url}?format=json", timeout=10))
+        assert row == {"ID": "P1", "secondary_ID": "P-one", "name": "Project one", "description": "first",
+                       "pi_firstname": "", "pi_lastname": "", "URI": "/data/projects/P1"}
+        updated = s.put(f"{fresh_emulator.url}/data/archive/projects/P1",
+                        params={"xsiType": "xnat:projectData", "description": "changed", "pi_lastname": "Curie",
+                                "xnat:projectData/fields/field[name=site]/field": "north"}, timeout=10)
+        assert updated.status_code == 200
+        item = s.get(f"{url}/P1?format=json", timeout=10).json()["items"][0]
+        assert item["data_fields"]["description"] == "changed"
+        children = {c["field"]: c["items"] for c in item["children"]}
+        assert children["PI"][0]["data_fields"] == {"lastname": "Curie"}
+        assert children["fields/field"][0]["data_fields"] == {"field": "north", "name": "site"}
+        assert s.get(f"{url}?columns=ID,pi_lastname&format=json", timeout=10).json()[
+            "ResultSet"]["Result"][0]["pi_lastname"] == "Curie"
+        deleted = s.delete(f"{url}/P1", params={"removeFiles": "true"}, timeout=10)
+        assert deleted.status_code == 200 and deleted.text == ""
+        assert s.get(f"{url}/P1?format=json", timeout=10).status_code == 404
+        assert s.delete(f"{url}/P1", timeout=10).status_code == 404
+
+
+def test_project_id_rules_and_conflicts(fresh_emulator: EmulatorServer) -> None:
+    url = f"{fresh_emulator.url}/data/projects"
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        bad = s.put(f"{url}/bad.id", timeout=10)
+        assert bad.status_code == 417 and "Invalid character in project ID." in bad.text
+        assert s.put(f"{url}/P1", params={"name": "Shared name"}, timeout=10).status_code == 200
+        clash = s.put(f"{url}/P2", params={"name": "Shared name"}, timeout=10)
+        assert clash.status_code == 409 and "conflicts with existing projects: P1" in clash.text
+        assert fresh_emulator.store.get_project("P2") is None
+
+
+def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer) -> None:
+    document = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>'
+                b'<xnat:Project xmlns:xnat="http://nrg.wustl.edu/xnat" ID="XMLP" secondary_ID="xml">'
+                b'<xnat:name>From XML</xnat:name><xnat:description>&secret;</xnat:description>'
+                b'<xnat:keywords>k1 k2</xnat:keywords></xnat:Project>')
+    url = f"{fresh_emulator.url}/data/projects"
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        created = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
+        assert created.status_code == 200
+        assert created.headers["Location"].endswith("/data/projects/XMLP")
+        project = fresh_emulator.store.get_project("XMLP")
+        assert (project.name, project.secondary_id, project.fields["keywords"]) == ("From XML", "xml", "k1 k2")
+        assert "root:" not in project.description  # the external entity was not resolved
+        again = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
+        assert again.status_code == 409 and "Project already exists." in again.text
+        assert s.post(url, timeout=10).status_code == 417
