@@ -1,0 +1,141 @@
+"""File names for XNAT labels: safe, reversible, unique within a directory. Pure functions.
+
+XNAT labels and file paths are text that may not be a valid file name: ``/`` and NUL cannot appear
+in one, ``.`` and ``..`` mean something else, and text that came from non-UTF-8 bytes (Python's
+``surrogateescape``) or holds lone surrogates cannot be encoded. :func:`encode_name` escapes exactly
+those characters with ``%XX`` escapes, so ordinary labels (including any non-ASCII text) keep their names:
+
+- ``/`` → ``%2F``, NUL → ``%00``; a name that is ``.`` or ``..`` → ``%2E`` / ``%2E%2E``;
+- a surrogate-escaped byte (U+DC80–U+DCFF) → ``%XX`` of that byte; any other lone surrogate →
+  ``%uXXXX``;
+- a ``%`` is escaped (``%25``) only where :func:`decode_name` would otherwise read an escape, that
+  is before two hex digits or before ``u`` and four hex digits; ``50%`` stays ``50%``.
+
+:func:`decode_name` inverts it: ``decode_name(encode_name(label)) == label`` for every string.
+
+Collisions (two objects whose names encode the same, or an empty label) are resolved by
+:func:`unique_names`: every member of a colliding group gets ``~<ID>`` appended, so a name does not
+depend on which object the server lists first.
+
+File managers and tools probe for names such as ``.Trash-1000`` or ``desktop.ini`` in every
+directory; :func:`is_probe_name` recognises them so the tree can answer without asking the server.
+
+Imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+#: Appended between a label and an ID when two entries would share a name.
+COLLISION_SEPARATOR = "~"
+
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+_UHEX4 = re.compile(r"u[0-9A-Fa-f]{4}")
+_ESCAPE = re.compile(r"%(?:u([0-9A-Fa-f]{4})|([0-9A-Fa-f]{2}))")
+
+#: Exact names probed by desktops, shells and tools (case-insensitive match).
+PROBE_NAMES = frozenset({
+    ".trash", ".ds_store", ".hidden", "desktop.ini", "autorun.inf", ".git", "__pycache__",
+    ".xdg-volume-info", ".directory", ".localized", "folder.jpg", "folder.png", ".svn", ".hg",
+    ".metadata_never_index", ".spotlight-v100", ".fseventsd", ".volumeicon.icns",
+})
+#: Name prefixes probed the same way (``.Trash-1000``, AppleDouble ``._name``).
+PROBE_PREFIXES = (".trash-", "._")
+
+
+def _needs_percent_escape(text: str, index: int) -> bool:
+    """True if the ``%`` at ``index`` would be read as an escape by :func:`decode_name`."""
+    rest = text[index + 1:index + 6]
+    return bool(_HEX2.match(rest) or _UHEX4.match(rest))
+
+
+def encode_name(label: str) -> str:
+    """``label`` as a file name (see the module docstring); the empty string stays empty."""
+    if label == ".":
+        return "%2E"
+    if label == "..":
+        return "%2E%2E"
+    out: list[str] = []
+    for i, char in enumerate(label):
+        code = ord(char)
+        if char == "/":
+            out.append("%2F")
+        elif char == "\0":
+            out.append("%00")
+        elif char == "%":
+            out.append("%25" if _needs_percent_escape(label, i) else "%")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"%{code - 0xDC00:02X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"%u{code:04X}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def decode_name(name: str) -> str:
+    """The label a file name stands for: the inverse of :func:`encode_name`.
+
+    ``%XX`` below 0x80 is that ASCII character; from 0x80 it is the surrogate-escaped byte, so a
+    label that held undecodable bytes gets them back; ``%uXXXX`` is that code point.
+    """
+    if "%" not in name:
+        return name
+
+    def unescape(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return chr(int(match.group(1), 16))
+        value = int(match.group(2), 16)
+        return chr(value) if value < 0x80 else chr(0xDC00 + value)
+
+    return _ESCAPE.sub(unescape, name)
+
+
+def unique_names(entries: Sequence[tuple[str, str]]) -> list[str]:
+    """File names for ``(label, id)`` pairs, in the same order, all distinct.
+
+    A label that encodes to a name no other entry has keeps that name. Every entry of a colliding
+    group is named ``<name>~<id>``, an entry with an empty label just ``<id>``. A generated name
+    never takes a name that some label has on its own; if it is still taken, ``~2``, ``~3`` …
+    follow, in input order.
+    """
+    encoded = [encode_name(label) for label, _ in entries]
+    counts: dict[str, int] = {}
+    for name in encoded:
+        counts[name] = counts.get(name, 0) + 1
+    names: list[str | None] = [name if name and counts[name] == 1 else None for name in encoded]
+    taken = {name for name in names if name is not None}
+    for i, ((_label, ident), name) in enumerate(zip(entries, encoded)):
+        if names[i] is not None:
+            continue
+        suffix = encode_name(ident) if ident else ""
+        base = (f"{name}{COLLISION_SEPARATOR}{suffix}" if suffix else name) if name else (suffix or "%00")
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}{COLLISION_SEPARATOR}{n}"
+        taken.add(candidate)
+        names[i] = candidate
+    return [name for name in names if name is not None]
+
+
+def is_probe_name(name: str) -> bool:
+    """True for names that desktops and tools look for in every directory (``.Trash-1000``, ``._x``)."""
+    lowered = name.lower()
+    return lowered in PROBE_NAMES or lowered.startswith(PROBE_PREFIXES)
+
+
+def split_path(path: str) -> list[str]:
+    """``/a/b/c`` → ``['a', 'b', 'c']``; ``/`` → ``[]``. Empty segments are dropped."""
+    return [part for part in path.split("/") if part]
+
+
+def join_path(parts: Iterable[str]) -> str:
+    """The inverse of :func:`split_path`: ``['a', 'b']`` → ``/a/b``."""
+    return "/" + "/".join(parts)
+
+
+__all__ = ["encode_name", "decode_name", "unique_names", "is_probe_name", "split_path", "join_path",
+           "COLLISION_SEPARATOR", "PROBE_NAMES", "PROBE_PREFIXES"]

@@ -1,0 +1,128 @@
+"""The entries of the mounted tree: what kind each is, its attributes, and its extended attributes.
+
+Independent of FUSE: :mod:`xnatfs.fuseops` turns a :class:`Stat` into the dict mfusepy wants.
+Everything here is immutable; a node is rebuilt (not changed) when the server's answer changes.
+
+Kinds (DESIGN.md §2):
+
+- ``ROOT`` — the mount point; ``COLLECTION`` — a fixed-name folder of objects or resources
+  (``projects``, ``subjects``, ``experiments``, ``scans``, ``assessors``, ``reconstructions``,
+  ``resources``);
+- ``OBJECT`` — one XNAT object (named by ID or label); ``RESOURCE`` — one resource (by label);
+  ``FOLDER`` — a sub-folder of a resource's file paths;
+- ``FILE`` — a file stored on the server; ``DOCUMENT`` — ``xnat.json`` / ``xnat.xml`` of an object.
+
+All entries are read-only: directories ``0555``, files ``0444``.
+
+Imports the standard library and :mod:`xnatfs.vfs.records` only.
+"""
+
+from __future__ import annotations
+
+import enum
+import stat as _stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from xnatfs.vfs.records import FileInfo, ResourceInfo, XObject
+
+DIR_MODE = _stat.S_IFDIR | 0o555
+FILE_MODE = _stat.S_IFREG | 0o444
+
+#: Extended attribute names (Linux ``user.`` namespace, readable with ``getfattr -d``).
+XATTR_ID = "user.xnat.id"
+XATTR_XSITYPE = "user.xnat.xsitype"
+XATTR_URI = "user.xnat.uri"
+XATTR_MD5 = "user.xnat.md5"
+
+#: The per-object documents and the collection folder names.
+JSON_DOCUMENT = "xnat.json"
+XML_DOCUMENT = "xnat.xml"
+
+
+class NodeKind(enum.Enum):
+    ROOT = "root"
+    COLLECTION = "collection"
+    OBJECT = "object"
+    RESOURCE = "resource"
+    FOLDER = "folder"
+    FILE = "file"
+    DOCUMENT = "document"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """The attributes ``stat`` reports: type and permissions, size in bytes, modification time."""
+
+    mode: int
+    size: int = 0
+    mtime: float = 0.0
+
+    @property
+    def is_dir(self) -> bool:
+        return _stat.S_ISDIR(self.mode)
+
+    @property
+    def nlink(self) -> int:
+        return 2 if self.is_dir else 1
+
+
+def dir_stat(mtime: float) -> Stat:
+    return Stat(DIR_MODE, 0, mtime)
+
+
+def file_stat(size: int, mtime: float) -> Stat:
+    return Stat(FILE_MODE, size, mtime)
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One entry of the tree.
+
+    ``obj`` is the XNAT object the entry belongs to (the object itself for ``OBJECT``, the owner for
+    a collection, resource, folder or document); ``resource``/``file`` are set for entries inside a
+    resource; ``collection`` names what a ``COLLECTION`` holds (an object kind, or ``resources``);
+    ``folder`` is a ``FOLDER``'s path inside its resource; ``document`` is ``json`` or ``xml``.
+    """
+
+    kind: NodeKind
+    path: str
+    stat: Stat
+    xattrs: Mapping[str, str] = field(default_factory=dict)
+    obj: XObject | None = None
+    resource: ResourceInfo | None = None
+    file: FileInfo | None = None
+    collection: str = ""
+    folder: str = ""
+    document: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def is_dir(self) -> bool:
+        return self.stat.is_dir
+
+    def __repr__(self) -> str:
+        return f"Node({self.kind.value}, {self.path!r}, size={self.stat.size})"
+
+
+def object_xattrs(obj: XObject) -> dict[str, str]:
+    return {XATTR_ID: obj.id, XATTR_XSITYPE: obj.xsi_type, XATTR_URI: obj.uri}
+
+
+def resource_xattrs(resource: ResourceInfo) -> dict[str, str]:
+    return {XATTR_ID: resource.id, XATTR_XSITYPE: resource.xsi_type, XATTR_URI: resource.uri}
+
+
+def file_xattrs(info: FileInfo) -> dict[str, str]:
+    attrs = {XATTR_URI: info.uri}
+    if info.md5:
+        attrs[XATTR_MD5] = info.md5
+    return attrs
+
+
+__all__ = ["NodeKind", "Stat", "Node", "dir_stat", "file_stat", "object_xattrs", "resource_xattrs",
+           "file_xattrs", "DIR_MODE", "FILE_MODE", "XATTR_ID", "XATTR_XSITYPE", "XATTR_URI", "XATTR_MD5",
+           "JSON_DOCUMENT", "XML_DOCUMENT"]

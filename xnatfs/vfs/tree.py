@@ -1,0 +1,417 @@
+"""Path → node over a :class:`~xnatfs.vfs.records.MetadataSource`: the layout of DESIGN.md §2.
+
+::
+
+    /projects/<ID>/{xnat.json, xnat.xml, resources/, subjects/}
+      subjects/<label>/{xnat.json, xnat.xml, resources/, experiments/}
+        experiments/<label>/{xnat.json, xnat.xml, resources/, scans/, assessors/, reconstructions/}
+          scans/<ID>/{xnat.json, xnat.xml, resources/}
+          assessors/<label>/… reconstructions/<ID>/…
+    …/resources/<label>/<file path, sub-folders kept>
+
+How it stays cheap (issue 6 item 4):
+
+- A directory is listed from at most one source call that is not already cached, and the nodes of a
+  listing carry their final attributes, so ``stat`` of its entries costs nothing. The exception is
+  a document's size, which needs that document: ``xnat.json`` of a project or subject (its
+  document also lists its resources and experiments, so it is fetched anyway when one descends) and
+  ``xnat.xml`` (one request each, prefetched, see below).
+- One request describes a whole level: a subject's document nests its experiments with their scans,
+  assessors, reconstructions and resources, and one merged file listing per session gives the files
+  of all its resources.
+- Listings derived from source records are memoised by the identity of those records: while the
+  source keeps a record cached, the listing is reused; when the record is reloaded, the listing is
+  rebuilt. The source's TTL is therefore the only clock.
+- After a collection (``subjects/``, ``experiments/``, …) is listed, what its children will need is
+  prefetched in parallel by a small bounded thread pool (at most ``prefetch_limit`` children per
+  listing; a bigger directory is not prefetched, so opening it in a file manager stays cheap).
+- Names that desktops probe in every directory (``.Trash-1000``, ``.DS_Store`` …) are answered with
+  ENOENT without a request, unless the listing that would hold them is already in memory.
+
+Nothing here writes; the root is a table of top-level folders so that ``import/`` and
+``prearchive/`` can be added as further entries.
+
+Thread-safe: the memo is a locked TTL cache, the source is thread-safe, the pool is bounded.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from xnatfs.cache.ttl import TTLCache
+from xnatfs.errors import NotFound, XNATError
+from xnatfs.vfs.documents import object_json
+from xnatfs.vfs.naming import is_probe_name, join_path, split_path, unique_names
+from xnatfs.vfs.nodes import (
+    JSON_DOCUMENT,
+    XML_DOCUMENT,
+    Node,
+    NodeKind,
+    dir_stat,
+    file_stat,
+    file_xattrs,
+    object_xattrs,
+    resource_xattrs,
+)
+from xnatfs.vfs.records import (
+    ASSESSOR,
+    EXPERIMENT,
+    PROJECT,
+    RECONSTRUCTION,
+    SCAN,
+    SUBJECT,
+    FileInfo,
+    MetadataSource,
+    ResourceInfo,
+    XObject,
+)
+
+log = logging.getLogger(__name__)
+
+RESOURCES = "resources"
+#: collection folder name → the object kind it holds
+COLLECTION_KINDS = {"projects": PROJECT, "subjects": SUBJECT, "experiments": EXPERIMENT, "scans": SCAN,
+                    "assessors": ASSESSOR, "reconstructions": RECONSTRUCTION}
+#: object kind → the collection folders inside such an object (after xnat.json, xnat.xml)
+OBJECT_FOLDERS = {
+    PROJECT: (RESOURCES, "subjects"),
+    SUBJECT: (RESOURCES, "experiments"),
+    EXPERIMENT: (RESOURCES, "scans", "assessors", "reconstructions"),
+    SCAN: (RESOURCES,),
+    ASSESSOR: (RESOURCES,),
+    RECONSTRUCTION: (RESOURCES,),
+}
+#: object kinds named by ID rather than label in their collection folder
+NAMED_BY_ID = frozenset({PROJECT, SCAN, RECONSTRUCTION})
+#: the top-level folders of the mount
+TOP_LEVEL = ("projects",)
+
+
+@dataclass(frozen=True)
+class TreeSettings:
+    """Memo size and TTL (seconds; match the source's), and the prefetch pool's bounds."""
+
+    ttl: float = 60.0
+    maxsize: int = 20_000
+    prefetch_workers: int = 4
+    prefetch_limit: int = 256
+    prefetch_documents: bool = True
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A directory's entries (name → node), derived from ``inputs`` (records compared by identity)."""
+
+    inputs: tuple[Any, ...]
+    entries: Mapping[str, Node]
+    #: for a resource: every folder of its file tree, by folder path ("" is the resource itself)
+    folders: Mapping[str, Mapping[str, Node]] | None = None
+
+
+class VirtualTree:
+    """Resolves mount paths to :class:`Node` objects and lists directories (see module docstring)."""
+
+    def __init__(self, source: MetadataSource, settings: TreeSettings | None = None, *,
+                 mount_time: float | None = None) -> None:
+        self.source = source
+        self.settings = settings or TreeSettings()
+        self.mount_time = time.time() if mount_time is None else mount_time
+        self._memo = TTLCache(self.settings.maxsize, self.settings.ttl)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._queued = threading.BoundedSemaphore(max(1, 4 * self.settings.prefetch_limit))
+        self._closed = False
+        self.root = Node(NodeKind.ROOT, "/", dir_stat(self.mount_time))
+
+    def close(self) -> None:
+        """Stop prefetching (queued work is dropped; running requests finish within their timeout)."""
+        self._closed = True
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Node:
+        """The node at ``path`` (a document with its true size); :class:`NotFound` if there is none."""
+        parts = split_path(path)
+        if parts and is_probe_name(parts[-1]):
+            return self._lookup_probe(parts)
+        node = self.root
+        for name in parts:
+            node = self._child(node, name)
+        if node.kind is NodeKind.DOCUMENT:
+            node = self._sized_document(node)
+        return node
+
+    def listdir(self, path: str) -> list[Node]:
+        """The entries of the directory at ``path``, in a stable order (documents have no size yet)."""
+        node = self.lookup(path)
+        if not node.is_dir:
+            raise NotADirectory(path)
+        return list(self._listing(node).values())
+
+    def document_bytes(self, node: Node) -> bytes:
+        """The content of an ``xnat.json`` / ``xnat.xml`` node."""
+        if node.kind is not NodeKind.DOCUMENT or node.obj is None:
+            raise ValueError(f"not a document: {node.path}")
+        if node.document == "json":
+            return object_json(self._complete(node.obj))
+        return self.source.document(node.obj, "xml")
+
+    # -- resolution -------------------------------------------------------------------------------
+
+    def _child(self, node: Node, name: str) -> Node:
+        if not node.is_dir:
+            raise NotFound(f"Not a directory: {node.path}")
+        child = self._listing(node).get(name)
+        if child is None:
+            raise NotFound(f"No such entry: {join_path([*split_path(node.path), name])}")
+        return child
+
+    def _lookup_probe(self, parts: list[str]) -> Node:
+        """A probe name: answered from memory only (static folders and memoised listings)."""
+        node = self.root
+        for name in parts:
+            entries = self._static_entries(node)
+            if entries is None:
+                memo = self._memo.get(self._memo_key(node))
+                entries = None if memo is None else self._entries_of(memo, node)
+            child = None if entries is None else entries.get(name)
+            if child is None:
+                raise NotFound(f"No such entry (probe): {join_path(parts)}")
+            node = child
+        return node
+
+    def _memo_key(self, node: Node) -> str:
+        if node.kind is NodeKind.FOLDER:
+            return _resource_path(node)
+        return node.path
+
+    @staticmethod
+    def _entries_of(memo: _Listing, node: Node) -> Mapping[str, Node] | None:
+        if node.kind is NodeKind.FOLDER:
+            return (memo.folders or {}).get(node.folder)
+        return memo.entries
+
+    def _listing(self, node: Node) -> Mapping[str, Node]:
+        static = self._static_entries(node)
+        if static is not None:
+            return static
+        key = self._memo_key(node)
+        owner = node
+        if node.kind is NodeKind.FOLDER:
+            owner = self.lookup(key)
+        inputs = self._inputs(owner)
+        memo = self._memo.get(key)
+        if memo is None or len(memo.inputs) != len(inputs) or any(a is not b for a, b in zip(memo.inputs, inputs)):
+            memo = self._build(owner, inputs)
+            self._memo.set(key, memo)
+            self._prefetch_children(owner, memo)
+        entries = self._entries_of(memo, node)
+        if entries is None:
+            raise NotFound(f"No such folder: {node.path}")
+        return entries
+
+    # -- static folders (no request) ---------------------------------------------------------------
+
+    def _static_entries(self, node: Node) -> Mapping[str, Node] | None:
+        """Entries of the root and of object folders, which are fixed by the layout; None otherwise."""
+        if node.kind is NodeKind.ROOT:
+            return {name: Node(NodeKind.COLLECTION, f"/{name}", dir_stat(self.mount_time), collection=name)
+                    for name in TOP_LEVEL}
+        if node.kind is not NodeKind.OBJECT or node.obj is None:
+            return None
+        obj = node.obj
+        mtime = self._mtime(obj)
+        entries: dict[str, Node] = {}
+        for name, document in ((JSON_DOCUMENT, "json"), (XML_DOCUMENT, "xml")):
+            entries[name] = Node(NodeKind.DOCUMENT, f"{node.path}/{name}", file_stat(0, mtime), obj=obj,
+                                 document=document)
+        for name in OBJECT_FOLDERS[obj.kind]:
+            entries[name] = Node(NodeKind.COLLECTION, f"{node.path}/{name}", dir_stat(mtime),
+                                 {"user.xnat.uri": f"{obj.uri}/{name}"}, obj=obj, collection=name)
+        return entries
+
+    # -- listings from records -------------------------------------------------------------------
+
+    def _inputs(self, node: Node) -> tuple[Any, ...]:
+        """The source records a listing is derived from (each one cached call, or one request)."""
+        source = self.source
+        if node.kind is NodeKind.COLLECTION:
+            owner = node.obj
+            if node.collection == "projects":
+                return (source.projects(),)
+            assert owner is not None
+            if node.collection == RESOURCES:
+                return (self._complete(owner),)
+            if node.collection == "subjects":
+                return (source.subjects(owner),)
+            if node.collection == "experiments":
+                subject = source.subject(owner)
+                if subject.children_of(EXPERIMENT) is None:
+                    return (subject, source.experiments(owner))
+                return (subject,)
+            return (self._complete(owner),)
+        if node.kind is NodeKind.RESOURCE:
+            assert node.resource is not None
+            return (source.files(node.resource.scope_uri),)
+        raise NotFound(f"Not a directory: {node.path}")
+
+    def _build(self, node: Node, inputs: tuple[Any, ...]) -> _Listing:
+        if node.kind is NodeKind.RESOURCE:
+            return self._build_resource(node, inputs)
+        if node.collection == RESOURCES:
+            owner = inputs[0]
+            resources = owner.resources or ()
+            names = unique_names([(r.label or r.id, r.id) for r in resources])
+            mtime = self._mtime(owner)
+            entries = {name: Node(NodeKind.RESOURCE, f"{node.path}/{name}", dir_stat(mtime), resource_xattrs(r),
+                                  obj=owner, resource=r) for name, r in zip(names, resources)}
+            return _Listing(inputs, entries)
+        kind = COLLECTION_KINDS[node.collection]
+        objects = self._collection_objects(node, kind, inputs)
+        by_id = kind in NAMED_BY_ID
+        names = unique_names([((o.id if by_id else o.label) or o.id, o.id) for o in objects])
+        entries = {name: Node(NodeKind.OBJECT, f"{node.path}/{name}", dir_stat(self._mtime(o)),
+                              object_xattrs(o), obj=o) for name, o in zip(names, objects)}
+        return _Listing(inputs, entries)
+
+    @staticmethod
+    def _collection_objects(node: Node, kind: str, inputs: tuple[Any, ...]) -> Sequence[XObject]:
+        if node.collection in ("projects", "subjects"):
+            return inputs[0]
+        if node.collection == "experiments":
+            nested = inputs[0].children_of(EXPERIMENT)
+            return nested if nested is not None else inputs[1]
+        return inputs[0].children_of(kind) or ()
+
+    def _build_resource(self, node: Node, inputs: tuple[Any, ...]) -> _Listing:
+        """The whole file tree of one resource: folder path → entries, sub-folders first."""
+        resource = node.resource
+        assert resource is not None
+        files: Sequence[FileInfo] = [f for f in inputs[0] if f.resource_id == resource.id]
+        mtime = node.stat.mtime
+        tree: dict[tuple[str, ...], tuple[dict[str, Any], list[FileInfo]]] = {(): ({}, [])}
+        for info in files:
+            parts = tuple(p for p in info.relpath.split("/") if p)
+            if not parts:
+                continue
+            for depth in range(1, len(parts)):
+                folder = parts[:depth]
+                if folder not in tree:
+                    tree[folder] = ({}, [])
+                    tree[folder[:-1]][0][folder[-1]] = folder
+            tree[parts[:-1]][1].append(info)
+        folders: dict[str, dict[str, Node]] = {}
+        encoded: dict[tuple[str, ...], str] = {(): ""}
+        for folder in sorted(tree, key=len):
+            subfolders, folder_files = tree[folder]
+            sub_items = sorted(subfolders)
+            labels = [(name, "folder") for name in sub_items] + [(f.relpath.rsplit("/", 1)[-1], "file")
+                                                                 for f in folder_files]
+            names = unique_names(labels)
+            prefix = encoded[folder]
+            base = node.path + (f"/{prefix}" if prefix else "")
+            entries: dict[str, Node] = {}
+            for name, sub in zip(names, sub_items):
+                child = (*folder, sub)
+                encoded[child] = f"{prefix}/{name}" if prefix else name
+                entries[name] = Node(NodeKind.FOLDER, f"{base}/{name}", dir_stat(mtime), obj=node.obj,
+                                     resource=resource, folder=encoded[child])
+            for name, info in zip(names[len(sub_items):], folder_files):
+                entries[name] = Node(NodeKind.FILE, f"{base}/{name}", file_stat(info.size, mtime), file_xattrs(info),
+                                     obj=node.obj, resource=resource, file=info)
+            folders[prefix] = entries
+        return _Listing(inputs, folders[""], folders)
+
+    # -- documents and records ----------------------------------------------------------------------
+
+    def _complete(self, obj: XObject) -> XObject:
+        """The object's record with fields, resources and children (a request if not cached)."""
+        if obj.kind == PROJECT:
+            return self.source.project(obj)
+        if obj.kind == SUBJECT:
+            return self.source.subject(obj)
+        if obj.is_complete:
+            return obj
+        if obj.kind == EXPERIMENT:
+            return self.source.experiment(obj)
+        raise NotFound(f"No document for {obj.kind} {obj.id}")
+
+    def _sized_document(self, node: Node) -> Node:
+        data = self.document_bytes(node)
+        return Node(NodeKind.DOCUMENT, node.path, file_stat(len(data), node.stat.mtime), node.xattrs,
+                    obj=node.obj, document=node.document)
+
+    def _mtime(self, obj: XObject) -> float:
+        return obj.mtime if obj.mtime is not None else self.mount_time
+
+    # -- prefetch ---------------------------------------------------------------------------------
+
+    def _prefetch_children(self, node: Node, memo: _Listing) -> None:
+        """Warm what the objects of a fresh collection listing will need next (bounded, best effort)."""
+        if node.kind is not NodeKind.COLLECTION or node.collection == RESOURCES or self._closed:
+            return
+        objects = [n.obj for n in memo.entries.values() if n.obj is not None]
+        if not objects or len(objects) > self.settings.prefetch_limit or self.settings.prefetch_workers <= 0:
+            return
+        for obj in objects:
+            self._submit(self._warm, obj)
+            if self.settings.prefetch_documents:
+                self._submit(self.source.document, obj, "xml")
+
+    def _warm(self, obj: XObject) -> None:
+        source = self.source
+        if obj.kind == PROJECT:
+            source.project(obj)
+            source.subjects(obj)
+        elif obj.kind == SUBJECT:
+            subject = source.subject(obj)
+            if subject.children_of(EXPERIMENT) is None:
+                source.experiments(obj)
+        elif obj.kind == EXPERIMENT:
+            complete = self._complete(obj)
+            source.files(complete.scope_uri or complete.uri)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self._queued.acquire(blocking=False):
+            return
+        with self._pool_lock:
+            if self._closed:
+                self._queued.release()
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.settings.prefetch_workers, thread_name_prefix="xnatfs-prefetch")
+            future = self._pool.submit(_quietly, fn, *args)
+        future.add_done_callback(lambda _f: self._queued.release())
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    """Run a prefetch; a failure is the foreground request's to report, so it is only debug-logged."""
+    try:
+        fn(*args)
+    except XNATError as exc:
+        log.debug("prefetch %s failed: %s", getattr(fn, "__name__", fn), exc)
+
+
+def _resource_path(node: Node) -> str:
+    """The path of the resource a FOLDER node lies in."""
+    return node.path[: len(node.path) - len(node.folder) - 1]
+
+
+class NotADirectory(XNATError):
+    """listdir() on a file."""
+
+    errno = _errno.ENOTDIR
+
+
+__all__ = ["VirtualTree", "TreeSettings", "NotADirectory", "TOP_LEVEL", "COLLECTION_KINDS", "OBJECT_FOLDERS"]
