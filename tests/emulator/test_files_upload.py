@@ -195,6 +195,30 @@ def test_traversal_in_url_path_is_refused_and_nothing_is_written(site: SimpleNam
     assert site.http.get(f"{site.base}", timeout=10).json()["ResultSet"]["Result"] == []
 
 
+def test_chunked_body_and_xnatpy_upload_dir_tarball(site: SimpleNamespace, tmp_path: Path) -> None:
+    def body() -> Iterator[bytes]:  # no length: requests sends Transfer-Encoding: chunked
+        for i in range(8):
+            yield bytes([i]) * 100_000
+
+    response = site.http.put(f"{site.base}/C/files/chunked.bin", data=body(), timeout=10,
+                             headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert_round_trip(site, "C", "chunked.bin", b"".join(body()))
+    # xnatpy's upload_dir: tar.add(directory, "") then PUT upload.tar.gz?extract=true
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_bytes(b"a")
+    (tmp_path / "sub" / "b.txt").write_bytes(b"b")
+    buffer = io.BytesIO()
+    with tarfile.open(mode="w:gz", fileobj=buffer) as tf:
+        tf.add(tmp_path, "")
+    response = site.http.put(f"{site.base}/DIR/files/upload.tar.gz", data=buffer.getvalue(), timeout=10,
+                             params={"extract": "true", "overwrite": "true"},
+                             headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200
+    assert set(rows_by_path(site, "DIR")) == {"a.txt", "sub/b.txt"}
+
+
 def test_delete_file_and_folder(site: SimpleNamespace) -> None:
     for path in ("keep.txt", "dir/a.txt", "dir/sub/b.txt"):
         assert site.http.put(f"{site.base}/D/files/{path}", data=path.encode(), timeout=10).status_code == 200

@@ -176,5 +176,7 @@ def test_delete_resource_removes_its_files(fresh_emulator: EmulatorServer) -> No
         assert http.get(f"{fresh_emulator.url}/data/projects/P/resources", timeout=10).json()[
             "ResultSet"]["Result"] == []
         assert http.get(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 404
+        # XNAT's CatalogResource.handleDelete returns without a status when nothing matched: 200
+        assert http.delete(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 200
     assert not row.disk_path.exists()
     assert store.get_resource(resource.id) is None

@@ -72,5 +72,5 @@ def send_file(ctx: Context, row: FileRow) -> Response:
         handle.close()
         raise HTTPError(416, "Requested Range Not Satisfiable",
                         {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from exc
-    del response.headers["Date"]  # make_conditional adds one; the HTTP server sends its own
+    response.headers.pop("Date", None)  # make_conditional adds one; the HTTP server sends its own
     return response
