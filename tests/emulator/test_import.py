@@ -96,7 +96,8 @@ def test_zip_to_prearchive_lists_and_downloads_byte_for_byte(site: SimpleNamespa
     assert uri.startswith("/data/prearchive/projects/P1/") and uri.endswith("/SESS_A")
     [row] = prearchive_rows(site, "P1")
     assert row["url"] == uri[len("/data"):]
-    assert (row["subject"], row["name"], row["folderName"], row["status"]) == ("Doe^Jane", "SESS_A", "SESS_A", "READY")
+    assert (row["subject"], row["name"], row["folderName"]) == ("Doe^Jane", "SESS_A", "SESS_A")
+    assert row["status"] == "READY"
     assert row["scan_date"] == "2024-01-02 09:30:00.0" and row["scan_time"] == "09:30:00"
     assert row["tag"] == make_uid("pre1", "study")
     scans = site.http.get(f"{site.url}{uri}/scans", params={"format": "json"}, timeout=10).json()
@@ -130,7 +131,8 @@ def test_pydicom_test_files_duplicates_kept_once_and_two_studies_two_sessions(si
     assert set(rows) == {"4MR1", "1CT1"}
     assert rows["4MR1"]["subject"] == "CompressedSamples^MR1" and rows["4MR1"]["scan_date"].startswith("2004-08-26")
     mr_uri = next(u for u in uris if u.endswith("/4MR1"))
-    files = site.http.get(f"{site.url}{mr_uri}/scans/1/resources/DICOM/files", timeout=10).json()["ResultSet"]["Result"]
+    listing = site.http.get(f"{site.url}{mr_uri}/scans/1/resources/DICOM/files", timeout=10)
+    files = listing.json()["ResultSet"]["Result"]
     assert [f["Name"] for f in files] == ["MR_small.dcm"]  # the first copy of the instance wins
     assert site.http.get(site.url + files[0]["URI"], timeout=10).content == pydicom_file("MR_small.dcm")
     ct_uri = next(u for u in uris if u.endswith("/1CT1"))
@@ -296,6 +298,15 @@ def test_existing_archive_session_without_overwrite_is_409_and_changes_nothing(s
     again = post_import(site, GOOD_ZIP, dest="/archive/projects/P1")
     assert again.status_code == 409 and "<h3>Session already exists, retry with overwrite enabled</h3>" in again.text
     assert snapshot(site.server) == before
+
+
+def test_two_studies_onto_one_archive_label_roll_back_the_first(site: SimpleNamespace) -> None:
+    both = {**study_files("twoA", series=((1, "A", "MR", 2),)), **study_files("twoB", series=((1, "B", "MR", 2),))}
+    before = snapshot(site.server)
+    response = post_import(site, make_zip(both), dest="/archive/projects/P1", session="SAME")
+    assert response.status_code == 409 and "Session already exists, retry with overwrite enabled" in response.text
+    assert snapshot(site.server) == before and site.store.find_experiment("P1", "SAME") is None
+    assert list(site.store.tmp_dir.iterdir()) == []
 
 
 def test_multipart_refusals(site: SimpleNamespace) -> None:

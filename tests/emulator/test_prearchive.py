@@ -27,7 +27,8 @@ def study_zip(tag: str, patient_id: str = "SESS", series: tuple[int, ...] = (1, 
     entries = {}
     for number in series:
         for index, data in enumerate(make_series(
-                study_uid=make_uid(tag), series_uid=make_uid(tag, str(number)), frame_of_reference_uid=make_uid(tag, "f"),
+                study_uid=make_uid(tag), series_uid=make_uid(tag, str(number)),
+                frame_of_reference_uid=make_uid(tag, "f"),
                 patient_name="Pat^Ient", patient_id=patient_id, modality="CT" if number == 9 else "MR",
                 series_number=number, series_description=f"S{number}", study_date="20230405", study_time="120000",
                 rows=8, columns=8, slices=2), 1):
@@ -124,7 +125,8 @@ def test_one_session_formats_and_sub_resources(site: SimpleNamespace) -> None:
 def test_session_post_actions_and_delete(site: SimpleNamespace) -> None:
     uri = upload(site, "act")
     commit = site.http.post(site.url + uri, params={"action": "commit"}, timeout=10)
-    assert commit.status_code == 200 and commit.text == uri and commit.headers["Content-Type"].startswith("text/uri-list")
+    assert commit.status_code == 200 and commit.text == uri
+    assert commit.headers["Content-Type"].startswith("text/uri-list")
     none = site.http.post(site.url + uri, timeout=10)
     assert none.status_code == 400 and "No action parameter was specified" in none.text
     odd = site.http.post(site.url + uri, params={"action": "dance"}, timeout=10)
@@ -133,6 +135,11 @@ def test_session_post_actions_and_delete(site: SimpleNamespace) -> None:
     assert rows(site)[0]["status"] == "ERROR"
     assert site.http.post(site.url + uri, params={"action": "reset-status"}, timeout=10).status_code == 200
     assert rows(site)[0]["status"] == "READY"
+    moved = site.http.post(site.url + uri, params={"action": "move", "newProject": "P2"}, timeout=10,
+                           allow_redirects=False)
+    assert moved.status_code == 301 and moved.text == uri.replace("/P1/", "/P2/")
+    uri = moved.text
+    assert [(r["project"], r["status"]) for r in rows(site)] == [("P2", "READY")]
     folder = site.server.data_dir / "prearchive" / uri.split("/projects/")[1]
     assert folder.is_dir()
     assert site.http.delete(site.url + uri, timeout=10).status_code == 200

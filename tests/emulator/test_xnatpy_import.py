@@ -8,6 +8,7 @@ from typing import Iterator
 
 import pytest
 import xnat
+from xnat.session import XNATSession
 
 from xnatfs.emulator.dicomgen import make_series, make_uid, make_zip
 from xnatfs.emulator.server import EmulatorServer
@@ -19,7 +20,8 @@ def write_study(path: Path, tag: str, patient_id: str) -> dict[str, bytes]:
     entries = {}
     for number, description in ((2, "T1w"), (4, "FLAIR")):
         for index, data in enumerate(make_series(
-                study_uid=make_uid(tag), series_uid=make_uid(tag, str(number)), frame_of_reference_uid=make_uid(tag, "f"),
+                study_uid=make_uid(tag), series_uid=make_uid(tag, str(number)),
+                frame_of_reference_uid=make_uid(tag, "f"),
                 patient_name="Py^Xnat", patient_id=patient_id, modality="MR", series_number=number,
                 series_description=description, study_date="20220303", study_time="081500", rows=8, columns=8,
                 slices=3), 1):
@@ -29,7 +31,7 @@ def write_study(path: Path, tag: str, patient_id: str) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def connection(fresh_emulator: EmulatorServer) -> Iterator[xnat.session.XNATSession]:
+def connection(fresh_emulator: EmulatorServer) -> Iterator[XNATSession]:
     fresh_emulator.store.create_project("PY1")
     fresh_emulator.store.create_project("PY2")
     session = xnat.connect(fresh_emulator.url, user="admin", password="admin", loglevel="ERROR")
@@ -37,7 +39,7 @@ def connection(fresh_emulator: EmulatorServer) -> Iterator[xnat.session.XNATSess
     session.disconnect()
 
 
-def test_import_list_browse_download_move_rebuild_archive(connection, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_list_browse_download_move_rebuild_archive(connection: XNATSession, tmp_path: Path) -> None:
     entries = write_study(tmp_path / "study.zip", "xp1", "XP_SESSION")
     imported = connection.services.import_(tmp_path / "study.zip", project="PY1", subject="XP_SUBJ",
                                            experiment="XP_EXP")
@@ -69,7 +71,7 @@ def test_import_list_browse_download_move_rebuild_archive(connection, tmp_path: 
     assert downloaded.read_bytes() == entries["xp1/4/slice1.dcm"]
 
 
-def test_import_to_archive_and_delete_from_prearchive(connection, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_to_archive_and_delete_from_prearchive(connection: XNATSession, tmp_path: Path) -> None:
     entries = write_study(tmp_path / "a.zip", "xp2", "XP_A")
     experiment = connection.services.import_(tmp_path / "a.zip", project="PY1", subject="S_A", experiment="E_A",
                                              destination="/archive")

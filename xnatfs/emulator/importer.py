@@ -13,7 +13,8 @@ How an upload becomes sessions (XNAT's GradualDicomImporter + DicomZipImporter r
 - session label: `session` / dest / `EXPT_LABEL`, else PatientID, else "dicom_upload";
   labels are cleaned as XNAT's `cleanValue` does (space and punctuation → "_"), so never a path;
 - prearchive: one session per study at a fresh timestamp, or — as XNAT does — added to the existing
-  prearchive session with the same project, StudyInstanceUID and name;
+  prearchive session with the same project, StudyInstanceUID and name (unless an operation holds it);
+  a `dest=/prearchive/projects/P/TS/F` names only the project (TS and F are not reused);
 - archive (`dest=/archive…`): straight into the Store, never through the prearchive; the project must
   exist (XNAT would leave the data in "Unassigned" and fail; we refuse with 400 and keep nothing).
 
@@ -35,10 +36,10 @@ from typing import BinaryIO, Mapping
 
 from xnatfs.emulator.dicomheaders import Series, Study, group_studies
 from xnatfs.emulator.dicomzip import ArchiveError, open_archive
-from xnatfs.emulator.prearchive import (UNASSIGNED, PrearcSession, Prearchive, SessionDocument, files_under,
+from xnatfs.emulator.prearchive import (BUSY, UNASSIGNED, PrearcSession, Prearchive, SessionDocument, files_under,
                                         read_document, read_header)
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import CHUNK, Conflict, Experiment, Invalid, Store
+from xnatfs.emulator.store import CHUNK, Conflict, Experiment, Invalid, Scan, Store, Subject
 
 MAX_EXPANDED_BYTES = 64 * 1024 ** 3  # refuse archives that expand beyond this (zip bombs)
 PRE_EXISTS = "Session already exists, retry with overwrite enabled"
@@ -57,49 +58,21 @@ def clean_label(value: str) -> str:
 
 @dataclass(frozen=True)
 class Destination:
+    """The `dest` parameter: prearchive or archive, and the names it carries."""
     archive: bool
     project: str | None = None
     subject: str | None = None
     label: str | None = None
 
 
-def parse_destination(dest: str | None) -> Destination | None:
-    """`/prearchive[/projects/P[/TS[/F]]]` or `/archive[/projects/P[/subjects/S[/experiments/E]]]`."""
-    if not dest:
-        return None
-    parts = [p for p in dest.split("/") if p]
-    if parts[:1] in (["data"], ["REST"]):
-        parts = parts[1:]
-    if not parts or parts[0] not in ("prearchive", "archive") or (len(parts) > 1 and parts[1] != "projects"):
-        raise HTTPError(400, "Parameter dest format error")
-    if parts[0] == "prearchive":
-        if len(parts) == 2 or len(parts) > 5:
-            raise HTTPError(400, "Parameter dest format error")
-        return Destination(False, parts[2] if len(parts) > 2 else None)
-    names = dict(zip(parts[1::2], parts[2::2]))
-    if len(parts) == 2 or len(parts) % 2 == 0 or set(names) - {"projects", "subjects", "experiments"}:
-        raise HTTPError(400, "Parameter dest format error")
-    return Destination(True, names.get("projects"), names.get("subjects"), names.get("experiments"))
-
-
-def overwrite_mode(value: str | None) -> str:
-    """XNAT's overwrite parameter: none (default), append, delete (`override` is an old name for it)."""
-    mode = (value or "none").lower()
-    if mode == "override":
-        return "delete"
-    if mode not in ("none", "append", "delete"):
-        raise HTTPError(400, "Overwrite flag was not set to a valid option. ('append' or 'delete')")
-    return mode
-
-
 @dataclass
 class ImportOptions:
-    """The import service's parameters, with XNAT's precedence: lower-case alias > dest > upper case."""
+    """The import service's parameters (parsed from the request by the services handler)."""
     destination: Destination | None
     project: str | None
     subject: str | None
     label: str | None
-    overwrite: str = "none"
+    overwrite: str = "none"  # none, append or delete
     overwrite_files: bool = False
     ignore_unparsable: bool = False
     visit: str = ""
@@ -107,19 +80,6 @@ class ImportOptions:
     source: str = ""
     prevent_anon: str = "false"
     prevent_auto_commit: str = "false"
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> ImportOptions:
-        dest = parse_destination(params.get("dest"))
-        def pick(alias: str, upper: str, from_dest: str | None) -> str | None:
-            return params.get(alias) or from_dest or params.get(upper) or None
-        return cls(dest, pick("project", "PROJECT_ID", dest.project if dest else None),
-                   pick("subject", "SUBJECT_ID", dest.subject if dest else None),
-                   pick("session", "EXPT_LABEL", dest.label if dest else None),
-                   overwrite_mode(params.get("overwrite")), _true(params.get("overwrite_files")),
-                   _true(params.get("Ignore-Unparsable")), params.get("VISIT", ""), params.get("SUBTYPE", ""),
-                   params.get("SOURCE", ""), str(_true(params.get("prevent_anon"))).lower(),
-                   str(_true(params.get("prevent_auto_commit"))).lower())
 
 
 @dataclass(frozen=True)
@@ -218,7 +178,7 @@ def _commit_prearchive(prearchive: Prearchive, folders: list[Path], plans: list[
             for folder, plan in zip(folders, plans):
                 project = plan.project or UNASSIGNED
                 existing = prearchive.find_study(project, plan.study.study_uid, plan.label)
-                if existing is not None:
+                if existing is not None and existing.status not in BUSY:
                     _merge_into(prearchive, existing, folder, undo)
                     uris.append(existing.uri)
                     continue
@@ -342,8 +302,8 @@ def commit_to_archive(store: Store, folder: Path, document: SessionDocument, tar
     return experiment
 
 
-def _check_merge(store: Store, existing: Experiment, folder: Path, document: SessionDocument, subject,  # type: ignore[no-untyped-def]
-                 mode: str, replace_files: bool) -> None:
+def _check_merge(store: Store, existing: Experiment, folder: Path, document: SessionDocument,
+                 subject: Subject | None, mode: str, replace_files: bool) -> None:
     if mode == "none":
         raise Conflict(PRE_EXISTS)
     if existing.xsi_type != document.xsi_type:
@@ -373,7 +333,7 @@ def _check_merge(store: Store, existing: Experiment, folder: Path, document: Ses
                     raise Conflict(HAS_FILES)
 
 
-def _store_resource(store: Store, owner, resource_dir: Path, replace_files: bool,  # type: ignore[no-untyped-def]
+def _store_resource(store: Store, owner: Scan | Experiment, resource_dir: Path, replace_files: bool,
                     md5s: Mapping[Path, str]) -> None:
     dicom = resource_dir.name in ("DICOM", "secondary")
     kind = {"format": "DICOM", "content": "RAW" if resource_dir.name == "DICOM" else "secondary"} if dicom else {}
@@ -441,7 +401,3 @@ def _prune(path: Path, root: Path) -> None:
         except OSError:
             return
         path = path.parent
-
-
-def _true(value: str | None) -> bool:
-    return str(value or "").lower() == "true"

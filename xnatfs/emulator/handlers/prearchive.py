@@ -158,7 +158,8 @@ def one_session(ctx: Context, project: str, timestamp: str, folder: str) -> Resp
         return Response(session_xml(session, prearchive.path_of(session), _site_url(ctx)), mimetype="text/xml")
     if fmt == "zip":
         path = prearchive.path_of(session)
-        return zip_response(ctx, ((f"{folder}/{p.relative_to(path).as_posix()}", p) for p in files_under(path)), folder)
+        entries = ((f"{folder}/{p.relative_to(path).as_posix()}", p) for p in files_under(path))
+        return zip_response(ctx, entries, folder)
     raise HTTPError(400, f"Requested type {FORMAT_MEDIA_TYPES.get(fmt, fmt)} is not supported")
 
 

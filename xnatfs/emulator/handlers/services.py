@@ -24,8 +24,8 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context, data_rules
-from xnatfs.emulator.importer import (ArchiveTarget, ImportOptions, archive_session, clean_label, import_upload,
-                                      overwrite_mode, parse_destination)
+from xnatfs.emulator.importer import (ArchiveTarget, Destination, ImportOptions, archive_session, clean_label,
+                                      import_upload)
 from xnatfs.emulator.prearchive import COLUMNS, UNASSIGNED, PrearcSession, Prearchive, prearchive_of
 from xnatfs.emulator.responses import HTTPError, result_set
 from xnatfs.emulator.store import CHUNK
@@ -50,6 +50,57 @@ def routes() -> list[Rule]:
     return [rule for path, view in table for rule in data_rules(path, view, ["POST"], archive=False)]
 
 
+# ---- parameters ------------------------------------------------------------------------------------
+def parse_destination(dest: str | None) -> Destination | None:
+    """`/prearchive[/projects/P[/TS[/F]]]` or `/archive[/projects/P[/subjects/S[/experiments/E]]]`."""
+    if not dest:
+        return None
+    parts = [p for p in dest.split("/") if p]
+    if parts[:1] in (["data"], ["REST"]):
+        parts = parts[1:]
+    if not parts or parts[0] not in ("prearchive", "archive") or (len(parts) > 1 and parts[1] != "projects"):
+        raise HTTPError(400, "Parameter dest format error")
+    if parts[0] == "prearchive":
+        if len(parts) == 2 or len(parts) > 5:
+            raise HTTPError(400, "Parameter dest format error")
+        return Destination(False, parts[2] if len(parts) > 2 else None)
+    names = dict(zip(parts[1::2], parts[2::2]))
+    if len(parts) == 2 or len(parts) % 2 == 0 or set(names) - {"projects", "subjects", "experiments"}:
+        raise HTTPError(400, "Parameter dest format error")
+    return Destination(True, names.get("projects"), names.get("subjects"), names.get("experiments"))
+
+
+def overwrite_mode(value: str | None) -> str:
+    """XNAT's overwrite parameter: none (default), append, delete (`override` is an old name for it)."""
+    mode = (value or "none").lower()
+    if mode == "override":
+        return "delete"
+    if mode not in ("none", "append", "delete"):
+        raise HTTPError(400, "Overwrite flag was not set to a valid option. ('append' or 'delete')")
+    return mode
+
+
+def import_options(params: dict[str, str]) -> ImportOptions:
+    """XNAT's precedence (DicomZipImporter): lower-case alias > `dest` > upper-case name."""
+    dest = parse_destination(params.get("dest"))
+
+    def pick(alias: str, upper: str, from_dest: str | None) -> str | None:
+        return params.get(alias) or from_dest or params.get(upper) or None
+
+    return ImportOptions(
+        dest, pick("project", "PROJECT_ID", dest.project if dest else None),
+        pick("subject", "SUBJECT_ID", dest.subject if dest else None),
+        pick("session", "EXPT_LABEL", dest.label if dest else None),
+        overwrite_mode(params.get("overwrite")), _true(params.get("overwrite_files")),
+        _true(params.get("Ignore-Unparsable")), params.get("VISIT", ""), params.get("SUBTYPE", ""),
+        params.get("SOURCE", ""), str(_true(params.get("prevent_anon"))).lower(),
+        str(_true(params.get("prevent_auto_commit"))).lower())
+
+
+def _true(value: str | None) -> bool:
+    return str(value or "").lower() == "true"
+
+
 # ---- import ---------------------------------------------------------------------------------------
 def import_service(ctx: Context, name: str | None = None) -> Response:
     request = ctx.request
@@ -63,7 +114,7 @@ def import_service(ctx: Context, name: str | None = None) -> Response:
             raise HTTPError(400, f"The import handler {handler} is not supported by this emulator (use DICOM-zip).")
         if "src" in params:
             raise HTTPError(404, "Unknown src file.")
-        options = ImportOptions.from_params(params)
+        options = import_options(params)
         spool.seek(0)
         uris = import_upload(ctx.store, prearchive_of(ctx.store), spool, upload_name, options)
     return uri_list(request, uris)
@@ -162,7 +213,7 @@ def archive_service(ctx: Context) -> Response:
         raise HTTPError(404, "Unknown prearchive session.")
     prearchive = prearchive_of(ctx.store)
     mode = overwrite_mode(params.get("overwrite"))
-    overwrite_files = params.get("overwrite_files", "").lower() == "true"
+    overwrite_files = _true(params.get("overwrite_files"))
     keys = [parse_src(src) for src in sources]
     if any(project == UNASSIGNED for project, _, _ in keys):
         raise HTTPError(400, "Cannot archive sessions from the Unassigned folder.")
