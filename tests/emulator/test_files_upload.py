@@ -104,6 +104,9 @@ def test_inbody_with_multipart_is_406_and_empty_body_is_400(site: SimpleNamespac
     empty = site.http.put(f"{site.base}/R/files/a.txt", data=b"", headers={"Content-Type": "application/octet-stream"},
                           timeout=10)
     assert empty.status_code == 400 and "didn't provide any data" in empty.text
+    nameless = site.http.put(f"{site.base}/R/files", files={"f": ("", b"data")}, timeout=10)
+    assert nameless.status_code == 400 and "file name" in nameless.text
+    assert list(site.store.tmp_dir.iterdir()) == []
     assert site.http.get(site.base, timeout=10).json()["ResultSet"]["Result"] == []  # no resource made
 
 

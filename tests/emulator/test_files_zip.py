@@ -78,7 +78,7 @@ def test_all_scans_of_a_session(archive: SimpleNamespace) -> None:
 
 def test_scan_lists_types_and_untyped(archive: SimpleNamespace) -> None:
     e = archive.session.id
-    _, by_ids = fetch_zip(archive, f"/data/projects/PRJ/subjects/SUBJ/experiments/SESS_LABEL/scans/1,2/files")
+    _, by_ids = fetch_zip(archive, "/data/projects/PRJ/subjects/SUBJ/experiments/SESS_LABEL/scans/1,2/files")
     assert {n.split("/")[2] for n in by_ids} == {"1-T1w_MPRAGE", "2-T2_FLAIR"}
     _, by_type = fetch_zip(archive, f"/data/experiments/{e}/scans/T1w MPRAGE/files")
     assert {n.split("/")[2] for n in by_type} == {"1-T1w_MPRAGE", "3-T1w_MPRAGE"}
@@ -104,7 +104,7 @@ def test_experiment_files_own_resources_or_everything(archive: SimpleNamespace) 
     _, own = fetch_zip(archive, f"/data/experiments/{e}/files")
     assert own == {"SESS_LABEL/resources/notes/files/notes.txt": b"session notes",
                    "SESS_LABEL/resources/notes/files/sub/dir/deep.txt": b"deep"}
-    _, everything = fetch_zip(archive, f"/data/projects/PRJ/experiments/SESS_LABEL/files", all="true")
+    _, everything = fetch_zip(archive, "/data/projects/PRJ/experiments/SESS_LABEL/files", all="true")
     assert "SESS_LABEL/scans/1/resources/DICOM/files/1.0000.dcm" in everything  # no type: scans not in the URL
     assert f"SESS_LABEL/assessors/{archive.store.find_experiment('PRJ', 'SESS_QC').id}/out/resources/QC/files/qc.txt" \
         in everything

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.handlers.files_resources import check_label, joined_tags
-from xnatfs.emulator.handlers.files_scope import Scope, truthy
+from xnatfs.emulator.handlers.files_scope import Owner, Scope, truthy
 from xnatfs.emulator.handlers.files_spool import Spooled, archive_kind, spool, unpack
 from xnatfs.emulator.responses import HTTPError
 from xnatfs.emulator.store import Conflict, Invalid, Resource, Store, check_relative_path
@@ -146,7 +146,7 @@ def _store_one(store: Store, resource: Resource, item: Spooled, overwrite: bool,
         raise HTTPError(409, str(exc)) from exc
 
 
-def _resource_for_upload(ctx: Context, owner: object, scope: Scope, resource_spec: str,
+def _resource_for_upload(ctx: Context, owner: Owner, scope: Scope, resource_spec: str,
                          params: MultiDict) -> Resource:
     """The named resource, created (label = ``{R}``) when missing, as ``ResourceModifierA.addFile`` does."""
     found = scope.select_resources(ctx.store, resource_spec)
@@ -154,7 +154,7 @@ def _resource_for_upload(ctx: Context, owner: object, scope: Scope, resource_spe
         return found[0]
     check_label(resource_spec)
     try:
-        return ctx.store.create_resource(owner, resource_spec, format=params.get("format", ""),  # type: ignore[arg-type]
+        return ctx.store.create_resource(owner, resource_spec, format=params.get("format", ""),
                                          content=params.get("content", ""), description=params.get("description", ""))
     except Conflict:
         found = scope.select_resources(ctx.store, resource_spec)
@@ -180,18 +180,21 @@ def _spool_multipart(ctx: Context) -> tuple[list[Spooled], MultiDict]:
         for path in created:
             path.unlink(missing_ok=True)
         raise
-    spooled = []
-    for _, storage in files.items(multi=True):
-        storage.stream.close()
-        spooled.append(Spooled(_part_name(storage.filename), Path(storage.stream.name),
-                               os.path.getsize(storage.stream.name), None))
+    try:
+        if "reference" in form:
+            raise HTTPError(400, "multi-part form posts may not be used to upload files via reference.")
+        spooled = []
+        for _, storage in files.items(multi=True):
+            storage.stream.close()
+            spooled.append(Spooled(_part_name(storage.filename), Path(storage.stream.name),
+                                   os.path.getsize(storage.stream.name), None))
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
     for path in created:  # parts werkzeug opened but did not hand back
         if all(s.path != path for s in spooled):
             path.unlink(missing_ok=True)
-    if "reference" in form:
-        for item in spooled:
-            item.discard()
-        raise HTTPError(400, "multi-part form posts may not be used to upload files via reference.")
     return spooled, form
 
 
