@@ -50,7 +50,7 @@ def test_netrc_file_at_0600_is_used(emulator: EmulatorServer, tmp_path: Path) ->
 
 def test_netrc_readable_by_others_is_refused(emulator: EmulatorServer, tmp_path: Path) -> None:
     netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine 127.0.0.1 login alice password alice-secret\n")
+    netrc.write_text("machine 127.0.0.1 login alice password alice-secret\n")
     netrc.chmod(0o644)
     emulator.faults.reset_counts()
     with pytest.raises(InsecureNetrcError) as info:

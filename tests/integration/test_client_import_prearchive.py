@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from xnatfs.emulator.dicomgen import make_series, make_uid, make_zip
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.errors import UploadError
 from xnatfs.model.connect import Connection
@@ -16,19 +16,7 @@ from xnatfs.model.prearchive import PrearchiveSession
 
 pytestmark = pytest.mark.integration
 
-
-def dicom_zip(path: Path, *, subject: str = "SUBJ01", session: str = "SESS01", series: int = 2) -> Path:
-    study = make_uid("study", session)
-    files: dict[str, bytes] = {}
-    for number in range(1, series + 1):
-        slices = make_series(study_uid=study, series_uid=make_uid("series", session, str(number)),
-                             frame_of_reference_uid=make_uid("for", session), patient_name=subject,
-                             patient_id=session, modality="MR", series_number=number,
-                             series_description=f"series {number}", study_date="20240105", study_time="101500",
-                             rows=16, columns=16, slices=3)
-        files.update({f"{session}/{number}/{i}.dcm": data for i, data in enumerate(slices, 1)})
-    path.write_bytes(make_zip(files))
-    return path
+MakeZip = Callable[..., Path]
 
 
 @pytest.fixture
@@ -38,9 +26,10 @@ def xnat_with_projects(fresh_xnat: Connection) -> Connection:
     return fresh_xnat
 
 
-def test_import_to_prearchive_then_archive(xnat_with_projects: Connection, tmp_path: Path) -> None:
+def test_import_to_prearchive_then_archive(xnat_with_projects: Connection, tmp_path: Path,
+                                           make_dicom_zip: MakeZip) -> None:
     connection = xnat_with_projects
-    result = connection.services.import_(dicom_zip(tmp_path / "a.zip"), project="IMP")
+    result = connection.services.import_(make_dicom_zip(tmp_path / "a.zip"), project="IMP")
     assert isinstance(result, PrearchiveSession)
     assert (result.project, result.name, result.subject) == ("IMP", "SESS01", "SUBJ01")
     assert result.status == "READY"
@@ -63,24 +52,27 @@ def test_import_to_prearchive_then_archive(xnat_with_projects: Connection, tmp_p
     assert [e.label for e in connection.projects["IMP"].experiments] == ["SESS01"]
 
 
-def test_import_straight_to_the_archive(xnat_with_projects: Connection, tmp_path: Path) -> None:
+def test_import_straight_to_the_archive(xnat_with_projects: Connection, tmp_path: Path,
+                                        make_dicom_zip: MakeZip) -> None:
     experiment = xnat_with_projects.services.import_(
-        dicom_zip(tmp_path / "b.zip", subject="SUBJ02", session="SESS02"), project="IMP", subject="Renamed",
+        make_dicom_zip(tmp_path / "b.zip", subject="SUBJ02", session="SESS02"), project="IMP", subject="Renamed",
         experiment="E_LABEL", destination="archive")
     assert experiment.label == "E_LABEL" and experiment.subject.label == "Renamed"
     assert experiment.date is not None and experiment.date.year == 2024
     assert xnat_with_projects.prearchive.sessions("IMP") == []
 
 
-def test_import_from_a_file_object(xnat_with_projects: Connection, tmp_path: Path) -> None:
-    data = dicom_zip(tmp_path / "c.zip", session="SESS03").read_bytes()
+def test_import_from_a_file_object(xnat_with_projects: Connection, tmp_path: Path,
+                                   make_dicom_zip: MakeZip) -> None:
+    data = make_dicom_zip(tmp_path / "c.zip", session="SESS03").read_bytes()
     result = xnat_with_projects.services.import_(io.BytesIO(data), project="IMP", experiment="FROM_MEMORY")
     assert result.name == "FROM_MEMORY"
 
 
-def test_move_rebuild_and_delete(xnat_with_projects: Connection, tmp_path: Path) -> None:
+def test_move_rebuild_and_delete(xnat_with_projects: Connection, tmp_path: Path,
+                                 make_dicom_zip: MakeZip) -> None:
     connection = xnat_with_projects
-    session = connection.services.import_(dicom_zip(tmp_path / "d.zip", session="SESS04"), project="IMP")
+    session = connection.services.import_(make_dicom_zip(tmp_path / "d.zip", session="SESS04"), project="IMP")
     moved = session.move("OTHER")
     assert moved.project == "OTHER" and moved.name == "SESS04"
     assert connection.prearchive.sessions("IMP") == []
@@ -91,8 +83,8 @@ def test_move_rebuild_and_delete(xnat_with_projects: Connection, tmp_path: Path)
 
 
 def test_a_corrupt_zip_is_never_sent(xnat_with_projects: Connection, fresh_emulator: EmulatorServer,
-                                     tmp_path: Path) -> None:
-    good = dicom_zip(tmp_path / "e.zip").read_bytes()
+                                     tmp_path: Path, make_dicom_zip: MakeZip) -> None:
+    good = make_dicom_zip(tmp_path / "e.zip").read_bytes()
     broken = tmp_path / "broken.zip"
     broken.write_bytes(good[: len(good) // 2])
     fresh_emulator.faults.reset_counts()

@@ -52,7 +52,8 @@ def test_a_shared_secondary_key_is_an_ambiguity_error(session) -> None:  # type:
     assert session.scans.get("T2") is None
 
 
-def test_setting_a_field_sends_a_put_and_reads_back(fresh_emulator: EmulatorServer, session) -> None:  # type: ignore[no-untyped-def]
+def test_setting_a_field_sends_a_put_and_reads_back(fresh_emulator: EmulatorServer,
+                                                    session) -> None:  # type: ignore[no-untyped-def]
     scan = session.scans.create("1", type="T1")
     assert session.scans["1"].series_description in (None, "")
     fresh_emulator.faults.reset_counts()

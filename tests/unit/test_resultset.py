@@ -27,7 +27,8 @@ def test_json_values_become_strings() -> None:
     assert rs.total is None
 
 
-@pytest.mark.parametrize("body", [{}, [], {"ResultSet": []}, {"ResultSet": {"Result": "x"}}, {"ResultSet": {"Result": [1]}}, None])
+@pytest.mark.parametrize("body", [{}, [], {"ResultSet": []}, {"ResultSet": {"Result": "x"}},
+                                  {"ResultSet": {"Result": [1]}}, None])
 def test_malformed_json_is_a_server_error(body: object) -> None:
     with pytest.raises(ServerError):
         parse_resultset(body)

@@ -125,7 +125,8 @@ class FakeXNAT:
             return 200, {"Content-Type": "application/json"}, b'{"ResultSet":{"Result":[{"ID":"P1"}]}}'
         if path == "/data/upload":
             return 200, {}, b""
-        return 404, {}, b"<html><body><h3>Unable to find the specified experiment.</h3>" + b"x" * 5000 + b"</body></html>"
+        page = b"<html><body><h3>Unable to find the specified experiment.</h3>" + b"x" * 5000 + b"</body></html>"
+        return 404, {}, page
 
 
 def make_session(handler: Callable, *, creds: bool = True, **kw: object) -> tuple[XNATSession, ScriptedServer]:
@@ -151,7 +152,8 @@ def test_login_falls_back_to_services_auth_form() -> None:
     fake.jsession_route = False
     session, server = make_session(fake)
     session.login()
-    assert [(r.method, path_of(r)) for r in server.requests] == [("POST", "/data/JSESSION"), ("PUT", "/data/services/auth")]
+    sent = [(r.method, path_of(r)) for r in server.requests]
+    assert sent == [("POST", "/data/JSESSION"), ("PUT", "/data/services/auth")]
     assert session.get("/data/projects").status_code == 200
 
 
@@ -172,7 +174,8 @@ def test_expired_session_relogs_in_once_transparently(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.DEBUG):
         assert session.get("/data/projects").status_code == 200
     assert fake.issued == 2
-    assert [path_of(r) for r in server.requests] == ["/data/JSESSION", "/data/projects", "/data/JSESSION", "/data/projects"]
+    sent = [path_of(r) for r in server.requests]
+    assert sent == ["/data/JSESSION", "/data/projects", "/data/JSESSION", "/data/projects"]
     assert PASSWORD not in caplog.text and "TOKEN" not in caplog.text
 
 
@@ -206,7 +209,8 @@ def test_anonymous_401_says_how_to_log_in() -> None:
     assert "netrc" in str(info.value)
 
 
-@pytest.mark.parametrize(("status", "cls"), [(403, PermissionDenied), (404, NotFound), (409, Conflict), (500, ServerError)])
+@pytest.mark.parametrize(("status", "cls"),
+                         [(403, PermissionDenied), (404, NotFound), (409, Conflict), (500, ServerError)])
 def test_status_maps_to_error_with_redacted_url_and_short_excerpt(status: int, cls: type) -> None:
     page = b"<html><body><h3>Problem</h3>" + b"y" * 10_000 + b"</body></html>"
     session, _ = make_session(lambda r: (status, {}, page), creds=False)
@@ -299,7 +303,8 @@ def test_logout_deletes_the_session_once_and_close_is_idempotent() -> None:
     session.login()
     session.close()
     session.close()
-    assert [(r.method, path_of(r)) for r in server.requests] == [("POST", "/data/JSESSION"), ("DELETE", "/data/JSESSION")]
+    sent = [(r.method, path_of(r)) for r in server.requests]
+    assert sent == [("POST", "/data/JSESSION"), ("DELETE", "/data/JSESSION")]
     assert fake.valid == set()
 
 

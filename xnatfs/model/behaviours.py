@@ -206,8 +206,9 @@ class ResourceBase(XNATObject):
                 raise TypeError("remote_path is required when uploading from a file object")
             remote_path = Path(source).name
         path = file_path(self._uri, remote_path)
-        params = [(k, v) for k, v in (("overwrite", "true" if overwrite else None), ("extract", "true" if extract else None),
-                                      ("content", content), ("format", format), ("tags", tags)) if v is not None]
+        options = (("overwrite", "true" if overwrite else None), ("extract", "true" if extract else None),
+                   ("content", content), ("format", format), ("tags", tags))
+        params = [(key, value) for key, value in options if value is not None]
         handle, owned = open_upload_source(source)
         try:
             body = ProgressReader(handle, progress)

@@ -164,8 +164,9 @@ class PrearchiveSession:
         relabel on the way.
         """
         extra = [("auto-archive", "false")]
-        for key, value in (("overwrite", overwrite), ("quarantine", quarantine), ("triggerPipelines", trigger_pipelines),
-                           ("project", project), ("subject", subject), ("session", experiment)):
+        options = (("overwrite", overwrite), ("quarantine", quarantine), ("triggerPipelines", trigger_pipelines),
+                   ("project", project), ("subject", subject), ("session", experiment))
+        for key, value in options:
             if value is not None:
                 extra.append((key, str(value).lower() if isinstance(value, bool) else value))
         text = self._post("/data/services/archive", extra)

@@ -102,8 +102,9 @@ class Services:
         name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "upload")
         params = [("import-handler", import_handler),
                   ("dest", destination_path(destination, project, subject, experiment))]
-        for key, value in (("PROJECT_ID", project), ("SUBJECT_ID", subject), ("EXPT_LABEL", experiment),
-                           ("overwrite", overwrite), ("quarantine", quarantine), ("triggerPipelines", trigger_pipelines)):
+        options = (("PROJECT_ID", project), ("SUBJECT_ID", subject), ("EXPT_LABEL", experiment),
+                   ("overwrite", overwrite), ("quarantine", quarantine), ("triggerPipelines", trigger_pipelines))
+        for key, value in options:
             if value is not None:
                 params.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
         handle, owned = open_upload_source(source)

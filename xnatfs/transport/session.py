@@ -264,11 +264,11 @@ class XNATSession:
                     method, url, params=params, data=data, headers=dict(headers or {}), stream=stream,
                     timeout=self.timeout_for(timeout), allow_redirects=True,
                 )
-            if attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data):
-                if _rewind(data, start):
-                    resp.close()
-                    self._relogin(generation)
-                    continue
+            expired = attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data)
+            if expired and _rewind(data, start):
+                resp.close()
+                self._relogin(generation)
+                continue
             break
         log.debug("%s %s -> %d", method, redact_url(resp.url), resp.status_code)
         self._check(resp, ok, stream=stream, expect_data=expect_data and method != "HEAD")

@@ -1,0 +1,212 @@
+"""``xnatfs import`` and ``xnatfs prearchive``: the import service and the prearchive from a shell.
+
+::
+
+    xnatfs import ZIP --project P [--subject S] [--experiment E] [--destination prearchive|archive] URL
+    xnatfs prearchive list URL [--project P]
+    xnatfs prearchive archive URL SESSION… [--project P] [--subject S] [--experiment E] [--overwrite MODE]
+    xnatfs prearchive move URL SESSION… --to PROJECT
+    xnatfs prearchive delete URL SESSION…
+    xnatfs prearchive rebuild URL SESSION…
+
+A SESSION is a prearchive URI (``/data/prearchive/projects/P/TIMESTAMP/NAME``), ``P/TIMESTAMP/NAME``,
+or a session name (unique in the prearchive, or within ``--project``).
+
+Credentials: ``--user`` with the password from ``$XNATFS_PASSWORD`` or a prompt; else the netrc
+entry (``--netrc FILE`` or ``~/.netrc``, refused unless mode 600); else anonymous. Never a password
+option: it would show in ``ps`` and shell history.
+
+Exit codes: 0 done; 1 the server or the transfer failed; 2 bad usage or configuration (including an
+insecure netrc file); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from xnatfs.errors import ConfigError, NotFound, XNATError
+from xnatfs.model.connect import Connection, connect
+from xnatfs.model.prearchive import PrearchiveSession
+from xnatfs.rest.paths import with_data_prefix
+
+PASSWORD_ENV = "XNATFS_PASSWORD"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ProgressLine:
+    """A single updating ``\\r`` line on a terminal: ``uploading x.zip: 12.0 / 80.0 MiB (15%)``."""
+
+    def __init__(self, label: str, stream: TextIO, enabled: bool) -> None:
+        self._label = label
+        self._stream = stream
+        self._enabled = enabled
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if not self._enabled or (now - self._last < 0.1 and done != total):
+            return
+        self._last = now
+        mib = 1024 * 1024
+        text = f"{self._label}: {done / mib:.1f}"
+        text += f" / {total / mib:.1f} MiB ({100 * done // max(total, 1)}%)" if total else " MiB"
+        self._stream.write("\r" + text)
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", "-u", help=f"user name; the password comes from ${PASSWORD_ENV} or a prompt")
+    parser.add_argument("--netrc", metavar="FILE", help="netrc file with the credentials (must be mode 600)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="connect/read timeout of each request (default 10/30 s)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+
+
+def _connect(args: argparse.Namespace) -> Connection:
+    password = None
+    if args.user:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"No password for {args.user}: set {PASSWORD_ENV} or run from a terminal")
+            password = getpass.getpass(f"Password for {args.user}: ")
+    return connect(args.url, args.user, password, netrc_file=args.netrc, timeout=args.timeout,
+                   verify=not args.insecure, load_schemas=False)
+
+
+def _import_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xnatfs import", description="Upload a zip (or tar) of DICOM files to "
+                                     "the XNAT import service; prints the URI of the resulting session.")
+    parser.add_argument("archive", metavar="ZIP", help="zip, tar or tar.gz of DICOM files")
+    parser.add_argument("url", metavar="URL", help="the XNAT server, e.g. https://xnat.example.org")
+    parser.add_argument("--project", "-p", required=True, help="project ID")
+    parser.add_argument("--subject", "-s", help="subject label (default: from the DICOM headers)")
+    parser.add_argument("--experiment", "-e", help="session label (default: from the DICOM headers)")
+    parser.add_argument("--destination", choices=("prearchive", "archive"), default="prearchive")
+    parser.add_argument("--overwrite", choices=("none", "append", "delete"), default=None)
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show an upload progress line (default: when stderr is a terminal)")
+    _connection_options(parser)
+    return parser
+
+
+def run_import(argv: list[str], out: TextIO, err: TextIO) -> int:
+    args = _import_parser().parse_args(argv)
+    if not os.path.isfile(args.archive):
+        raise ConfigError(f"No such file: {args.archive}")
+    show = err.isatty() if args.progress is None else args.progress
+    progress = ProgressLine(f"uploading {os.path.basename(args.archive)}", err, show)
+    with _connect(args) as connection:
+        try:
+            result = connection.services.import_(args.archive, project=args.project, subject=args.subject,
+                                                 experiment=args.experiment, destination=args.destination,
+                                                 overwrite=args.overwrite, progress=progress)
+        finally:
+            progress.finish()
+    out.write(result.uri + "\n")
+    return EXIT_OK
+
+
+def _prearchive_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xnatfs prearchive", description="List, archive, move, delete or "
+                                     "rebuild sessions in an XNAT server's prearchive.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list prearchive sessions")
+    listing.add_argument("url", metavar="URL")
+    listing.add_argument("--project", "-p", help="only this project")
+    _connection_options(listing)
+    for name, help_ in (("archive", "archive sessions"), ("move", "move sessions to another project"),
+                        ("delete", "delete sessions"), ("rebuild", "rebuild session documents")):
+        action = actions.add_parser(name, help=help_)
+        action.add_argument("url", metavar="URL")
+        action.add_argument("sessions", metavar="SESSION", nargs="+",
+                            help="prearchive URI, PROJECT/TIMESTAMP/NAME, or a session name")
+        action.add_argument("--project", "-p", help="where to look up session names"
+                            + ("; with archive: the project to archive into" if name == "archive" else ""))
+        _connection_options(action)
+        if name == "archive":
+            action.add_argument("--subject", "-s", help="archive under this subject label")
+            action.add_argument("--experiment", "-e", help="archive with this session label")
+            action.add_argument("--overwrite", choices=("none", "append", "delete"), default=None)
+        if name == "move":
+            action.add_argument("--to", required=True, metavar="PROJECT", help="the destination project")
+    return parser
+
+
+def find_session(connection: Connection, spec: str, project: str | None) -> PrearchiveSession:
+    """The prearchive session a SESSION argument names (see the module docstring)."""
+    if spec.startswith("/") or spec.count("/") == 2:
+        uri = with_data_prefix(spec if spec.startswith("/") else "/prearchive/projects/" + spec)
+        return connection.prearchive.get(uri)
+    matches = connection.prearchive.find(project, name=spec) or [
+        s for s in connection.prearchive.sessions(project, include_receiving=True) if s.folder_name == spec]
+    if not matches:
+        raise NotFound(f"No prearchive session named {spec!r}" + (f" in {project}" if project else ""))
+    if len(matches) > 1:
+        names = ", ".join(s.uri for s in matches)
+        raise ConfigError(f"{len(matches)} prearchive sessions are named {spec!r} ({names}); give the URI")
+    return matches[0]
+
+
+def _print_table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+
+
+def run_prearchive(argv: list[str], out: TextIO, err: TextIO) -> int:
+    args = _prearchive_parser().parse_args(argv)
+    with _connect(args) as connection:
+        if args.action == "list":
+            sessions = connection.prearchive.sessions(args.project, include_receiving=True)
+            rows = [["PROJECT", "TIMESTAMP", "SESSION", "SUBJECT", "STATUS", "URI"]]
+            rows += [[s.project, s.timestamp, s.name, s.subject, s.status, s.uri] for s in sessions]
+            _print_table(rows, out)
+            return EXIT_OK
+        targets = [find_session(connection, spec, args.project) for spec in args.sessions]
+        actions: dict[str, Callable[[PrearchiveSession], str]] = {
+            "archive": lambda s: s.archive(project=args.project if args.project != s.project else None,
+                                           subject=args.subject, experiment=args.experiment,
+                                           overwrite=args.overwrite).uri,
+            "move": lambda s: s.move(args.to).uri,
+            "delete": lambda s: (s.delete(), f"deleted {s.uri}")[1],
+            "rebuild": lambda s: f"{s.rebuild().status} {s.uri}",
+        }
+        for session in targets:
+            out.write(actions[args.action](session) + "\n")
+    return EXIT_OK
+
+
+def main(argv: list[str]) -> int:
+    """Entry point from :mod:`xnatfs.cli`: ``argv[0]`` is ``import`` or ``prearchive``."""
+    command, rest = argv[0], argv[1:]
+    runner = {"import": run_import, "prearchive": run_prearchive}[command]
+    try:
+        return runner(rest, sys.stdout, sys.stderr)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"xnatfs {command}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except ConfigError as exc:
+        sys.stderr.write(f"xnatfs {command}: {exc}\n")
+        return EXIT_USAGE
+    except XNATError as exc:
+        sys.stderr.write(f"xnatfs {command}: {exc}\n")
+        return EXIT_FAILED
+
+
+__all__ = ["main", "run_import", "run_prearchive", "find_session"]
