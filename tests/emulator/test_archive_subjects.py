@@ -67,8 +67,8 @@ def test_subject_listing_csv(emulator: EmulatorServer, http: requests.Session) -
 
 def test_subject_lookup_by_label_id_and_accession_only(emulator: EmulatorServer, http: requests.Session) -> None:
     subject = emulator.store.find_subject("DEMO", "DEMO_001")
-    urls = [f"/data/projects/DEMO/subjects/DEMO_001", f"/data/projects/DEMO/subjects/{subject.id}",
-            f"/data/archive/projects/DEMO/subjects/DEMO_001", f"/data/subjects/{subject.id}",
+    urls = ["/data/projects/DEMO/subjects/DEMO_001", f"/data/projects/DEMO/subjects/{subject.id}",
+            "/data/archive/projects/DEMO/subjects/DEMO_001", f"/data/subjects/{subject.id}",
             f"/data/archive/subjects/{subject.id}"]
     for url in urls:
         item = http.get(f"{emulator.url}{url}?format=json", timeout=10).json()["items"][0]

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.handlers.archive_fields import convert, fields_from_query, filter_records, listing_columns, store_key
-from xnatfs.emulator.handlers.archive_xmlbody import XmlDocument, has_body, read_xml_body
+from xnatfs.emulator.handlers.archive_xmlbody import XmlDocument, read_xml_body
 from xnatfs.emulator.responses import HTTPError, result_set
 
 VALID_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -37,7 +37,6 @@ class Submission:
         type of the object being updated (used to read the query's field names and dates)."""
         request = ctx.request
         self.document: XmlDocument | None = read_xml_body(request)
-        self.has_body = self.document is not None or has_body(request)
         self.query_type = request.args.get("xsiType")
         self.xsi_type = self.query_type or (self.document.xsi_type if self.document else None) or default_type
         self.fields: dict[str, Any] = {}

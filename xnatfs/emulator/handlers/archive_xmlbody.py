@@ -34,10 +34,6 @@ class XmlDocument:
     children: dict[str, list["XmlDocument"]] = field(default_factory=dict)
 
 
-def has_body(request: Request) -> bool:
-    return bool(request.content_length) or bool(request.files)
-
-
 def read_xml_body(request: Request) -> XmlDocument | None:
     """The XML document of a PUT/POST, or None when the request carries no XML."""
     data: bytes | None = None
