@@ -274,8 +274,8 @@ BAD_INPUTS = {
                         "Unknown importer implementation specified: nope"),
     "bad overwrite": (GOOD_ZIP, ZIP, {"overwrite": "sometimes"}, 400, "Overwrite flag was not set"),
     "empty text body": (b"", {"Content-Type": "text/plain"}, {}, 400, "request entity size is 0"),
-    "form without a file": (b"a=b", {"Content-Type": "application/x-www-form-urlencoded"}, {}, 400,
-                            "Unable to identify upload format."),
+    "form-encoded body": (GOOD_ZIP, {"Content-Type": "application/x-www-form-urlencoded"}, {}, 400,
+                          "Unsupported format UNKNOWN: the upload 'upload.unsupported'"),
 }
 
 
@@ -315,6 +315,8 @@ def test_multipart_refusals(site: SimpleNamespace) -> None:
     assert two.status_code == 400 and "limited to one uploaded resource" in two.text
     inbody = site.http.post(url, params={"inbody": "true"}, files={"a": ("a.zip", GOOD_ZIP)}, timeout=30)
     assert inbody.status_code == 406
+    fields_only = site.http.post(url, files={"project": (None, "P1")}, timeout=30)
+    assert fields_only.status_code == 400 and "Unable to identify upload format." in fields_only.text
     assert prearchive_rows(site) == [] and list(site.store.tmp_dir.iterdir()) == []
 
 

@@ -1,8 +1,11 @@
 """`/data/services/import`, `/data/services/archive` and `/data/services/prearchive/{move,delete,rebuild}`.
 
 XNAT's Importer, Archiver and PrearchiveBatch* restlets (spec §15, §16.3, §16.4):
-- import: the archive in the raw body (`inbody=true`, or a Content-Type XNAT takes in-body such as
-  `application/zip`) or as the one file of a multipart form; the body is spooled to a temporary file
+- import: the archive in the raw body (any body that is not multipart/form-data) or as the one file of
+  a multipart form. A raw upload is named by the URL (`/services/import/study.zip`), else `upload` plus
+  XNAT's extension for its Content-Type (`application/zip` → upload.zip, `application/x-tar` → .tar,
+  `application/x-gtar` → .tar.gz, others none or `.unsupported`), and DICOM-zip reads only *.zip,
+  *.tar, *.tar.gz and *.tgz, as XNAT does. The body is spooled to a temporary file
   in the data directory in 1 MiB chunks, never held in memory. The answer lists the created sessions
   as `text/uri-list`, CRLF after each URI (`format=txt`: one URI without a newline);
 - archive: one `src` → 200 `text/uri-list` `/data/archive/projects/P/subjects/S/experiments/E\\r\\n`
@@ -21,7 +24,7 @@ from typing import IO, Callable
 
 from werkzeug.formparser import FormDataParser
 from werkzeug.routing import Rule
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.importer import (ArchiveTarget, Destination, ImportOptions, archive_session, clean_label,
@@ -30,7 +33,7 @@ from xnatfs.emulator.prearchive import COLUMNS, UNASSIGNED, PrearcSession, Prear
 from xnatfs.emulator.responses import HTTPError, result_set
 from xnatfs.emulator.store import CHUNK
 
-#: Content types XNAT takes as an in-body upload, with the file extension it gives the upload.
+#: Content types XNAT knows for in-body uploads, with the file extension it gives the upload.
 IN_BODY_TYPES = {"application/zip": ".zip", "application/x-tar": ".tar", "application/x-gtar": ".tar.gz",
                  "application/x-gzip": ".gzip", "application/octet-stream": "", "application/*": "",
                  "application/dicom": ".dcm", "application/xar": ".xar", "application/pdf": ".pdf",
@@ -120,7 +123,7 @@ def import_service(ctx: Context, name: str | None = None) -> Response:
     return uri_list(request, uris)
 
 
-def uri_list(request, uris: list[str]) -> Response:  # type: ignore[no-untyped-def]
+def uri_list(request: Request, uris: list[str]) -> Response:
     """Importer.represent: `text/plain` (format=txt or Accept) → one URI without newline; else uri-list."""
     fmt = (request.args.get("format") or "").lower()
     if fmt == "txt" or (not fmt and request.accept_mimetypes.best_match(
@@ -134,10 +137,10 @@ def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str |
     """Spool the one uploaded file; returns its name. Multipart form fields become parameters."""
     request = ctx.request
     mimetype = request.mimetype
-    if params.get("inbody", "").lower() == "true" or mimetype in IN_BODY_TYPES:
-        if mimetype == "multipart/form-data":
-            raise HTTPError(406, "In-body File posts must include the file directly as the body of the message "
-                                 "(not as part of multi-part form data).")
+    if mimetype == "multipart/form-data" and _true(params.get("inbody")):
+        raise HTTPError(406, "In-body File posts must include the file directly as the body of the message "
+                             "(not as part of multi-part form data).")
+    if mimetype != "multipart/form-data":
         size = 0
         while chunk := request.stream.read(CHUNK):
             spool.write(chunk)
@@ -147,8 +150,6 @@ def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str |
                                  f"In this case, the request entity size is 0 but the media type is not "
                                  "application/zip (i.e. streaming compressed upload).")
         return name or "upload" + IN_BODY_TYPES.get(mimetype, ".unsupported")
-    if mimetype != "multipart/form-data":
-        raise HTTPError(400, "Unable to identify upload format.")
     parts: list[str] = []
 
     def factory(total_content_length, content_type, filename, content_length=None):  # type: ignore[no-untyped-def]
@@ -160,7 +161,7 @@ def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str |
         if key == "reference":
             raise HTTPError(400, "multi-part form posts may not be used to upload files via reference.")
         params.setdefault(key, value)
-    for item in uploaded.values():
+    for _, item in uploaded.items(multi=True):
         if item.stream is not spool:
             item.stream.close()
     if len(parts) > 1:
