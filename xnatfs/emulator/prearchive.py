@@ -175,7 +175,7 @@ class Prearchive:
     """The prearchive of one Store: use `prearchive_of(store)` to get the shared instance."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self._store = weakref.ref(store)  # prearchive_of's cache must not keep its key alive
         self.root = store.data_dir / "prearchive"
         self.root.mkdir(parents=True, exist_ok=True)
         self._clock_lock = threading.Lock()
@@ -183,6 +183,13 @@ class Prearchive:
         with store.transaction() as db:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
+
+    @property
+    def store(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise RuntimeError("the Store of this prearchive was closed and collected")
+        return store
 
     # ---- identity -----------------------------------------------------------------------------------
     def new_timestamp(self) -> str:
