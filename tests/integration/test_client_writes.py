@@ -100,3 +100,22 @@ def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
     import io
 
     return io.BytesIO(data)
+
+
+def test_cached_metadata_expires_after_the_ttl(fresh_emulator: EmulatorServer,
+                                               session) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import xnatfs
+    from xnatfs.settings import CacheSettings, Settings
+
+    session.scans.create("1", type="T1", series_description="before")
+    settings = Settings(cache=CacheSettings(ttl=0.3, maxsize=100))
+    with xnatfs.connect(fresh_emulator.url, "admin", "admin", settings=settings, load_schemas=False) as reader:
+        scan = reader.projects["P1"].subjects["S1"].experiments["E1"].scans["1"]
+        assert scan.get("series_description") == "before"
+        session.scans["1"].series_description = "after"  # another client writes
+        assert scan.get("series_description") == "before"  # still cached
+        time.sleep(0.4)
+        assert scan.get("series_description") == "after"
+        assert reader.projects["P1"].subjects["S1"].experiments["E1"].scans.rows()[0]["series_description"] == "after"

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
@@ -90,11 +91,17 @@ class ModelContext:
         self._notes: set[str] = set()
         self._lock = threading.Lock()
 
-    def get_json_cached(self, path: str, params: Params = None) -> Any:
-        """``GET path?…&format=json``, parsed, through the TTL cache (key: path and sorted query)."""
+    def get_json_cached(self, path: str, params: Params = None, *, parse: Callable[[Any], Any] | None = None) -> Any:
+        """``GET path?…&format=json`` through the TTL cache (key: path and sorted query).
+
+        With ``parse`` the parsed value is cached instead of the JSON (one parse per fetch, and a
+        stable identity for as long as the entry lives).
+        """
         items = list(params.items()) if isinstance(params, Mapping) else list(params or [])
-        key = (path, query_key(items + [("format", "json")]))
-        return self.cache.get_or_load(key, lambda: self.session.get_json(path, items))
+        key = (path, query_key(items + [("format", "json")]), getattr(parse, "__qualname__", ""))
+        if parse is None:
+            return self.cache.get_or_load(key, lambda: self.session.get_json(path, items))
+        return self.cache.get_or_load(key, lambda: parse(self.session.get_json(path, items)))
 
     def invalidate(self, *paths: str, exact: Iterable[str] = ()) -> None:
         """Drop cached data at or below each of ``paths``, and at exactly each of ``exact``."""
@@ -134,6 +141,7 @@ class XNATObject:
         self._uri = uri
         self._parent = parent
         self._row: dict[str, str] = dict(row or {})
+        self._row_time = time.monotonic()
         self._xsi = xsi_type
         self._id = id
         self._listings: dict[str, Any] = {}
@@ -185,7 +193,7 @@ class XNATObject:
 
     def _item(self) -> Item:
         """The object's current item document (cached with a TTL)."""
-        return current_item(self._ctx.get_json_cached(self._uri))
+        return self._ctx.get_json_cached(self._uri, parse=current_item)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -202,9 +210,16 @@ class XNATObject:
         text = self._field_text(key)
         return default if text is None else text
 
+    def _fresh_row(self) -> dict[str, str]:
+        """The listing row this object came from, while it is younger than the cache TTL."""
+        if self._row and time.monotonic() - self._row_time > self._ctx.settings.cache.ttl:
+            self._row = {}
+        return self._row
+
     def _field_text(self, key: str) -> str | None:
-        if key in self._row:
-            return self._row[key]
+        row = self._fresh_row()
+        if key in row:
+            return row[key]
         return self._item().text(key)
 
     def _set_field(self, xsi_type: str, xpath: str, text: str) -> None:

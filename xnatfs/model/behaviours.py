@@ -167,7 +167,7 @@ class ResourceBase(XNATObject):
         return self._listing("files", lambda: Listing(self._ctx, self._uri + "/files", FILES, owner=self))
 
     def _item(self) -> Item:
-        row = self._row
+        row = self._fresh_row()
         if not row:
             owner_resources = self._uri.rsplit("/", 1)[0]
             rows = Listing(self._ctx, owner_resources, RESOURCES).rows()

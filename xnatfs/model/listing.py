@@ -45,6 +45,30 @@ class ListingKind:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def resultset_rows(body: Any) -> tuple[Row, ...]:
+    """The rows of a ResultSet body (the parser whose result the metadata cache keeps)."""
+    return parse_resultset(body).rows
+
+
+class _Memo:
+    """Objects made from one fetched tuple of rows, with ID and secondary-key indexes."""
+
+    def __init__(self, rows: tuple[Row, ...], kind: ListingKind, objects: list[Any]) -> None:
+        self.rows = rows
+        self.objects = objects
+        self.ids = [kind.id_of(row) for row in rows]
+        self.by_id: dict[str, int] = {}
+        for position, ident in enumerate(self.ids):
+            self.by_id.setdefault(ident, position)
+        self.by_secondary: list[tuple[str, dict[str, list[int]]]] = []
+        for column in kind.secondary:
+            index: dict[str, list[int]] = {}
+            for position, row in enumerate(rows):
+                if row.get(column):
+                    index.setdefault(row[column], []).append(position)
+            self.by_secondary.append((column, index))
+
+
 class Listing:
     """The objects at ``path`` (see the module docstring). Thread-safe; rows come from the TTL cache."""
 
@@ -56,8 +80,9 @@ class Listing:
         self.owner = owner
         self._patterns = dict(patterns or {})
         self._lock = threading.Lock()
-        self._memo_rows: tuple[Row, ...] | None = None
-        self._memo: list[Any] = []
+        self._memo_cache: _Memo | None = None
+        self._filtered_from: tuple[Row, ...] | None = None
+        self._filtered: tuple[Row, ...] = ()
 
     def __repr__(self) -> str:
         where = f" of {self.owner!r}" if self.owner is not None else ""
@@ -67,43 +92,52 @@ class Listing:
     # -- rows and objects ---------------------------------------------------------------------------
 
     def rows(self) -> tuple[Row, ...]:
-        """The rows of the collection (cached with a TTL), after :meth:`filter` patterns."""
-        body = self._ctx.get_json_cached(self.path, list(self.kind.params))
-        rows = parse_resultset(body, what=f"{self.kind.noun} listing").rows
-        if self._patterns:
-            rows = tuple(r for r in rows if self._matches(r))
-        return rows
+        """The rows of the collection (parsed once per fetch, cached with a TTL), after :meth:`filter`."""
+        rows = self._ctx.get_json_cached(self.path, list(self.kind.params), parse=resultset_rows)
+        if not self._patterns:
+            return rows
+        with self._lock:
+            if rows is self._filtered_from:
+                return self._filtered
+        filtered = tuple(r for r in rows if self._matches(r))
+        with self._lock:
+            self._filtered_from, self._filtered = rows, filtered
+        return filtered
 
     def _matches(self, row: Row) -> bool:
         return all(fnmatch.fnmatchcase(row.get(column, ""), pattern) for column, pattern in self._patterns.items())
 
-    def _objects(self) -> tuple[tuple[Row, ...], list[Any]]:
+    def _memo(self) -> _Memo:
+        """Objects and lookup tables for the current rows, rebuilt only when the rows were fetched again."""
         rows = self.rows()
         with self._lock:
-            if rows is not self._memo_rows and rows != self._memo_rows:
-                self._memo = [self.kind.make(self, row) for row in rows]
-                self._memo_rows = rows
-            return self._memo_rows, list(self._memo)
+            memo = self._memo_cache
+            if memo is not None and memo.rows is rows:
+                return memo
+        memo = _Memo(rows, self.kind, [self.kind.make(self, row) for row in rows])
+        with self._lock:
+            self._memo_cache = memo
+        return memo
 
     def __len__(self) -> int:
         return len(self.rows())
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._objects()[1])
+        return iter(self._memo().objects)
 
     def __bool__(self) -> bool:
         return len(self) > 0
 
     def keys(self) -> list[str]:
         """The IDs, in server order."""
-        return [self.kind.id_of(row) for row in self.rows()]
+        return list(self._memo().ids)
 
     def values(self) -> list[Any]:
-        return self._objects()[1]
+        return list(self._memo().objects)
 
     def items(self) -> list[tuple[str, Any]]:
-        rows, objects = self._objects()
-        return [(self.kind.id_of(row), obj) for row, obj in zip(rows, objects)]
+        memo = self._memo()
+        return list(zip(memo.ids, memo.objects))
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -118,7 +152,7 @@ class Listing:
 
     def __getitem__(self, key: str | int | slice) -> Any:
         if isinstance(key, (int, slice)):
-            return self._objects()[1][key]
+            return self._memo().objects[key]
         return self._find(str(key))
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -129,20 +163,21 @@ class Listing:
             return default
 
     def _find(self, key: str) -> Any:
-        rows, objects = self._objects()
-        for row, obj in zip(rows, objects):
-            if self.kind.id_of(row) == key:
-                return obj
-        for column in self.kind.secondary:
-            found = [(row, obj) for row, obj in zip(rows, objects) if row.get(column) == key]
-            if len(found) == 1:
-                return found[0][1]
-            if len(found) > 1:
-                ids = ", ".join(self.kind.id_of(row) for row, _ in found)
-                raise AmbiguousLabelError(f"{len(found)} {self.kind.noun} have {column} {key!r} in {self.path} "
-                                          f"(IDs {ids}); index by ID instead")
-        raise NotFound(f"No {self.kind.noun[:-1] if self.kind.noun.endswith('s') else self.kind.noun} "
-                       f"with ID or {'/'.join(self.kind.secondary) or 'ID'} {key!r} in {self.path}")
+        memo = self._memo()
+        found = memo.by_id.get(key)
+        if found is not None:
+            return memo.objects[found]
+        for column, index in memo.by_secondary:
+            positions = index.get(key)
+            if not positions:
+                continue
+            if len(positions) == 1:
+                return memo.objects[positions[0]]
+            ids = ", ".join(memo.ids[i] for i in positions)
+            raise AmbiguousLabelError(f"{len(positions)} {self.kind.noun} have {column} {key!r} in {self.path} "
+                                      f"(IDs {ids}); index by ID instead")
+        noun = self.kind.noun[:-1] if self.kind.noun.endswith("s") else self.kind.noun
+        raise NotFound(f"No {noun} with ID or {'/'.join(self.kind.secondary) or 'ID'} {key!r} in {self.path}")
 
     # -- views and changes --------------------------------------------------------------------------
 
@@ -155,8 +190,7 @@ class Listing:
         """Forget the cached rows; the next access asks the server."""
         self._ctx.invalidate(exact=[self.path])
         with self._lock:
-            self._memo_rows = None
-            self._memo = []
+            self._memo_cache = None
         return self
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
