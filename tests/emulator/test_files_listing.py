@@ -82,7 +82,8 @@ def test_single_catalog_uri_keeps_project_and_subject_from_the_url(archive: Simp
 
 def test_owner_files_merge_every_resource_with_sql_style_uris(archive: SimpleNamespace) -> None:
     e = archive.session.id
-    for path in (f"/data/experiments/{e}/scans/7/files", "/data/projects/PRJ/subjects/SUBJ/experiments/SESS/scans/7/files",
+    for path in (f"/data/experiments/{e}/scans/7/files",
+                 "/data/projects/PRJ/subjects/SUBJ/experiments/SESS/scans/7/files",
                  f"/data/experiments/{e}/scans/7/resources/DICOM,EXTRA/files"):
         rows = listing(archive, path)["Result"]
         assert {r["collection"] for r in rows} == {"DICOM", "EXTRA"}, path
