@@ -80,3 +80,25 @@ def test_items_json_keeps_schema_types(emulator: EmulatorServer, http: requests.
     assert fields["frames"] == 16 and isinstance(fields["parameters/tr"], float)  # xs:integer, xs:float
     assert fields["ID"] == "2" and fields["image_session_ID"] == session.id       # xs:string stays a string
     assert isinstance(fields["xnat_imagescandata_id"], int)
+
+
+def test_plugin_type_is_rendered_with_its_base_shape(fresh_emulator: EmulatorServer) -> None:
+    url = fresh_emulator.url
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+        session_id = s.put(f"{url}/data/projects/P1/subjects/S1/experiments/E1",
+                           params={"xsiType": "xnat:mrSessionData"}, timeout=10).text
+        created = s.put(f"{url}/data/experiments/{session_id}/assessors/ROI1",
+                        params={"xsiType": "icr:roiCollectionData", "xnat:imageAssessorData/date": "01/02/2020"},
+                        timeout=10)
+        assert created.status_code == 201
+        item = s.get(f"{url}/data/experiments/{created.text}?format=json", timeout=10).json()["items"][0]
+        assert item["meta"]["xsi:type"] == "icr:roiCollectionData"
+        assert item["data_fields"]["date"] == "2020-01-02"
+        assert item["data_fields"]["imageSession_ID"] == session_id and "subject_ID" not in item["data_fields"]
+        session = etree.fromstring(s.get(f"{url}/data/experiments/{session_id}?format=xml", timeout=10).content)
+        xnat = "http://nrg.wustl.edu/xnat"
+        assessor = session.find(f"{{{xnat}}}assessors/{{{xnat}}}assessor")
+        assert assessor.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "icr:roiCollectionData"
+        assert assessor.findtext(f"{{{xnat}}}date") == "2020-01-02"

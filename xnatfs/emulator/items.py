@@ -217,6 +217,12 @@ class Item:
     fields: dict[str, Any]
     children: list[tuple[str, list["Item"]]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The type whose schema shapes the item when ``xsi_type`` is not in xnat.xsd (a plugin type).
+    base_type: str | None = None
+
+    @property
+    def schema_type(self) -> str:
+        return self.xsi_type if self.xsi_type in schema().types or not self.base_type else self.base_type
 
     def add_children(self, path: str, items: Iterable["Item"]) -> None:
         items = list(items)
@@ -263,18 +269,19 @@ def item_json(item: Item) -> dict[str, Any]:
     sch = schema()
     data_fields: dict[str, Any] = {}
     grouped: dict[str, dict[str, Any]] = {}
+    shape = item.schema_type
     for path, value in item.fields.items():
         if value is None:
             continue
         head, _, rest = path.partition("/")
-        el = sch.element(item.xsi_type, head) if rest else None
+        el = sch.element(shape, head) if rest else None
         if el is not None and sch.is_item_element(el) and not el.many:
             grouped.setdefault(head, {})[rest] = value
         else:
-            data_fields[path] = typed(value, sch.field_type(item.xsi_type, path))
+            data_fields[path] = typed(value, sch.field_type(shape, path))
     children = []
     for head, sub in grouped.items():
-        el = sch.element(item.xsi_type, head)
+        el = sch.element(shape, head)
         sub_type = CONCRETE_TYPES.get(el.type, el.type) if el else "xnat:" + head
         children.append({"field": head, "items": [item_json(Item(sub_type, sub))]})
     for path, items in item.children:
@@ -296,7 +303,9 @@ def xml_document(item: Item, site_url: str) -> bytes:
     namespace = NAMESPACES.get(prefix, f"http://nrg.wustl.edu/{prefix}")
     nsmap.setdefault(prefix, namespace)
     root = etree.Element(f"{{{namespace}}}{local}", nsmap=nsmap)
-    _fill(root, item.xsi_type, None, item.fields, _children_map(item.children))
+    if item.schema_type != item.xsi_type:
+        root.set(f"{{{XSI}}}type", item.xsi_type)
+    _fill(root, item.schema_type, None, item.fields, _children_map(item.children))
     locations = f"{XNAT_NS} {site_url.rstrip('/')}/schemas/xnat/xnat.xsd"
     root.set(f"{{{XSI}}}schemaLocation", locations)
     # Java's serializer writes the declaration with double quotes (SAXWriter: STANDALONE=yes, INDENT=yes).
@@ -328,9 +337,9 @@ def _fill(node: etree._Element, type_name: str | None, inline: TypeDef | None, f
         if el.name in children:
             for child in children[el.name]:
                 sub = etree.SubElement(node, f"{{{XNAT_NS}}}{el.name}")
-                if child.xsi_type in sch.types and child.xsi_type != el.type:
+                if (child.xsi_type in sch.types or child.base_type) and child.xsi_type != el.type:
                     sub.set(f"{{{XSI}}}type", child.xsi_type)
-                child_type = child.xsi_type if child.xsi_type in sch.types else el.type
+                child_type = child.schema_type if child.schema_type in sch.types else el.type
                 _fill_element(sub, el, child_type, child.fields.get(el.name), child.fields,
                               _children_map(child.children))
             continue

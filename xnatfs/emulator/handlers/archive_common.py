@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.handlers.archive_fields import convert, fields_from_query, filter_records, listing_columns, store_key
 from xnatfs.emulator.handlers.archive_xmlbody import XmlDocument, read_xml_body
+from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError, result_set
 
 VALID_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -39,10 +40,12 @@ class Submission:
         self.document: XmlDocument | None = read_xml_body(request)
         self.query_type = request.args.get("xsiType")
         self.xsi_type = self.query_type or (self.document.xsi_type if self.document else None) or default_type
+        # the schema type that reads the field names: a plugin type falls back to what it extends
+        shape = next((t for t in (self.xsi_type, existing_type) if t in schema().types), "xnat:experimentData")
         self.fields: dict[str, Any] = {}
         if self.document is not None:
-            self.fields.update(document_fields(self.document, kind))
-        query = fields_from_query(request.args, kind, self.xsi_type or existing_type or "xnat:experimentData")
+            self.fields.update(document_fields(self.document, kind, shape))
+        query = fields_from_query(request.args, kind, shape)
         custom = query.pop("fields", None)
         self.fields.update(query)
         if custom:
@@ -59,8 +62,10 @@ class Submission:
             raise HTTPError(status, message)
 
 
-def document_fields(document: XmlDocument, kind: str) -> dict[str, Any]:
-    fields = {store_key(kind, path): convert(document.xsi_type, path, value)
+def document_fields(document: XmlDocument, kind: str, shape: str | None = None) -> dict[str, Any]:
+    """Store fields of a parsed XML document (``shape``: the schema type to read it with)."""
+    shape = document.xsi_type if document.xsi_type in schema().types else (shape or document.xsi_type)
+    fields = {store_key(kind, path): convert(shape, path, value)
               for path, value in document.fields.items()}
     if document.custom:
         fields["fields"] = dict(document.custom)

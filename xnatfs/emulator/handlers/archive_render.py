@@ -92,7 +92,8 @@ def experiment_item(store: Store, experiment: Experiment) -> Item:
         return assessor_item(store, experiment)
     rec = record(experiment)
     rec["id"] = experiment.id  # recorded XNAT output carries both ID and id (spec §3.3)
-    item = Item(experiment.xsi_type, _fields(rec), meta=_meta(experiment.insert_date))
+    item = Item(experiment.xsi_type, _fields(rec), meta=_meta(experiment.insert_date),
+                base_type="xnat:imageSessionData")
     session = experiment
     item.add_children("scans/scan", [scan_item(store, s, session) for s in store.list_scans(session.id)])
     item.add_children("reconstructions/reconstructedImage",
@@ -106,8 +107,9 @@ def experiment_item(store: Store, experiment: Experiment) -> Item:
 
 def assessor_item(store: Store, assessor: Experiment) -> Item:
     rec = record(assessor)
+    rec.pop("subject_ID")  # an image assessor belongs to its session, not directly to the subject
     rec["id"] = assessor.id
-    item = Item(assessor.xsi_type, _fields(rec), meta=_meta(assessor.insert_date))
+    item = Item(assessor.xsi_type, _fields(rec), meta=_meta(assessor.insert_date), base_type="xnat:imageAssessorData")
     item.add_children("out/file", resource_items(store, assessor))
     item.add_children("fields/field", custom_field_items(item.xsi_type, assessor.fields.get("fields")))
     return item
@@ -117,13 +119,14 @@ def scan_item(store: Store, scan: Scan, session: Experiment | None = None) -> It
     session = session or store.get_experiment(scan.experiment_id)
     rec = record(scan, project=session.project if session else None)
     rec["xnat_imagescandata_id"] = scan.pk
-    item = Item(scan.xsi_type, _fields(rec) | {"xnat_imagescandata_id": scan.pk}, meta=_meta(scan.insert_date))
+    item = Item(scan.xsi_type, _fields(rec) | {"xnat_imagescandata_id": scan.pk}, meta=_meta(scan.insert_date),
+                base_type="xnat:imageScanData")
     item.add_children("file", resource_items(store, scan))
     return item
 
 
 def recon_item(store: Store, recon: Reconstruction) -> Item:
     rec = _fields(record(recon)) | {"xnat_reconstructedimagedata_id": recon.pk}
-    item = Item(recon.xsi_type, rec, meta=_meta(recon.insert_date))
+    item = Item(recon.xsi_type, rec, meta=_meta(recon.insert_date), base_type="xnat:reconstructedImageData")
     item.add_children("out/file", resource_items(store, recon))
     return item
