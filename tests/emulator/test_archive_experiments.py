@@ -168,7 +168,8 @@ def test_experiment_create_update_rename_delete(fresh_emulator: EmulatorServer) 
         created = s.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E1",
                         params={"xsiType": "xnat:mrSessionData", "date": "03/04/2021",
                                 "xnat:mrSessionData/time": "10:11:12",
-                                "xnat:imageSessionData/scanner/manufacturer": "ACME", "scanner/model": "ignored"}, timeout=10)
+                                "xnat:imageSessionData/scanner/manufacturer": "ACME", "scanner/model": "ignored"},
+                        timeout=10)
         assert created.status_code == 201 and re.fullmatch(r"XNAT_E\d{5}", created.text)
         experiment = store.get_experiment(created.text)
         subject = store.find_subject("P1", "NEWSUBJ")  # the missing subject was created with that label

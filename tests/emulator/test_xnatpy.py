@@ -47,6 +47,11 @@ def test_xnatpy_browses_projects_subjects_experiments_scans(emulator: EmulatorSe
         assert {a.label for a in experiment.assessors.values()} == {"DEMO_001_MR_1_QC"}
         assert list(experiment.reconstructions.keys()) == ["DEMO_001_MR_1_T1_bc"]
         assert [r.label for r in experiment.resources.values()] == ["notes"]
+        qc = experiment.assessors["DEMO_001_MR_1_QC"]
+        assert sorted(qc.resources["QC"].files.keys()) == ["qc.json", "qc_report.txt"]
+        assert {e.label for e in project.experiments.values()} == {e.label for e in store.list_experiments("DEMO")}
+        assert session.subjects[subject.id].label == "DEMO_001"
+        assert session.experiments[experiment.id].label == "DEMO_001_MR_1"
 
 
 def test_xnatpy_lists_resources_and_files_and_downloads_a_file(emulator: EmulatorServer, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context
-from xnatfs.emulator.handlers.archive_fields import convert, fields_from_query, filter_records, listing_columns, store_key
+from xnatfs.emulator.handlers.archive_fields import (convert, fields_from_query, filter_records, listing_columns,
+                                                     store_key)
 from xnatfs.emulator.handlers.archive_xmlbody import XmlDocument, read_xml_body
 from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError, result_set

@@ -27,8 +27,8 @@ _VIRTUAL = {"xsiType", "insert_date", "insert_user", "last_modified", "xnat_imag
 
 
 def object_response(ctx: Context, item: Item) -> Response:
-    """``format=json`` → ``{"items": [...]}``; anything else → the XML document (see module docs of
-    items.py: our default for a single object is XML where XNAT would send its HTML page)."""
+    """``format=json`` → ``{"items": [...]}``; anything else → the XML document. Without ``format``
+    real XNAT negotiates HTML for ``Accept: */*`` (spec §3.1); the emulator sends the XML document."""
     if requested_format(ctx.request, "xml") == "json":
         return Response(items_document(item), mimetype="application/json")
     return Response(xml_document(item, site_url(ctx.request, ctx.app.config.site_url)), mimetype="text/xml")
