@@ -61,7 +61,8 @@ def test_a_stalled_download_times_out(fresh_emulator: EmulatorServer, tmp_path) 
         assert not (tmp_path / "out.bin").exists()
 
 
-def test_503_is_retried_for_gets_but_500_is_not(faults: EmulatorServer, xnat: Connection) -> None:
+# ``xnat`` before ``faults``: the faults are switched off before the connection logs out.
+def test_503_is_retried_for_gets_but_500_is_not(xnat: Connection, faults: EmulatorServer) -> None:
     faults.faults.reset_counts()
     faults.set_faults(fail_rate=1.0, fail_status=503)
     with pytest.raises(ServerError) as info:
@@ -76,7 +77,7 @@ def test_503_is_retried_for_gets_but_500_is_not(faults: EmulatorServer, xnat: Co
     assert faults.faults.counts()["by_route"]["GET FAULT"] == 1
 
 
-def test_post_is_never_retried(faults: EmulatorServer, xnat: Connection) -> None:
+def test_post_is_never_retried(xnat: Connection, faults: EmulatorServer) -> None:
     faults.faults.reset_counts()
     faults.set_faults(fail_rate=1.0, fail_status=503)
     with pytest.raises(ServerError):

@@ -119,3 +119,14 @@ def test_cached_metadata_expires_after_the_ttl(fresh_emulator: EmulatorServer,
         time.sleep(0.4)
         assert scan.get("series_description") == "after"
         assert reader.projects["P1"].subjects["S1"].experiments["E1"].scans.rows()[0]["series_description"] == "after"
+
+
+def test_assessors_and_reconstructions_are_created_with_resources(session) -> None:  # type: ignore[no-untyped-def]
+    assessor = session.assessors.create("E1_QC", "xnat:qcAssessmentData", note="checked")
+    assert assessor.label == "E1_QC" and assessor.xsi_type == "xnat:qcAssessmentData"
+    assert session.assessors["E1_QC"] is assessor
+    assessor.resources.create("QC").upload(_bytes_io(b"report"), "report.txt")
+    assert assessor.resources["QC"].files.keys() == ["report.txt"]
+    recon = session.reconstructions.create("R1", type="bias-corrected")
+    assert session.reconstructions.keys() == ["R1"] and recon.get("type") == "bias-corrected"
+    assert session.scans.tabulate(["ID"]) == []

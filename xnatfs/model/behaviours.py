@@ -314,7 +314,8 @@ def _create(listing: Listing, key: str, xsi_type: str, family: type, fields: dic
     listing.refresh()
     created = listing[new_id] if new_id and new_id in listing.keys() else listing[key]
     owner = [listing.owner.uri] if listing.owner is not None else []
-    listing._ctx.invalidate(exact=[*created._containers(), *owner])
+    others = [path for path in created._containers() if path != listing.path]  # this one was just refreshed
+    listing._ctx.invalidate(exact=[*others, *owner])
     return created
 
 
