@@ -328,3 +328,22 @@ def test_repr_and_url_checks_never_show_secrets() -> None:
         XNATSession("ftp://xnat.test")
     with pytest.raises(ConfigError):
         session.get("data/projects")
+
+
+def test_retry_policy_retries_idempotent_verbs_but_never_read_timeouts_or_posts() -> None:
+    from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+
+    from xnatfs.settings import RetryPolicy
+    from xnatfs.transport.http import make_retry
+
+    retry = make_retry(RetryPolicy(total=3))
+    dropped = ProtocolError("Connection aborted.", ConnectionResetError())
+    once = retry.increment(method="GET", url="/x", error=dropped)
+    assert once.read == 0
+    with pytest.raises(MaxRetryError):  # a second dropped connection is not retried again
+        once.increment(method="GET", url="/x", error=dropped)
+    with pytest.raises(ReadTimeoutError):
+        retry.increment(method="GET", url="/x", error=ReadTimeoutError(None, "/x", "read timed out"))
+    with pytest.raises(ProtocolError):
+        retry.increment(method="POST", url="/x", error=dropped)
+    assert not retry.is_retry("POST", 503) and retry.is_retry("GET", 503) and not retry.is_retry("GET", 500)

@@ -2,10 +2,11 @@
 
 What the session guarantees:
 
-- **Retries** (urllib3 ``Retry``): only idempotent verbs (GET, HEAD, PUT, DELETE, OPTIONS), only on
-  connection errors and on 502/503/504, with exponential backoff. Reads that already started are never
-  retried (``read=0``): a retry there would double the time a caller waits past its timeout. POST is
-  never retried (the import service is not idempotent). A retried PUT rewinds a seekable body.
+- **Retries** (urllib3 ``Retry``): only idempotent verbs (GET, HEAD, PUT, DELETE, OPTIONS), on
+  connection errors and on 502/503/504, with exponential backoff, plus once on a connection the server
+  dropped mid-request (a pooled keep-alive connection it had just closed). A read *timeout* is never
+  retried: a retry would double the time a caller waits past its timeout. POST is never retried (the
+  import service is not idempotent). A retried PUT rewinds a seekable body.
 - **No implicit netrc**: ``session.auth`` is a no-op auth object, so requests does not read
   ``~/.netrc`` on its own (it would bypass our permission check, and send Basic on every request).
 - **Pooling** sized for a multi-threaded FUSE daemon.
@@ -54,12 +55,22 @@ class NoImplicitAuth(requests.auth.AuthBase):
         return "NoImplicitAuth()"
 
 
+class IdempotentRetry(Retry):
+    """urllib3's Retry, except that a read timeout is raised at once instead of being retried."""
+
+    def increment(self, method: str | None = None, url: str | None = None, response: object = None,
+                  error: Exception | None = None, _pool: object = None, _stacktrace: object = None) -> Retry:
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+
+
 def make_retry(policy: RetryPolicy) -> Retry:
-    """urllib3 Retry for idempotent verbs on connection errors and ``policy.status_forcelist``."""
-    return Retry(
+    """Retry for idempotent verbs on connection errors, one dropped connection, ``policy.status_forcelist``."""
+    return IdempotentRetry(
         total=policy.total,
         connect=policy.total,
-        read=0,
+        read=1,
         status=policy.total,
         other=0,
         backoff_factor=policy.backoff_factor,
