@@ -62,12 +62,28 @@ def admin_only(view: Callable) -> Callable:
     return view
 
 
+class MatchOnlyRule(Rule):
+    """A Rule used only to match requests; building URLs from it (``url_for``) is not supported.
+
+    werkzeug compiles a URL builder per rule (about 1 ms each); with ~800 routes that alone would
+    take most of the emulator's one-second boot, and the emulator never builds URLs. Overrides
+    werkzeug's private ``_compile_builder``: should werkzeug rename it, the override is simply
+    unused and binding becomes slower again, never wrong.
+    """
+
+    def _compile_builder(self, append_unknown: bool = True):  # type: ignore[no-untyped-def,override]
+        def build(*args: object, **kwargs: object) -> tuple[str, str]:
+            raise NotImplementedError("emulator routes are match-only")
+
+        return build
+
+
 def data_rules(path: str, view: Callable, methods: Iterable[str], *, archive: bool = True) -> list[Rule]:
     """The same route under ``/data`` and ``/REST`` (and their ``/archive`` twins; spec §1)."""
     prefixes = ["/data", "/REST"]
     if archive:
         prefixes += ["/data/archive", "/REST/archive"]
-    return [Rule(prefix + path, endpoint=view, methods=list(methods)) for prefix in prefixes]
+    return [MatchOnlyRule(prefix + path, endpoint=view, methods=list(methods)) for prefix in prefixes]
 
 
 @dataclass

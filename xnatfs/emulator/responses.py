@@ -80,8 +80,11 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def uri_list(request: Request, uris: Sequence[str]) -> Response:
-    """XNAT's answer naming created sessions: text/uri-list with CRLF after each URI, or format=txt."""
-    if requested_format(request, "uri-list") == "txt":
+    """Importer.represent: ``text/plain`` (format=txt, or Accept preferring it) → one URI without a
+    newline; otherwise ``text/uri-list`` with CRLF after each URI (spec §15 "Response")."""
+    fmt = (request.args.get("format") or "").lower()
+    if fmt == "txt" or (not fmt and request.accept_mimetypes.best_match(
+            ["application/json", "text/html", "text/xml", "text/plain"]) == "text/plain"):
         body = uris[0] if len(uris) == 1 else "".join(u + "\r\n" for u in uris)
         return Response(body, mimetype="text/plain")
     return Response("".join(u + "\r\n" for u in uris), mimetype="text/uri-list")

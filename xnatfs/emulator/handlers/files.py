@@ -33,23 +33,8 @@ from xnatfs.emulator.handlers.files_upload import delete_file, upload
 from xnatfs.emulator.resolve import OWNER_PATTERNS
 
 
-class MatchOnlyRule(Rule):
-    """A Rule used only to match requests: building URLs from it (``url_for``) is not supported.
-
-    Overrides werkzeug's private ``_compile_builder``; should werkzeug rename it, the override is
-    simply unused and binding becomes slower again, never wrong.
-    """
-
-    def _compile_builder(self, append_unknown: bool = True):  # type: ignore[no-untyped-def,override]
-        def build(*args: object, **kwargs: object) -> tuple[str, str]:
-            raise NotImplementedError("emulator routes are match-only")
-
-        return build
-
-
 def _rules(path: str, view: Callable[..., Response], methods: list[str]) -> list[Rule]:
-    return [MatchOnlyRule(r.rule, endpoint=r.endpoint, methods=sorted(r.methods or methods))
-            for r in data_rules(path, view, methods)]
+    return data_rules(path, view, methods)
 
 
 def resource_files(ctx: Context, resource: str, path: str | None = None, **values: str) -> Response:

@@ -30,7 +30,7 @@ from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.importer import (ArchiveTarget, Destination, ImportOptions, archive_session, clean_label,
                                       import_upload)
 from xnatfs.emulator.prearchive import COLUMNS, UNASSIGNED, PrearcSession, Prearchive, prearchive_of
-from xnatfs.emulator.responses import HTTPError, result_set
+from xnatfs.emulator.responses import HTTPError, result_set, uri_list
 from xnatfs.emulator.store import CHUNK
 
 #: Content types XNAT knows for in-body uploads, with the file extension it gives the upload.
@@ -121,16 +121,6 @@ def import_service(ctx: Context, name: str | None = None) -> Response:
         spool.seek(0)
         uris = import_upload(ctx.store, prearchive_of(ctx.store), spool, upload_name, options)
     return uri_list(request, uris)
-
-
-def uri_list(request: Request, uris: list[str]) -> Response:
-    """Importer.represent: `text/plain` (format=txt or Accept) → one URI without newline; else uri-list."""
-    fmt = (request.args.get("format") or "").lower()
-    if fmt == "txt" or (not fmt and request.accept_mimetypes.best_match(
-            ["application/json", "text/html", "text/xml", "text/plain"]) == "text/plain"):
-        body = uris[0] if len(uris) == 1 else "".join(u + "\r\n" for u in uris)
-        return Response(body, mimetype="text/plain")
-    return Response("".join(u + "\r\n" for u in uris), mimetype="text/uri-list")
 
 
 def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str | None) -> str:
