@@ -51,8 +51,10 @@ def test_upload_from_path_with_progress(resource, tmp_path: Path) -> None:  # ty
 def test_upload_from_file_objects(resource) -> None:  # type: ignore[no-untyped-def]
     resource.upload(io.BytesIO(b"seekable"), "a.txt")
     resource.upload(OneWayStream(b"one way only" * 1000), "b.txt")
+    resource.upload(b"plain bytes", "c.txt")
     files = resource.files
-    assert files.keys() == ["a.txt", "b.txt"]
+    assert files.keys() == ["a.txt", "b.txt", "c.txt"]
+    assert files["c.txt"].size == len(b"plain bytes")
     with files["b.txt"].open() as handle:
         assert handle.read() == b"one way only" * 1000
     with pytest.raises(TypeError):

@@ -192,10 +192,10 @@ class ResourceBase(XNATObject):
         download_and_extract(self._ctx.session, self._uri + "/files", Path(target), progress=progress)
         return Path(target)
 
-    def upload(self, source: str | Path | IO[bytes], remote_path: str | None = None, *, overwrite: bool = False,
+    def upload(self, source: str | Path | IO[bytes] | bytes, remote_path: str | None = None, *, overwrite: bool = False,
                progress: Progress | None = None, extract: bool = False, content: str | None = None,
                format: str | None = None, tags: str | None = None) -> File | None:
-        """Stream a local file (path or binary file object) to ``remote_path`` in this resource.
+        """Stream a local file (path, binary file object, or bytes) to ``remote_path`` in this resource.
 
         Without ``overwrite`` an existing file is an error (:class:`~xnatfs.errors.Conflict`); XNAT
         itself would answer 200 and keep the old file. Returns the new :class:`File` (None with

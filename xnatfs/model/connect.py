@@ -139,6 +139,8 @@ class Connection:
         """Log out and release pooled connections. Idempotent."""
         self._session.close()
 
+    disconnect = close  # xnatpy's name
+
 
 def _settings_with_timeout(settings: Settings, timeout: Timeouts | float | None) -> Settings:
     if timeout is None:

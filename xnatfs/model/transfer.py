@@ -162,12 +162,14 @@ class ProgressReader(io.RawIOBase):
         return self._raw.seek(offset, whence) - self._start
 
 
-def open_upload_source(source: str | os.PathLike[str] | IO[bytes]) -> tuple[IO[bytes], bool]:
+def open_upload_source(source: str | os.PathLike[str] | IO[bytes] | bytes) -> tuple[IO[bytes], bool]:
     """A seekable binary file for ``source`` and whether the caller must close it.
 
-    Paths are opened; seekable file objects are used as they are; anything else is spooled to a
-    temporary file (in memory up to 8 MiB, then on disk).
+    Paths are opened; bytes are wrapped; seekable file objects are used as they are; anything else
+    is spooled to a temporary file (in memory up to 8 MiB, then on disk).
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source)), True
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
