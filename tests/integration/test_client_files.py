@@ -108,3 +108,7 @@ def test_download_dir_of_resource_scan_and_session(xnat: Connection, emulator: E
     assert len(list((tmp_path / "session").rglob("*.dcm"))) == 3 + 16 + 16
     for path in (tmp_path / "session").rglob("*"):
         assert path.resolve().is_relative_to((tmp_path / "session").resolve())
+    session.assessors[0].download_dir(tmp_path / "qc")
+    assert sorted(p.name for p in (tmp_path / "qc").rglob("*") if p.is_file()) == ["qc.json", "qc_report.txt"]
+    xnat.projects["DEMO"].download_dir(tmp_path / "project")  # a project's own resources, as XNAT zips them
+    assert sorted(p.name for p in (tmp_path / "project").rglob("*") if p.is_file()) == ["README.txt", "protocol.txt"]
