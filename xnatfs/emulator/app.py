@@ -48,6 +48,9 @@ HANDLER_MODULES = (
 
 REALM = 'Basic realm="XNAT Protected Area"'
 SESSION_COOKIE = "JSESSIONID"
+#: Restlet 1.1's default description of 401 (``Status.CLIENT_ERROR_UNAUTHORIZED``), the <h3> of the
+#: status page XnatSecureGuard's refusal renders; pyxnat's ``catch_error`` compares with this text.
+UNAUTHORIZED = "The request requires user authentication"
 
 
 def public(view: Callable) -> Callable:
@@ -247,7 +250,7 @@ class EmulatorApp:
             if basic is not None and self.check_password(*basic):
                 ctx.new_session(basic[0])
             elif not getattr(view, "public", False):
-                raise HTTPError(401, "Unauthorized", {"WWW-Authenticate": REALM})
+                raise HTTPError(401, UNAUTHORIZED, {"WWW-Authenticate": REALM})
         if getattr(view, "admin_only", False) and not ctx.is_admin:
             raise HTTPError(403, "This operation is restricted to site administrators.")
 

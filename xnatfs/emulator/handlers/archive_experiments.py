@@ -23,7 +23,7 @@ from xnatfs.emulator import resolve
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import (Submission, accession, check_label, document_fields, empty,
                                                      listing)
-from xnatfs.emulator.handlers.archive_fields import record
+from xnatfs.emulator.handlers.archive_fields import record, scan_join_types
 from xnatfs.emulator.handlers.archive_render import experiment_item, object_response
 from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError
@@ -48,8 +48,29 @@ def experiment_records(store: Store, experiments: list[Experiment]) -> list[dict
             session = sessions[exp.session_id]
             extra.update(session_label=session.label if session else "",
                          session_project=session.project if session else "")
+        if subject:
+            extra.update({f"subject:{key}": value for key, value in record(subject).items()})
         records.append(record(exp, **extra))
     return records
+
+
+def join_scans(store: Store, records: list[dict[str, Any]], scan_types: list[str]) -> list[dict[str, Any]]:
+    """One row per scan of each session (of any of ``scan_types``), its fields under
+    ``scan:<type>:<path>``; an experiment without such scans keeps one row (an outer join, so
+    pyxnat's ``array.scans`` drops the rows whose scan ID is empty)."""
+    if not scan_types:
+        return records
+    sch = schema()
+    joined = []
+    for rec in records:
+        rows = []
+        for scan in store.list_scans(rec["ID"]):
+            types = [t for t in scan_types if sch.is_a(scan.xsi_type, t) or scan.xsi_type == t]
+            if types:
+                fields = record(scan)
+                rows.append(dict(rec, **{f"scan:{t}:{k}": v for t in types for k, v in fields.items()}))
+        joined.extend(rows or [rec])
+    return joined
 
 
 def _typed(experiments: list[Experiment], root: str) -> list[Experiment]:
@@ -63,7 +84,8 @@ def list_project_experiments(ctx: Context, project: str, subject: str | None = N
     root = ctx.request.args.get("xsiType") or "xnat:subjectAssessorData"
     experiments = _typed(ctx.store.list_experiments(project_id, subject_id), root)
     columns = BASE_COLUMNS + [(f"{root.lower()}/id", "ID")]
-    return listing(ctx, "experiment", experiment_records(ctx.store, experiments), columns, root,
+    records = join_scans(ctx.store, experiment_records(ctx.store, experiments), scan_join_types(ctx.request.args, root))
+    return listing(ctx, "experiment", records, columns, root,
                    lambda r: f"/data/experiments/{r['ID']}", paging=True)
 
 
@@ -75,7 +97,8 @@ def list_all_experiments(ctx: Context) -> Response:
         columns += [("subject_ID", "subject_ID"), ("subject_label", "subject_label")]
     if schema().is_a(root, "xnat:imageAssessorData"):
         columns += [("session_ID", "session_ID"), ("session_label", "session_label")]
-    return listing(ctx, "experiment", experiment_records(ctx.store, experiments), columns, root,
+    records = join_scans(ctx.store, experiment_records(ctx.store, experiments), scan_join_types(ctx.request.args, root))
+    return listing(ctx, "experiment", records, columns, root,
                    lambda r: f"/data/experiments/{r['ID']}", meta={"title": "Matching experiments"}, paging=True)
 
 

@@ -125,8 +125,40 @@ def path_of(kind: str, name: str, root_type: str) -> str | None:
         return lower[name.lower()]
     head, sep, rest = name.partition("/")
     if sep and ":" in head and rest:
-        return schema().canonical_path(root_type, _PREDICATE.sub("", rest))
+        rest = _PREDICATE.sub("", rest)
+        joined = joined_path(kind, head, rest) if kind == "experiment" else None
+        return joined or schema().canonical_path(root_type, rest)
     return None
+
+
+def joined_path(kind: str, head: str, rest: str) -> str | None:
+    """An experiment listing may name fields of the experiment's subject or of its scans; XNAT's
+    QueryOrganizer joins those tables (pyxnat's ``array`` relies on it). Subject fields with a
+    read-only experiment shortcut (``subject_label`` = ``xnat:subjectData/label``, SRC
+    XMLPathShortcuts) land on that key; other subject fields on ``subject:<path>``; scan fields on
+    ``scan:<scan type>:<path>``, filled in one row per scan (:func:`scan_join_types`)."""
+    sch = schema()
+    if head.lower() == "xnat:subjectdata":
+        path = sch.canonical_path("xnat:subjectData", rest)
+        return {"label": "subject_label", "project": "subject_project", "ID": "subject_ID"}.get(
+            path, f"subject:{path}")
+    scan_type = next((t for t in sch.types if t.lower() == head.lower()), None)
+    if scan_type and sch.is_a(scan_type, "xnat:imageScanData"):
+        return f"scan:{scan_type}:{sch.canonical_path(scan_type, rest)}"
+    return None
+
+
+def scan_join_types(args: Mapping[str, str], root_type: str) -> list[str]:
+    """The scan types an experiment listing's ``columns=`` or filters name (empty: no scan join)."""
+    names = [n.strip() for n in (args.get("columns") or "").split(",")] + list(args.keys())
+    types = []
+    for name in names:
+        path = path_of("experiment", name, root_type) if name and name.lower() not in CONTROL_PARAMS else None
+        if path and path.startswith("scan:"):
+            scan_type = path.split(":", 3)[1] + ":" + path.split(":", 3)[2]
+            if scan_type not in types:
+                types.append(scan_type)
+    return types
 
 
 def column_name(kind: str, name: str, root_type: str) -> tuple[str, str] | None:
@@ -214,7 +246,7 @@ def fields_from_query(args: MultiDict, kind: str, xsi_type: str) -> dict[str, An
                 fields.setdefault("fields", {})[custom.group(1)] = value
             continue
         path = path_of(kind, key, xsi_type)
-        if path is None or path in READ_ONLY or "[" in path:
+        if path is None or path in READ_ONLY or "[" in path or path.startswith(("subject:", "scan:")):
             continue
         fields[store_key(kind, path)] = convert(xsi_type, path, value)
     return fields
