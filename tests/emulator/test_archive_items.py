@@ -9,6 +9,7 @@ import pytest
 import requests
 from lxml import etree
 
+from xnatfs.emulator.sample import summarize
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.emulator
@@ -22,22 +23,64 @@ def xnat_schema() -> etree.XMLSchema:
 
 
 def _paths(emulator: EmulatorServer) -> list[str]:
+    """Every object of the sample archive: projects, subjects, sessions, assessors, scans, reconstructions."""
     store = emulator.store
-    ct = store.find_experiment("DEMO", "DEMO_001_CT_1")
-    pet = store.find_experiment("STUDY2", "S2_002_PET_1")
-    mr = store.find_experiment("DEMO", "DEMO_001_MR_1")
-    return ["/data/projects/DEMO", "/data/projects/STUDY2/subjects/S2_002", f"/data/experiments/{ct.id}",
-            f"/data/experiments/{pet.id}", f"/data/experiments/{pet.id}/scans/2", f"/data/experiments/{mr.id}/scans/1",
-            f"/data/experiments/{mr.id}/reconstructions/DEMO_001_MR_1_T1_bc"]
+    paths = [f"/data/projects/{p.id}" for p in store.list_projects()]
+    paths += [f"/data/projects/{s.project}/subjects/{s.label}" for s in store.list_subjects()]
+    for experiment in store.list_experiments(assessors=True):
+        paths.append(f"/data/experiments/{experiment.id}")
+        paths += [f"/data/experiments/{experiment.id}/scans/{s.id}" for s in store.list_scans(experiment.id)]
+        paths += [f"/data/experiments/{experiment.id}/reconstructions/{r.id}"
+                  for r in store.list_reconstructions(experiment.id)]
+    return paths
 
 
 def test_xml_documents_validate_against_xnat_xsd(emulator: EmulatorServer, http: requests.Session,
                                                  xnat_schema: etree.XMLSchema) -> None:
-    for path in _paths(emulator):
+    paths = _paths(emulator)
+    counts = summarize(emulator.store)
+    assert len(paths) == len(counts["projects"]) + sum(counts[k] for k in (
+        "subjects", "sessions", "assessors", "scans", "reconstructions"))
+    for path in paths:
         response = http.get(f"{emulator.url}{path}", params={"format": "xml"}, timeout=10)
         assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<xnat:')
         document = etree.fromstring(response.content)
         assert xnat_schema.validate(document), (path, [str(e) for e in xnat_schema.error_log])
+
+
+def test_qc_assessor_scans_are_child_items(emulator: EmulatorServer, http: requests.Session,
+                                          fresh_emulator: EmulatorServer, xnat_schema: etree.XMLSchema) -> None:
+    """xnat:qcAssessmentData requires scans/scan: JSON children ``xnat:qcAssessmentData_scan``, no
+    listing column, and an XML document PUT back keeps them."""
+    store = emulator.store
+    session = store.find_experiment("DEMO", "DEMO_001_MR_1")
+    (qc,) = store.list_experiments(session_id=session.id)
+    item = http.get(f"{emulator.url}/data/experiments/{qc.id}?format=json", timeout=10).json()["items"][0]
+    (scans,) = [c["items"] for c in item["children"] if c["field"] == "scans/scan"]
+    assert [s["data_fields"] for s in scans] == [{"id": s.id} for s in store.list_scans(session.id)]
+    assert {s["meta"]["xsi:type"] for s in scans} == {"xnat:qcAssessmentData_scan"}
+    assert "scans/scan" not in item["data_fields"]
+    row = http.get(f"{emulator.url}/data/experiments/{session.id}/assessors?format=json",
+                   timeout=10).json()["ResultSet"]["Result"][0]
+    assert "[" not in "".join(row.values())
+
+    document = etree.fromstring(http.get(f"{emulator.url}/data/experiments/{qc.id}?format=xml", timeout=10).content)
+    url = fresh_emulator.url
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+        created = s.put(f"{url}/data/projects/P1/subjects/S1/experiments/E1",
+                        params={"xsiType": "xnat:mrSessionData"}, timeout=10).text
+        for attribute in ("ID", "project"):
+            document.attrib.pop(attribute)
+        document.find("{http://nrg.wustl.edu/xnat}imageSession_ID").text = created
+        answer = s.put(f"{url}/data/experiments/{created}/assessors/QC1", data=etree.tostring(document),
+                       headers={"Content-Type": "text/xml"}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        stored = fresh_emulator.store.get_experiment(answer.text)
+        assert stored.fields["scans/scan"] == [{"id": s.id} for s in store.list_scans(session.id)]
+        again = etree.fromstring(s.get(f"{url}/data/experiments/{answer.text}?format=xml", timeout=10).content)
+        assert xnat_schema.validate(again), [str(e) for e in xnat_schema.error_log]
 
 
 def test_created_session_with_everything_validates(fresh_emulator: EmulatorServer,

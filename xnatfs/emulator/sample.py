@@ -12,8 +12,9 @@ What it creates (about 2 MB, well under a second):
   `<scan ID>.<modality>.<instance:04d>.dcm` (e.g. `2.MR.0001.dcm`);
 - resources: project `DEMO` → `protocols` (`protocol.txt`, `docs/README.txt`), subject `DEMO_001` →
   `consent` (`consent.txt`), session `DEMO_001_MR_1` → `notes` (`notes.txt`);
-- on `DEMO_001_MR_1`: assessor `DEMO_001_MR_1_QC` (`xnat:qcAssessmentData`) with resource `QC`
-  (`qc_report.txt`, `qc.json`; an assessor's "out" files), and reconstruction `DEMO_001_MR_1_T1_bc`
+- on `DEMO_001_MR_1`: assessor `DEMO_001_MR_1_QC` (`xnat:qcAssessmentData`, one ``scans/scan`` entry
+  per scan of the session as xnat.xsd requires) with resource `QC` (`qc_report.txt`, `qc.json`; an
+  assessor's "out" files), and reconstruction `DEMO_001_MR_1_T1_bc`
   with resource `RECON` (`recon.json`).
 
 Field keys (XNAT data_fields names; nested single-valued elements flattened with "/"):
@@ -27,7 +28,8 @@ Field keys (XNAT data_fields names; nested single-valued elements flattened with
   ("usable"), startTime, scanner, scanner/manufacturer, scanner/model, parameters/imageType,
   parameters/voxelRes/{x,y,z}, parameters/orientation, fieldStrength, parameters/{tr,te,flip} (MR),
   parameters/kvp (CT);
-- assessor: date, type, note; reconstruction: type, baseScanType.
+- assessor: date, type, note, and "scans/scan" (a list of {"id": scan ID}: child items, not columns);
+  reconstruction: type, baseScanType.
 All values are strings. DICOM conventions: PatientName = subject label, PatientID = session label.
 """
 
@@ -198,8 +200,10 @@ def _add_other_resources(store: Store, subject, session: Experiment) -> None:  #
     store.add_file(notes.id, "notes.txt", b"Subject tolerated the scan well. No motion observed.\n")
 
     date = session.fields.get("date", "")
+    scan_ids = [scan.id for scan in store.list_scans(session.id)]
     assessor = store.create_assessor(session.id, f"{session.label}_QC", "xnat:qcAssessmentData",
-                                     {"date": date, "type": "manual", "note": "Visual QC: pass"})
+                                     {"date": date, "type": "manual", "note": "Visual QC: pass",
+                                      "scans/scan": [{"id": scan_id} for scan_id in scan_ids]})
     qc = store.create_resource(assessor, "QC", format="TXT", content="QC_REPORT")
     store.add_file(qc.id, "qc_report.txt", b"Scan 1: pass\nScan 2: pass\nScan 3: pass\n")
     store.add_file(qc.id, "qc.json", json.dumps({"scans": {"1": "pass", "2": "pass", "3": "pass"},

@@ -111,6 +111,10 @@ def assessor_item(store: Store, assessor: Experiment) -> Item:
     rec["id"] = assessor.id
     item = Item(assessor.xsi_type, _fields(rec), meta=_meta(assessor.insert_date), base_type="xnat:imageAssessorData")
     item.add_children("out/file", resource_items(store, assessor))
+    for path, entries in assessor.fields.items():  # the assessor's own child items, e.g. "scans/scan"
+        if isinstance(entries, list):
+            element_type = f"{assessor.xsi_type}_{path.rsplit('/', 1)[-1]}"  # XFT's name, as "…_field"
+            item.add_children(path, [Item(element_type, dict(entry)) for entry in entries if isinstance(entry, dict)])
     item.add_children("fields/field", custom_field_items(item.xsi_type, assessor.fields.get("fields")))
     return item
 

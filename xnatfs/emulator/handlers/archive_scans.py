@@ -25,6 +25,7 @@ from xnatfs.emulator.handlers.archive_common import Submission, accession, check
 from xnatfs.emulator.handlers.archive_experiments import experiment_records, update_experiment
 from xnatfs.emulator.handlers.archive_fields import record
 from xnatfs.emulator.handlers.archive_render import assessor_item, object_response, recon_item, scan_item
+from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError
 from xnatfs.emulator.store import Experiment
 
@@ -153,6 +154,10 @@ def put_assessor(ctx: Context, assessor: str, **values: str) -> Response:
         submission.pop(key)
     label = submission.pop("label") or submission.rename or assessor
     check_label(label)
+    own_scans = submission.document.children.get("scans/scan") if submission.document else None
+    if own_scans and schema().element(submission.xsi_type, "scans") is not None:
+        # a QC assessor's scans/scan are its own child items (xnat:qcAssessmentData_scan), not scans
+        submission.fields["scans/scan"] = [dict(doc.fields) for doc in own_scans]
     created = ctx.store.create_assessor(session.id, label, submission.xsi_type, submission.fields,
                                         user=ctx.user or "admin")
     return accession(created.id, created=True)
