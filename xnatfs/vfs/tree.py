@@ -25,6 +25,8 @@ How it stays cheap (issue 6 item 4):
 - After a collection (``subjects/``, ``experiments/``, …) is listed, what its children will need is
   prefetched in parallel by a small bounded thread pool (at most ``prefetch_limit`` children per
   listing; a bigger directory is not prefetched, so opening it in a file manager stays cheap).
+  The first ``xnat.xml`` that is sized in a collection (``ls -l``, ``find -ls``) prefetches those
+  of its siblings the same way; a plain ``ls`` or ``find`` never fetches them.
 - Names that desktops probe in every directory (``.Trash-1000``, ``.DS_Store`` …) are answered with
   ENOENT without a request, unless the listing that would hold them is already in memory.
 
@@ -124,6 +126,7 @@ class VirtualTree:
         self.settings = settings or TreeSettings()
         self.mount_time = time.time() if mount_time is None else mount_time
         self._memo = TTLCache(self.settings.maxsize, self.settings.ttl)
+        self._documents_prefetched = TTLCache(self.settings.maxsize, self.settings.ttl)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._queued = threading.BoundedSemaphore(max(1, 4 * self.settings.prefetch_limit))
@@ -348,6 +351,8 @@ class VirtualTree:
         raise NotFound(f"No document for {obj.kind} {obj.id}")
 
     def _sized_document(self, node: Node) -> Node:
+        if node.document == "xml":
+            self._prefetch_sibling_documents(node)
         data = self.document_bytes(node)
         return Node(NodeKind.DOCUMENT, node.path, file_stat(len(data), node.stat.mtime), node.xattrs,
                     obj=node.obj, document=node.document)
@@ -366,8 +371,20 @@ class VirtualTree:
             return
         for obj in objects:
             self._submit(self._warm, obj)
-            if self.settings.prefetch_documents:
-                self._submit(self.source.document, obj, "xml")
+
+    def _prefetch_sibling_documents(self, node: Node) -> None:
+        """Someone sizes an ``xnat.xml`` (``ls -l``, ``find -ls``): fetch those of its object's siblings
+        in parallel, once per collection listing. A plain ``ls`` or ``find`` never pays for them."""
+        collection = node.path.rsplit("/", 2)[0]
+        memo = self._memo.get(collection)
+        if memo is None or not self.settings.prefetch_documents or self.settings.prefetch_workers <= 0:
+            return
+        if len(memo.entries) > self.settings.prefetch_limit or self._documents_prefetched.get(collection) is memo:
+            return
+        self._documents_prefetched.set(collection, memo)
+        for sibling in memo.entries.values():
+            if sibling.obj is not None and sibling.obj is not node.obj:
+                self._submit(self.source.document, sibling.obj, "xml")
 
     def _warm(self, obj: XObject) -> None:
         source = self.source

@@ -1,0 +1,226 @@
+"""Reading through a real mount: bytes identical to the emulator's store, copies, DICOM tools, big files."""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import os
+import random
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from mounting import MountFactory, Mounted, RequestCounter, daemon_process, expected_files, require_tools
+from xnatfs.emulator.server import EmulatorServer
+
+pytestmark = pytest.mark.mount
+
+SESSION = "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1"
+MiB = 1024 * 1024
+FILE_ROUTE = "GET /data/projects/<project>/resources/<resource>/files/<path:path>"
+
+
+def test_cat_of_every_file_matches_the_stored_bytes(mounted: Mounted) -> None:
+    for relpath, row in expected_files(mounted.emulator.store).items():
+        data = subprocess.run(["cat", str(mounted.path / relpath)], capture_output=True, timeout=30,
+                              check=True).stdout
+        assert data == row.disk_path.read_bytes(), relpath
+        assert hashlib.md5(data).hexdigest() == row.md5
+
+
+def test_cmp_reports_identical_files(mounted: Mounted) -> None:
+    rows = expected_files(mounted.emulator.store)
+    for relpath in [p for p in rows if p.startswith(SESSION + "/scans/2")][:4]:
+        result = subprocess.run(["cmp", str(mounted.path / relpath), str(rows[relpath].disk_path)],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_cp_r_and_rsync_a_copy_a_session_exactly(mounted: Mounted, tmp_path: Path) -> None:
+    require_tools("cp", "rsync")
+    source = mounted.path / SESSION
+    subprocess.run(["cp", "-r", str(source), str(tmp_path / "cp")], check=True, timeout=60)
+    subprocess.run(["rsync", "-a", f"{source}/", str(tmp_path / "rsync")], check=True, timeout=60)
+    original = _tree(source)
+    assert len([p for p in original if p.endswith(".dcm")]) == 3 + 16 + 16
+    assert _tree(tmp_path / "cp") == original
+    assert _tree(tmp_path / "rsync") == original
+    # rsync -a keeps mtimes: a second run finds nothing to copy
+    out = subprocess.run(["rsync", "-a", "--itemize-changes", f"{source}/", str(tmp_path / "rsync")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.strip() == ""
+    comparison = filecmp.dircmp(source / "scans/2/resources/DICOM", tmp_path / "cp/scans/2/resources/DICOM")
+    assert not comparison.diff_files and not comparison.left_only
+
+
+def test_pydicom_reads_mounted_files(mounted: Mounted) -> None:
+    folder = mounted.path / SESSION / "scans/2/resources/DICOM"
+    datasets = [pydicom.dcmread(folder / name) for name in sorted(os.listdir(folder))]
+    assert len(datasets) == 16
+    assert {ds.SeriesNumber for ds in datasets} == {2}
+    assert datasets[0].pixel_array.shape == (64, 64)
+    assert sorted(int(ds.InstanceNumber) for ds in datasets) == list(range(1, 17))
+
+
+def nifti_dims(path: Path) -> tuple[int, ...]:
+    header = path.read_bytes()[:348]
+    (sizeof_hdr,) = struct.unpack("<i", header[:4])
+    endian = "<" if sizeof_hdr == 348 else ">"
+    dims = struct.unpack(endian + "8h", header[40:56])
+    return tuple(dims[1:1 + dims[0]])
+
+
+def test_dcm2niix_converts_a_mounted_scan_into_a_volume(mounted: Mounted, tmp_path: Path) -> None:
+    require_tools("dcm2niix")
+    out = tmp_path / "nifti"
+    out.mkdir()
+    result = subprocess.run(["dcm2niix", "-o", str(out), "-f", "t1", "-z", "n",
+                             str(mounted.path / SESSION / "scans/2/resources/DICOM")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    volume = out / "t1.nii"
+    assert volume.exists(), result.stdout
+    assert nifti_dims(volume)[:3] == (64, 64, 16)
+
+
+# -- a bigger file, on an emulator of its own ---------------------------------------------------------
+
+@pytest.fixture
+def big_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorServer, bytes]]:
+    """An emulator with project BIG holding resources/data/big.bin (24 MiB of random bytes)."""
+    server = EmulatorServer(tmp_path_factory.mktemp("xnat-big"), users={"admin": "admin"})
+    data = random.Random(6).randbytes(24 * MiB)
+    spool = tmp_path_factory.mktemp("spool") / "big.bin"
+    spool.write_bytes(data)
+    project = server.store.create_project("BIG")
+    resource = server.store.create_resource(project, "data")
+    server.store.add_file(resource.id, "big.bin", spool, move=True)
+    server.start()
+    yield server, data
+    server.stop()
+
+
+BIG = "projects/BIG/resources/data/big.bin"
+
+
+def test_a_sequential_read_streams_with_few_requests(big_emulator: tuple[EmulatorServer, bytes],
+                                                     mount_factory: MountFactory) -> None:
+    server, data = big_emulator
+    mounted = mount_factory(server)
+    counter = RequestCounter(server)
+    counter.reset()
+    copied = subprocess.run(["cat", str(mounted.path / BIG)], capture_output=True, check=True, timeout=60).stdout
+    assert copied == data
+    # one small first block, then one streamed GET for the rest (not one GET per 128 KiB kernel read)
+    assert counter.read()["by_route"][FILE_ROUTE] <= 3
+
+
+def test_random_reads_return_the_right_bytes(big_emulator: tuple[EmulatorServer, bytes],
+                                             mount_factory: MountFactory) -> None:
+    server, data = big_emulator
+    mounted = mount_factory(server)
+    rng = random.Random(7)
+    with open(mounted.path / BIG, "rb", buffering=0) as handle:
+        for _ in range(150):
+            offset = rng.randrange(0, len(data))
+            size = rng.choice([1, 100, 4096, 65536, 300_000])
+            handle.seek(offset)
+            assert handle.read(size) == data[offset:offset + size], (offset, size)
+        handle.seek(len(data) - 10)
+        assert handle.read(100) == data[-10:]
+        assert handle.read(100) == b""
+
+
+def test_reads_work_when_the_server_ignores_range(big_emulator: tuple[EmulatorServer, bytes],
+                                                  mount_factory: MountFactory) -> None:
+    server, data = big_emulator
+    server.set_faults(no_range=True)
+    mounted = mount_factory(server)
+    mounted.expect_errors = False
+    assert (mounted.path / BIG).read_bytes() == data
+    rng = random.Random(8)
+    with open(mounted.path / BIG, "rb", buffering=0) as handle:
+        for offset in sorted(rng.randrange(0, len(data)) for _ in range(5)) + [1000, 20 * MiB]:
+            handle.seek(offset)
+            assert handle.read(50_000) == data[offset:offset + 50_000]
+    assert "ignores HTTP Range" in mounted.log_text()
+
+
+def test_memory_stays_bounded_while_reading_a_big_file_twice_at_once(
+        tmp_path_factory: pytest.TempPathFactory, mount_factory: MountFactory) -> None:
+    server = EmulatorServer(tmp_path_factory.mktemp("xnat-huge"), users={"admin": "admin"})
+    spool = tmp_path_factory.mktemp("spool") / "huge.bin"
+    with open(spool, "wb") as out:
+        block = random.Random(9).randbytes(MiB)
+        for i in range(192):
+            out.write(block[i:] + block[:i])
+    project = server.store.create_project("HUGE")
+    resource = server.store.create_resource(project, "data")
+    server.store.add_file(resource.id, "huge.bin", spool, move=True)
+    server.start()
+    try:
+        mounted = mount_factory(server)
+        daemon = daemon_process(mounted.path)
+        baseline = daemon.memory_info().rss
+        peak = baseline
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, daemon.memory_info().rss)
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        readers = [subprocess.Popen(["dd", f"if={mounted.path / 'projects/HUGE/resources/data/huge.bin'}",
+                                     "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL) for _ in range(2)]
+        for reader in readers:
+            assert reader.wait(timeout=120) == 0
+        done.set()
+        sampler.join()
+        # two readers of 192 MiB: the growth stays within the read budget (96 MiB) and a margin for Python
+        print(f"daemon RSS {baseline // MiB} MiB before, {peak // MiB} MiB peak")
+        assert peak - baseline < 130 * MiB, (baseline // MiB, peak // MiB)
+    finally:
+        server.stop()
+
+
+def test_disk_cache_serves_a_file_read_in_full_without_requests(big_emulator: tuple[EmulatorServer, bytes],
+                                                                 mount_factory: MountFactory, tmp_path: Path) -> None:
+    server, data = big_emulator
+    cache = tmp_path / "cache"
+    mounted = mount_factory(server, "--cache-dir", str(cache), "--metadata-ttl", "1")
+    counter = RequestCounter(server)
+    assert (mounted.path / BIG).read_bytes() == data
+    cached = [p for p in cache.rglob("*") if p.is_file()]
+    assert [p.stat().st_size for p in cached] == [len(data)]
+    counter.reset()
+    assert (mounted.path / BIG).read_bytes() == data
+    assert FILE_ROUTE not in counter.read()["by_route"]
+    # a file that changes on the server gets a new key: the stale copy is never served
+    changed = tmp_path / "changed.bin"
+    changed.write_bytes(b"new content\n" * 1000)
+    resource = server.store.find_resource(server.store.get_project("BIG"), "data")
+    server.store.add_file(resource.id, "big.bin", changed, overwrite=True)
+    time.sleep(1.5)  # the metadata TTL
+    assert (mounted.path / BIG).read_bytes() == b"new content\n" * 1000
+
+
+def test_disk_cache_is_size_capped(big_emulator: tuple[EmulatorServer, bytes], mount_factory: MountFactory,
+                                   tmp_path: Path) -> None:
+    server, data = big_emulator
+    cache = tmp_path / "cache"
+    mounted = mount_factory(server, "--cache-dir", str(cache), "--cache-size", "10M")
+    assert (mounted.path / BIG).read_bytes() == data  # 24 MiB > 10 MiB: not cached
+    assert sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) == 0

@@ -1,0 +1,183 @@
+"""The mfusepy ``Operations`` adapter: FUSE callbacks → :class:`~xnatfs.vfs.filesystem.Filesystem`.
+
+This is the one place where errors become errno values (DESIGN.md §2): every callback runs inside
+:func:`fuse_errors`, which turns an :class:`~xnatfs.errors.XNATError` into ``FuseOSError(exc.errno)``
+(404 → ENOENT, 401/403 → EACCES, 409 → EEXIST, timeouts → ETIMEDOUT, anything else → EIO) and any
+other exception into EIO, each with one log line (ENOENT only at debug level: shells and desktops
+look up missing names all the time).
+
+What the callbacks report:
+
+- attributes from the tree's nodes: directories ``0555``, files ``0444``, owned by the mounting user,
+  sizes and mtimes from the server's listings; ``st_blksize`` 1 MiB so that tools read in big pieces;
+- ``readdir`` returns each entry's mode, so ``find`` and ``ls --color`` need no ``stat`` per entry;
+- extended attributes ``user.xnat.id``, ``user.xnat.xsitype``, ``user.xnat.uri`` (and
+  ``user.xnat.md5`` on files);
+- ``statfs``: a read-only filesystem with no free space and 255-byte names.
+
+Open files live in a locked handle table (FUSE calls arrive on several threads).
+mfusepy is imported here and in :mod:`xnatfs.daemon` only.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import mfusepy
+
+from xnatfs.errors import XNATError
+from xnatfs.redact import redact_text
+from xnatfs.vfs.filesystem import Filesystem, OpenFile
+from xnatfs.vfs.nodes import Node
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+NS = 1_000_000_000
+BLOCK_SIZE = 1024 * 1024
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def fuse_errors(func: F) -> F:
+    """Run a callback; translate errors to ``FuseOSError`` with one log line (see module docstring)."""
+
+    @functools.wraps(func)
+    def wrapper(self: XNATOperations, path: str, *args: Any) -> Any:
+        try:
+            return func(self, path, *args)
+        except mfusepy.FuseOSError:
+            raise
+        except XNATError as exc:
+            level = logging.DEBUG if exc.errno == errno.ENOENT else logging.ERROR
+            log.log(level, "%s %s: %s (%s)", func.__name__, path, redact_text(str(exc)),
+                    errno.errorcode.get(exc.errno, exc.errno))
+            raise mfusepy.FuseOSError(exc.errno) from exc
+        except Exception as exc:  # noqa: BLE001 - the FUSE boundary: anything unexpected becomes EIO
+            log.error("%s %s: unexpected %s: %s", func.__name__, path, type(exc).__name__, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            raise mfusepy.FuseOSError(errno.EIO) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class XNATOperations(mfusepy.Operations):
+    """FUSE callbacks of a read-only XNAT mount."""
+
+    use_ns = True
+
+    def __init__(self, filesystem: Filesystem, *, on_ready: Callable[[], None] | None = None,
+                 uid: int | None = None, gid: int | None = None) -> None:
+        self.fs = filesystem
+        self._on_ready = on_ready
+        self._uid = os.getuid() if uid is None else uid
+        self._gid = os.getgid() if gid is None else gid
+        self._handles: dict[int, OpenFile] = {}
+        self._lock = threading.Lock()
+        self._next_fh = itertools.count(1)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def init(self, path: str) -> None:
+        """Called once the kernel has accepted the mount: the mount is ready."""
+        log.info("Mounted; ready")
+        if self._on_ready is not None:
+            self._on_ready()
+
+    def destroy(self, path: str) -> None:
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            handle.close()
+        self.fs.close()
+        log.info("Unmounted")
+
+    # -- attributes ---------------------------------------------------------------------------------
+
+    def _attrs(self, node: Node) -> dict[str, int]:
+        st = node.stat
+        mtime = int(st.mtime * NS)
+        return {"st_mode": st.mode, "st_nlink": st.nlink, "st_size": st.size, "st_uid": self._uid,
+                "st_gid": self._gid, "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime,
+                "st_blksize": BLOCK_SIZE, "st_blocks": (st.size + 511) // 512}
+
+    @fuse_errors
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        return self._attrs(self.fs.lookup(path))
+
+    @fuse_errors
+    def readdir(self, path: str, fh: int) -> Iterable[tuple[str, int, int] | str]:
+        entries: list[tuple[str, int, int] | str] = [".", ".."]
+        entries += [(node.name, node.stat.mode, 0) for node in self.fs.listdir(path)]
+        return entries
+
+    @fuse_errors
+    def access(self, path: str, amode: int) -> None:
+        node = self.fs.lookup(path)
+        if amode & os.W_OK:
+            raise mfusepy.FuseOSError(errno.EROFS)
+        if amode & os.X_OK and not node.is_dir:
+            raise mfusepy.FuseOSError(errno.EACCES)
+
+    @fuse_errors
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        value = self.fs.lookup(path).xattrs.get(name)
+        if value is None:
+            raise mfusepy.FuseOSError(mfusepy.ENOATTR)
+        return value.encode("utf-8", "surrogateescape")
+
+    @fuse_errors
+    def listxattr(self, path: str) -> list[str]:
+        return list(self.fs.lookup(path).xattrs)
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": BLOCK_SIZE, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
+                "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255}
+
+    # -- files --------------------------------------------------------------------------------------
+
+    @fuse_errors
+    def open(self, path: str, flags: int) -> int:
+        if flags & _WRITE_FLAGS:
+            raise mfusepy.FuseOSError(errno.EROFS)
+        handle = self.fs.open(path)
+        with self._lock:
+            fh = next(self._next_fh)
+            self._handles[fh] = handle
+        return fh
+
+    @fuse_errors
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        with self._lock:
+            handle = self._handles.get(fh)
+        if handle is None:
+            raise mfusepy.FuseOSError(errno.EBADF)
+        return handle.read(offset, size)
+
+    @fuse_errors
+    def release(self, path: str, fh: int) -> None:
+        with self._lock:
+            handle = self._handles.pop(fh, None)
+        if handle is not None:
+            self.fs.release(handle)
+
+    # -- writes: the mount is read-only ---------------------------------------------------------------
+
+    def _read_only(self, path: str, *args: Any) -> None:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    create = mkdir = unlink = rmdir = write = truncate = chmod = chown = utimens = _read_only
+    setxattr = removexattr = symlink = link = mknod = _read_only
+
+    def rename(self, old: str, new: str) -> None:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+
+__all__ = ["XNATOperations", "fuse_errors"]

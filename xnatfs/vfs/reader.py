@@ -1,0 +1,564 @@
+"""Reading an open file: a bounded window of bytes fed by ranged GETs and one background stream.
+
+Per open file (:class:`RemoteFile`):
+
+- The **first** read, and any read that jumps elsewhere, costs one ranged ``GET`` of a small block
+  (``first_block``, 128 KiB): file managers sniff the start of many files and thumbnailers read
+  headers, and neither must pull megabytes.
+- Once reads are **sequential** (the second read that starts where the last ended), a background
+  thread opens one ``GET`` with ``Range: bytes=<pos>-`` and keeps reading it into the window, up to
+  ``max_ahead`` bytes ahead of the reader. The request stays in flight for the whole sequential run,
+  so a distant server costs its latency once, not per kernel read (the kernel asks for 128 KiB at a
+  time). TCP flow control holds the server back while the window is full.
+- A **random** read stops the stream and resets the window; ``keep_behind`` bytes behind the reader
+  stay so that the kernel's slightly out-of-order parallel reads still hit.
+- If the server **ignores Range** (200 with the whole body, as real XNAT may; xnat-rest-spec §13.2),
+  that response becomes the handle's stream: bytes before the wanted offset are skipped, reads go
+  forward; a backward jump outside the window starts again from the beginning. The first such answer
+  is logged once and later files go straight to streaming.
+
+Memory: each window holds at most ``max_ahead + keep_behind`` (+ one chunk); all windows together
+are kept near ``total_budget`` by :class:`ReadBudget`, which makes the least recently used idle files
+drop their read-ahead when the total is exceeded, and caps the number of live streams. Bytes a
+waiting reader needs are always fetched, so the budget never deadlocks a read.
+
+Every wait is bounded: socket reads have the session's read timeout, and a reader waits at most
+``wait_timeout`` for the stream before failing with :class:`~xnatfs.errors.RequestTimeout`.
+
+Thread-safe: one condition variable per file (shared by the FUSE threads and its stream thread);
+the budget has its own lock and never calls into a file while holding it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from xnatfs.errors import RequestTimeout, ServerError, TransportError, XNATError
+from xnatfs.settings import MiB, ReadSettings
+
+log = logging.getLogger(__name__)
+
+KiB = 1024
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class RangeStream(Protocol):
+    status: int
+    headers: object
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+#: ``open_range(start, end_or_None)`` → a streamed response (206 ranged, or 200 whole file)
+Opener = Callable[[int, "int | None"], RangeStream]
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """Sizes in bytes, times in seconds (see the module docstring)."""
+
+    first_block: int = 128 * KiB
+    chunk: int = 256 * KiB
+    max_ahead: int = 16 * MiB
+    keep_behind: int = 1 * MiB
+    total_budget: int = 96 * MiB
+    max_streams: int = 32
+    wait_timeout: float = 30.0
+
+    @classmethod
+    def from_read_settings(cls, read: ReadSettings, wait_timeout: float) -> ReaderSettings:
+        return cls(first_block=read.first_block_size, max_ahead=read.max_readahead,
+                   total_budget=read.total_budget, wait_timeout=wait_timeout)
+
+
+class RangeSupport:
+    """Whether the server honours ``Range`` (unknown until the first answer); logged once."""
+
+    def __init__(self) -> None:
+        self.supported: bool | None = None
+
+    def saw(self, ranged: bool) -> None:
+        if ranged:
+            if self.supported is None:
+                self.supported = True
+            return
+        if self.supported is not False:
+            self.supported = False
+            log.warning("The server ignores HTTP Range requests; files are read as forward streams "
+                        "(random access re-reads from the start)")
+
+
+class ReadBudget:
+    """The bytes buffered by all open files together, and the number of live streams. Thread-safe."""
+
+    def __init__(self, total: int, max_streams: int = 32) -> None:
+        self.total = total
+        self.max_streams = max_streams
+        self.used = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+        self._files: weakref.WeakSet[RemoteFile] = weakref.WeakSet()
+        self._streams: dict[int, RemoteFile] = {}
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+
+    def remove(self, nbytes: int) -> None:
+        with self._lock:
+            self.used -= nbytes
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.total
+
+    def register(self, handle: RemoteFile) -> None:
+        with self._lock:
+            self._files.add(handle)
+
+    def reclaim(self, requester: RemoteFile) -> None:
+        """Make idle files (least recently used first) drop their read-ahead until under budget."""
+        with self._lock:
+            if self.used <= self.total:
+                return
+            idle = sorted((f for f in self._files if f is not requester and f.buffered_ahead > 0),
+                          key=lambda f: f.last_used)
+        for victim in idle:
+            victim.shed()
+            if not self.over:
+                return
+
+    def stream_started(self, handle: RemoteFile) -> list[RemoteFile]:
+        """Record a live stream; return the least recently used streams beyond ``max_streams``."""
+        with self._lock:
+            self._streams[id(handle)] = handle
+            if len(self._streams) <= self.max_streams:
+                return []
+            ordered = sorted((f for f in self._streams.values() if f is not handle), key=lambda f: f.last_used)
+            return ordered[: len(self._streams) - self.max_streams]
+
+    def stream_ended(self, handle: RemoteFile) -> None:
+        with self._lock:
+            if self._streams.get(id(handle)) is handle:
+                del self._streams[id(handle)]
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+
+class CacheSink(Protocol):
+    """Receives a file's bytes in order from offset 0 (the on-disk cache)."""
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+class RemoteFile:
+    """One open remote file of ``size`` bytes (see the module docstring)."""
+
+    #: attempts to place a read in the window or a block before fetching it directly (concurrent
+    #: readers of one handle may move the window between a wait and the slice)
+    ATTEMPTS = 4
+
+    def __init__(self, opener: Opener, size: int, settings: ReaderSettings, budget: ReadBudget,
+                 ranges: RangeSupport, *, name: str = "", sink: CacheSink | None = None) -> None:
+        self._open = opener
+        self.size = size
+        self.settings = settings
+        self.name = name
+        self._budget = budget
+        self._ranges = ranges
+        self._sink = sink
+        self._cond = threading.Condition()
+        # the window: contiguous bytes [win_start, win_end) in chunks, fed by the stream
+        self._starts: list[int] = []
+        self._chunks: list[bytes] = []
+        self._win_start = 0
+        self._win_end = 0
+        # blocks fetched for random reads, least recently used first
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._block_bytes = 0
+        self._last_end: int | None = None
+        # the background stream
+        self._generation = 0
+        self._streaming = False
+        self._stream_error: XNATError | None = None
+        self._demand = 0
+        self._victims: list[RemoteFile] = []
+        self._closed = False
+        self.last_used = time.monotonic()
+        self.requests = 0
+        budget.register(self)
+
+    def __repr__(self) -> str:
+        return f"RemoteFile({self.name!r}, size={self.size}, window=[{self._win_start}, {self._win_end}))"
+
+    # -- public -----------------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        return self._win_end - self._win_start + self._block_bytes
+
+    @property
+    def buffered_ahead(self) -> int:
+        return max(0, self._win_end - (self._last_end or self._win_start)) + self._block_bytes
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Bytes ``[offset, offset + size)`` clipped to the file; fewer only at end of file."""
+        if offset < 0 or size < 0:
+            raise ValueError("offset and size must be >= 0")
+        end = min(offset + size, self.size)
+        if offset >= end:
+            return b""
+        with self._cond:
+            if self._closed:
+                raise ServerError(f"read after close: {self.name}")
+            self.last_used = time.monotonic()
+            data = self._read_locked(offset, end)
+            self._last_end = end
+            victims, self._victims = self._victims, []
+            self._cond.notify_all()
+        for victim in victims:
+            victim.stop_idle_stream()
+        if self._budget.over:
+            self._budget.reclaim(self)
+        return data
+
+    def _read_locked(self, offset: int, end: int) -> bytes:
+        chunk = self.settings.chunk
+        for _attempt in range(self.ATTEMPTS):
+            if self._win_start <= offset and end <= self._win_end:
+                data = self._slice(offset, end)
+                self._trim_behind(offset)
+                return data
+            block = self._from_blocks(offset, end)
+            if block is not None:
+                return block
+            has_window = self._streaming or self._win_end > self._win_start
+            near_end = has_window and self._win_start <= offset <= self._win_end + chunk
+            sequential = self._last_end is not None and abs(offset - self._last_end) <= chunk
+            if near_end and (self._streaming or sequential):
+                self._start_stream(self._win_end)
+                self._wait_for(end)
+            elif sequential or self._ranges.supported is False:
+                self._reset(offset)
+                self._start_stream(offset)
+                self._wait_for(end)
+            else:
+                self._fetch_block(offset, end)
+        return self._fetch_direct(offset, end)
+
+    def close(self) -> None:
+        """Stop the stream and free the window (the stream thread exits at its next chunk)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop_stream()
+            self._drop(len(self._chunks))
+            self._drop_blocks()
+            self._cond.notify_all()
+        if self._sink is not None:
+            self._sink.abandon()
+
+    def shed(self) -> None:
+        """Drop read-ahead beyond the reader's position and the blocks; stop the stream (budget pressure)."""
+        with self._cond:
+            if self._closed or time.monotonic() - self.last_used < 0.2:
+                return
+            self._stop_stream()
+            keep_until = self._last_end if self._last_end is not None else self._win_start
+            while self._chunks and self._starts[-1] >= keep_until:
+                data = self._chunks.pop()
+                self._starts.pop()
+                self._win_end -= len(data)
+                self._budget.remove(len(data))
+            self._drop_blocks()
+            self._cond.notify_all()
+
+    # -- window --------------------------------------------------------------------------------------
+
+    def _slice(self, start: int, end: int) -> bytes:
+        i = bisect.bisect_right(self._starts, start) - 1
+        pieces = []
+        pos = start
+        while pos < end:
+            chunk_start, chunk = self._starts[i], self._chunks[i]
+            piece = chunk[pos - chunk_start: end - chunk_start]
+            pieces.append(piece)
+            pos += len(piece)
+            i += 1
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _append(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._sink.write(self._win_end, data)
+        self._starts.append(self._win_end)
+        self._chunks.append(data)
+        self._win_end += len(data)
+        self._budget.add(len(data))
+        if self._sink is not None and self._win_end >= self.size:
+            self._sink.finish()
+            self._sink = None
+
+    def _drop(self, count: int) -> None:
+        freed = sum(len(c) for c in self._chunks[:count])
+        del self._chunks[:count]
+        del self._starts[:count]
+        self._win_start = self._starts[0] if self._starts else self._win_end
+        self._budget.remove(freed)
+
+    def _reset(self, offset: int) -> None:
+        self._stop_stream()
+        self._drop(len(self._chunks))
+        self._win_start = self._win_end = offset
+        if self._sink is not None and offset != 0:
+            self._sink.abandon()
+            self._sink = None
+
+    def _trim_behind(self, offset: int) -> None:
+        limit = offset - self.settings.keep_behind
+        count = 0
+        while count < len(self._chunks) and self._starts[count] + len(self._chunks[count]) <= limit:
+            count += 1
+        if count:
+            self._drop(count)
+
+    # -- blocks for random reads -----------------------------------------------------------------------
+
+    def _from_blocks(self, offset: int, end: int) -> bytes | None:
+        for start, data in self._blocks.items():
+            if start <= offset and end <= start + len(data):
+                self._blocks.move_to_end(start)
+                return data[offset - start: end - start]
+        return None
+
+    def _fetch_block(self, offset: int, end: int) -> None:
+        """Fetch ``[offset, max(end, offset + first_block))`` with one ranged GET into the block cache."""
+        stop = min(self.size, max(end, offset + self.settings.first_block))
+        data = self._get_range(offset, stop)
+        if data is None:
+            return  # the server ignores Range: the next attempt streams
+        if len(data) < end - offset:
+            raise ServerError(f"The server sent {len(data)} bytes at offset {offset} of {self.name}; "
+                              f"expected {stop - offset}")
+        if offset == self._win_end and not self._streaming:
+            self._append(data)  # contiguous with the window (the file's first block): a stream may continue it
+            return
+        self._blocks[offset] = data
+        self._block_bytes += len(data)
+        self._budget.add(len(data))
+        while self._block_bytes > self.settings.keep_behind and len(self._blocks) > 1:
+            _, old = self._blocks.popitem(last=False)
+            self._block_bytes -= len(old)
+            self._budget.remove(len(old))
+
+    def _drop_blocks(self) -> None:
+        self._budget.remove(self._block_bytes)
+        self._blocks.clear()
+        self._block_bytes = 0
+
+    def _get_range(self, start: int, stop: int) -> bytes | None:
+        """One ranged GET; None (and Range marked unsupported) if the server answers 200."""
+        self.requests += 1
+        stream = self._open(start, stop)
+        try:
+            if stream.status != 206:
+                self._ranges.saw(False)
+                return None
+            self._check_range(stream, start)
+            self._ranges.saw(True)
+            return stream.read(stop - start)
+        finally:
+            stream.close()
+
+    def _fetch_direct(self, offset: int, end: int) -> bytes:
+        """The bytes of one read, fetched on their own (when concurrent readers keep moving the window)."""
+        if self._ranges.supported is not False:
+            data = self._get_range(offset, end)
+            if data is not None:
+                return data
+        self.requests += 1
+        stream = self._open(0, None)
+        try:
+            skip = offset
+            while skip > 0:
+                piece = stream.read(min(self.settings.chunk, skip))
+                if not piece:
+                    break
+                skip -= len(piece)
+            return stream.read(end - offset)
+        finally:
+            stream.close()
+
+    def _check_range(self, stream: RangeStream, start: int) -> None:
+        header = getattr(stream, "headers", {}).get("Content-Range", "")  # type: ignore[union-attr]
+        match = _CONTENT_RANGE.match(header or "")
+        if match is None or int(match.group(1)) != start:
+            raise ServerError(f"Unexpected Content-Range {header!r} for offset {start} of {self.name}")
+
+    # -- the background stream -----------------------------------------------------------------------
+
+    def _start_stream(self, start: int) -> None:
+        """Start a stream at ``start`` (== the window end) unless one is running."""
+        if self._streaming or start >= self.size:
+            return
+        self._generation += 1
+        self._streaming = True
+        self._stream_error = None
+        generation = self._generation
+        self.requests += 1
+        thread = threading.Thread(target=self._run_stream, args=(generation, start),
+                                  name=f"xnatfs-stream-{self.name[-24:]}", daemon=True)
+        thread.start()
+        # stopped by read() once this file's lock is released (two files never lock each other)
+        self._victims.extend(self._budget.stream_started(self))
+
+    def stop_idle_stream(self) -> None:
+        with self._cond:
+            if time.monotonic() - self.last_used > 0.2:
+                self._stop_stream()
+
+    def _stop_stream(self) -> None:
+        if self._streaming:
+            self._generation += 1
+            self._streaming = False
+            self._budget.stream_ended(self)
+            self._cond.notify_all()
+
+    def _wait_for(self, end: int) -> None:
+        """Wait (bounded) until the window reaches ``end``, the stream fails, or it ends early."""
+        self._demand = max(self._demand, end)
+        self._cond.notify_all()
+        deadline = time.monotonic() + self.settings.wait_timeout
+        restarts = 0
+        while self._win_end < end:
+            if self._stream_error is not None:
+                error, self._stream_error = self._stream_error, None
+                raise error
+            if not self._streaming:
+                if restarts < 2 and self._win_end < self.size:
+                    # the stream stopped (shed under budget pressure, or ended early): go on from the window's end
+                    restarts += 1
+                    self._start_stream(self._win_end)
+                    continue
+                raise ServerError(f"{self.name}: the server sent {self._win_end} of {self.size} bytes")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
+            self._cond.wait(min(remaining, 1.0))
+
+    def _run_stream(self, generation: int, start: int) -> None:
+        stream: RangeStream | None = None
+        try:
+            stream = self._open(start, None)
+            skip = 0
+            if stream.status == 206:
+                self._check_range(stream, start)
+                self._ranges.saw(True)
+            else:
+                if start > 0:
+                    self._ranges.saw(False)
+                skip = start
+            self._pump(stream, generation, skip)
+        except (XNATError, OSError, ValueError) as exc:
+            with self._cond:
+                if generation == self._generation and not self._closed:
+                    self._stream_error = exc if isinstance(exc, XNATError) else TransportError(
+                        f"Reading {self.name} failed: {exc}")
+                    self._cond.notify_all()
+        finally:
+            if stream is not None:
+                stream.close()
+            with self._cond:
+                if generation == self._generation:
+                    self._streaming = False
+                    self._budget.stream_ended(self)
+                self._cond.notify_all()
+
+    def _pump(self, stream: RangeStream, generation: int, skip: int) -> None:
+        chunk = self.settings.chunk
+        while skip > 0:
+            data = stream.read(min(chunk, skip))
+            if not data:
+                return
+            skip -= len(data)
+            with self._cond:
+                if generation != self._generation:
+                    return
+        while True:
+            with self._cond:
+                while generation == self._generation and self._should_pause():
+                    self._cond.wait(0.5)
+                if generation != self._generation:
+                    return
+            data = stream.read(chunk)
+            if not data:
+                return
+            with self._cond:
+                if generation != self._generation:
+                    return
+                self._append(data)
+                self._cond.notify_all()
+                if self._win_end >= self.size:
+                    return
+            if self._budget.over:
+                self._budget.reclaim(self)
+
+    def _should_pause(self) -> bool:
+        """Hold the stream while the reader has enough ahead (or the budget is spent) and needs nothing."""
+        if self._demand > self._win_end:
+            return False
+        ahead = self._win_end - (self._last_end if self._last_end is not None else self._win_start)
+        return ahead >= self.settings.max_ahead or (self._budget.over and ahead >= self.settings.chunk)
+
+
+class CachedFile:
+    """A file served from the on-disk cache (a complete local copy): ``os.pread`` on one descriptor."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class MemoryFile:
+    """A small generated file (``xnat.json``, ``xnat.xml``) held in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._data[offset: offset + size]
+
+    def close(self) -> None:
+        self._data = b""
+
+
+__all__ = ["RemoteFile", "CachedFile", "MemoryFile", "ReadBudget", "ReaderSettings", "RangeSupport", "Opener",
+           "CacheSink"]
