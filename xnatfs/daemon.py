@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,47 @@ def obtain_credentials(opts: MountOptions) -> Credentials | None:
 
 # -- the daemon ---------------------------------------------------------------------------------------
 
+class LibfuseStderr:
+    """libfuse reports on file descriptor 2. Until the mount is ready its output is kept in a temporary
+    file: a failure quotes it in the error; on success it is passed on, without the one line libfuse
+    3.14 prints on every multi-threaded start ("Ignoring invalid max threads value"), which is harmless."""
+
+    HARMLESS = ("Ignoring invalid max threads value",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._saved = -1
+        self._file = tempfile.TemporaryFile()
+
+    def __enter__(self) -> LibfuseStderr:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def text(self) -> str:
+        self._file.seek(0)
+        return self._file.read().decode("utf-8", "replace")
+
+    def release(self, *, replay: bool = True) -> None:
+        """Restore descriptor 2 and (with ``replay``) pass on what was printed (idempotent, thread-safe)."""
+        with self._lock:
+            if self._saved < 0:
+                return
+            sys.stderr.flush()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = -1
+            kept = [line for line in self.text().splitlines(keepends=True)
+                    if not line.startswith(self.HARMLESS)]
+            if kept and replay:
+                os.write(2, "".join(kept).encode("utf-8", "replace"))
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._file.close()
+
+
 def setup_logging(opts: MountOptions) -> None:
     handler: logging.Handler
     if opts.log_file is not None:
@@ -193,8 +235,9 @@ def setup_logging(opts: MountOptions) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if opts.verbose else logging.INFO)
+    # urllib3 warns on every retried request (a normal event, counted by the server); fuse is mfusepy
     for noisy in ("urllib3", "fuse", "mfusepy"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if opts.verbose else logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.DEBUG if opts.verbose else logging.ERROR)
 
 
 def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
@@ -229,9 +272,11 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
                                 ReaderSettings.from_read_settings(settings.read, wait_timeout=opts.timeout),
                                 disk_cache=cache)
         ready = []
+        captured = LibfuseStderr()
 
         def mounted() -> None:
             ready.append(True)
+            captured.release()
             if on_ready is not None:
                 on_ready()
 
@@ -243,14 +288,18 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
             "entry_timeout": f"{ttl:g}", "attr_timeout": f"{ttl:g}", "negative_timeout": f"{ttl:g}",
         }
         fuse_options.update(opts.fuse_options)
-        try:
-            mfusepy.FUSE(operations, str(opts.mountpoint), foreground=True, nothreads=False, **fuse_options)
-        except RuntimeError:
-            # libfuse's loop reports the signal that ended it as an error (fuse_main returns 8 after
-            # SIGINT/SIGTERM); after a successful mount that is the normal way to stop.
-            if not ready:
-                raise
-            log.info("Stopped by a signal")
+        with captured:
+            try:
+                mfusepy.FUSE(operations, str(opts.mountpoint), foreground=True, nothreads=False, **fuse_options)
+            except RuntimeError as exc:
+                # libfuse's loop reports the signal that ended it as an error (fuse_main returns 8 after
+                # SIGINT/SIGTERM); after a successful mount that is the normal way to stop.
+                if not ready:
+                    lines = [line for line in captured.text().splitlines() if not line.startswith(captured.HARMLESS)]
+                    detail = " ".join(" ".join(lines).split())[:300] or f"libfuse error {exc}"
+                    captured.release(replay=False)
+                    raise MountError(f"FUSE could not mount {opts.mountpoint}: {detail}") from None
+                log.info("Stopped by a signal")
     finally:
         if filesystem is not None:
             filesystem.close()
@@ -264,9 +313,6 @@ def run_foreground(opts: MountOptions, credentials: Credentials | None) -> int:
                                                         "Ctrl-C unmounts", file=sys.stderr, flush=True))
     except XNATError as exc:
         print(f"xnatfs mount: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:
-        print(f"xnatfs mount: FUSE could not mount {opts.mountpoint} ({exc})", file=sys.stderr)
         return 1
     return 0
 
@@ -311,12 +357,8 @@ def _wait_for_child(pid: int, read_fd: int, deadline: float, opts: MountOptions)
 def _daemon_child(opts: MountOptions, credentials: Credentials | None, write_fd: int) -> int:
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    # libfuse prints its own errors on stderr: keep them until the mount is ready, to report them.
-    early_stderr = tempfile.TemporaryFile()
-    os.dup2(early_stderr.fileno(), 2)
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
     setup_logging(opts)
     reported = False
 
@@ -331,19 +373,10 @@ def _daemon_child(opts: MountOptions, credentials: Credentials | None, write_fd:
         except OSError:
             pass
 
-    def on_ready() -> None:
-        os.dup2(devnull, 2)
-        report("READY")
-
     try:
-        serve(opts, credentials, on_ready=on_ready)
+        serve(opts, credentials, on_ready=lambda: report("READY"))
     except XNATError as exc:
         report(redact_text(str(exc)))
-        return 1
-    except RuntimeError as exc:
-        early_stderr.seek(0)
-        detail = " ".join(early_stderr.read().decode("utf-8", "replace").split())[:300]
-        report(f"FUSE could not mount {opts.mountpoint}: {detail or exc}")
         return 1
     report("the daemon stopped before the mount was ready")
     return 0
