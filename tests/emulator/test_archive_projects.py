@@ -154,19 +154,24 @@ def test_project_id_rules_and_conflicts(fresh_emulator: EmulatorServer) -> None:
 
 
 def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer) -> None:
-    document = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>'
+    document = (b'<?xml version="1.0"?>'
                 b'<xnat:Project xmlns:xnat="http://nrg.wustl.edu/xnat" ID="XMLP" secondary_ID="xml">'
-                b'<xnat:name>From XML</xnat:name><xnat:description>&secret;</xnat:description>'
+                b'<xnat:name>From XML</xnat:name><xnat:description>described</xnat:description>'
                 b'<xnat:keywords>k1 k2</xnat:keywords></xnat:Project>')
+    hostile = document.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', 1) \
+        .replace(b"XMLP", b"XXEP").replace(b"described", b"&secret;")
     url = f"{fresh_emulator.url}/data/projects"
     with requests.Session() as s:
         s.auth = ("admin", "admin")
+        refused = s.post(url, data=hostile, headers={"Content-Type": "text/xml"}, timeout=10)
+        assert refused.status_code == 422 and "DOCTYPE is disallowed" in refused.text and "root:" not in refused.text
+        assert fresh_emulator.store.get_project("XXEP") is None
         created = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
         assert created.status_code == 200
         assert created.headers["Location"].endswith("/data/projects/XMLP")
         project = fresh_emulator.store.get_project("XMLP")
         assert (project.name, project.secondary_id, project.fields["keywords"]) == ("From XML", "xml", "k1 k2")
-        assert "root:" not in project.description  # the external entity was not resolved
+        assert project.description == "described"
         again = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
         assert again.status_code == 409 and "Project already exists." in again.text
         assert s.post(url, timeout=10).status_code == 417

@@ -105,8 +105,9 @@ def test_subject_xml_document(emulator: EmulatorServer, http: requests.Session) 
     demographics = root.find(f"{{{XNAT}}}demographics")
     assert demographics.get(f"{{{XSI}}}type") == "xnat:demographicData"
     assert demographics.findtext(f"{{{XNAT}}}gender") == "female"
-    # default for a single object with Accept */* is the XML document too
-    assert http.get(f"{emulator.url}/data/projects/DEMO/subjects/DEMO_002", timeout=10).content == response.content
+    # without format= a single object negotiates HTML then XML (spec §3.1): Accept text/xml → the document
+    url = f"{emulator.url}/data/projects/DEMO/subjects/DEMO_002"
+    assert http.get(url, headers={"Accept": "text/xml"}, timeout=10).content == response.content
 
 
 def test_subject_create_update_rename_delete(fresh_emulator: EmulatorServer) -> None:

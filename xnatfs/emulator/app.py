@@ -219,7 +219,10 @@ class EmulatorApp:
             self._authenticate(ctx, view)
             response = view(ctx, **values)
         except HTTPError as exc:
-            response = error_page(exc.status, exc.message, exc.headers)
+            if getattr(exc, "bare", False):
+                response = Response(exc.message, status=exc.status, mimetype="text/plain")
+            else:
+                response = error_page(exc.status, exc.message, exc.headers)
         except RouteNotFound:
             if count:
                 self.faults.count(f"{request.method} (no route)")

@@ -6,7 +6,8 @@ Every handler answers through these helpers so that the shapes real clients pars
 * error bodies start with ``<html>`` and carry the message in ``<h3>`` (pyxnat reads ``.//h3``,
   xnatpy ``<h3>(.*)</h3>``); 2xx bodies never start with ``<html>``;
 * ResultSet rows hold strings only (``None`` → ``""``), ``totalRecords`` is a string too;
-* ``format=`` wins over ``Accept``; lists default to JSON (spec §3.1).
+* ``format=`` wins over ``Accept``; lists default to JSON, single objects to HTML, and an ``Accept``
+  that admits no variant gets Restlet's bare 406 (spec §3.1).
 """
 
 from __future__ import annotations
@@ -58,17 +59,37 @@ def error_page(status: int, message: str, headers: Mapping[str, str] | None = No
     return response
 
 
-def requested_format(request: Request, default: str = "json") -> str:
-    """The response format: ``format=`` (case-insensitive), else a negotiated Accept type, else default."""
-    fmt = request.args.get("format")
+#: Restlet variants of XNAT's resources, first = what ``Accept: */*`` (or no Accept) gets (spec §3.1).
+LIST_VARIANTS = ("json", "html", "xml")
+ITEM_VARIANTS = ("html", "xml")
+
+
+class NotAcceptable(HTTPError):
+    """Restlet 1.1 ``Resource.handleGet``: no variant matches ``Accept`` → 406 whose body is the
+    (empty) text list of variant identifiers, not a status page."""
+
+    bare = True
+
+    def __init__(self) -> None:
+        super().__init__(406, "")
+
+
+def requested_format(request: Request, default: str = "json", variants: Sequence[str] | None = None) -> str:
+    """The response format: ``format=`` (case-insensitive; any value, the caller decides what an
+    unknown one means), else ``Accept`` negotiated against the resource's variants (``variants``, or
+    ``default`` followed by the list variants), else the first variant; :class:`NotAcceptable` when
+    ``Accept`` admits none of them."""
+    fmt = (request.args.get("format") or "").strip()
     if fmt:
         return fmt.lower()
+    names = list(variants) if variants else [default] + [n for n in LIST_VARIANTS if n != default]
     if not request.accept_mimetypes:
-        return default
-    names = [default] + [n for n in ("json", "xml", "csv", "html") if n != default]
+        return names[0]
     mimes = [FORMAT_MEDIA_TYPES.get(n, n) for n in names]
     best = request.accept_mimetypes.best_match(mimes)
-    return names[mimes.index(best)] if best else default
+    if best is None:
+        raise NotAcceptable()
+    return names[mimes.index(best)]
 
 
 def text(body: str, status: int = 200, mimetype: str = "text/plain") -> Response:
@@ -80,13 +101,16 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def uri_list(request: Request, uris: Sequence[str]) -> Response:
-    """Importer.represent: ``text/plain`` (format=txt, or Accept preferring it) → one URI without a
-    newline; otherwise ``text/uri-list`` with CRLF after each URI (spec §15 "Response")."""
-    fmt = (request.args.get("format") or "").lower()
-    if fmt == "txt" or (not fmt and request.accept_mimetypes.best_match(
-            ["application/json", "text/html", "text/xml", "text/plain"]) == "text/plain"):
+    """Importer.represent, reached through ``returnDefaultRepresentation`` (so ``Accept`` plays no
+    part): ``format=txt`` → ``text/plain``, one URI without a newline; ``format=html`` → an HTML
+    summary; otherwise ``text/uri-list`` with CRLF after each URI (spec §15 "Response")."""
+    fmt = (request.args.get("format") or "").strip().lower()
+    if fmt == "txt":
         body = uris[0] if len(uris) == 1 else "".join(u + "\r\n" for u in uris)
         return Response(body, mimetype="text/plain")
+    if fmt == "html":
+        items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in uris)
+        return Response(f"<html><body><h3>Upload complete</h3><ul>{items}</ul></body></html>", mimetype="text/html")
     return Response("".join(u + "\r\n" for u in uris), mimetype="text/uri-list")
 
 
@@ -156,9 +180,8 @@ def result_set(request: Request, rows: Sequence[Mapping[str, Any]], columns: Seq
     meta = dict(meta or {})
     paged = paging and ("limit" in request.args or "offset" in request.args)
     if paged:
-        offset = _int_arg(request.args.get("offset"), 0)
-        limit_text = request.args.get("limit", "100")
-        limit = None if limit_text == "*" else _int_arg(limit_text, 100)
+        offset = _paging_arg(request, "offset", 0) or 0
+        limit = _paging_arg(request, "limit", 100)
         table = table[offset:None if limit is None else offset + limit]
     elif total_records:
         meta["totalRecords"] = str(len(table))
@@ -167,7 +190,7 @@ def result_set(request: Request, rows: Sequence[Mapping[str, Any]], columns: Seq
         return Response(_table_xml(table, columns, meta, column_props or {}), mimetype="text/xml")
     if fmt == "csv":
         return Response(_table_csv(table, columns), mimetype="text/csv")
-    if fmt == "html":
+    if fmt != "json":  # representTable: html, and any other media type, is the HTML table
         return Response(_table_html(table, columns), mimetype="text/html")
     result_set_body: dict[str, Any] = {}
     if column_props:
@@ -177,11 +200,21 @@ def result_set(request: Request, rows: Sequence[Mapping[str, Any]], columns: Seq
     return Response(json.dumps({"ResultSet": result_set_body}), mimetype="application/json")
 
 
-def _int_arg(value: str | None, default: int) -> int:
-    try:
-        return max(0, int(value)) if value not in (None, "*") else default
-    except ValueError:
+def _paging_arg(request: Request, name: str, default: int) -> int | None:
+    """``limit``/``offset``: a count, ``*`` (everything: None), or absent (``default``); anything
+    else is the client's error (400), never a server failure."""
+    value = request.args.get(name)
+    if value is None or value.strip() == "":
         return default
+    if value.strip() == "*":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise HTTPError(400, f"Invalid {name}: {value}")
+    return number
 
 
 def _xml_cell(value: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from werkzeug.datastructures import MultiDict
 
@@ -200,19 +200,22 @@ def filter_records(args: MultiDict, kind: str, records: list[dict], root_type: s
         if path is None:
             continue
         is_date = schema().field_type(root_type, path) == "xs:date" or path == "date"
-        options = [o.strip() for o in args.get(key, "").split(",") if o.strip()]
-        records = [r for r in records if any(_matches(cell(r.get(path)), o, is_date) for o in options)]
+        # options are read (a bad date is a 400) before any row is looked at, so the answer does
+        # not depend on whether rows exist
+        matchers = [_matcher(o.strip(), is_date) for o in args.get(key, "").split(",") if o.strip()]
+        records = [r for r in records if any(match(cell(r.get(path))) for match in matchers)]
     return records
 
 
-def _matches(value: str, option: str, is_date: bool) -> bool:
+def _matcher(option: str, is_date: bool) -> Callable[[str], bool]:
     if is_date:
         bounds = re.fullmatch(r"(\S+?)\s*-\s*(\S+)", option) if "/" in option else None
         if bounds:
             low, high = normalise_date(bounds.group(1)), normalise_date(bounds.group(2))
-            return bool(value) and low <= value <= high
+            return lambda value: bool(value) and low <= value <= high
         option = normalise_date(option) if "*" not in option else option
-    return fnmatch.fnmatchcase(value.lower(), option.replace("%", "*").lower())
+    pattern = option.replace("%", "*").lower()
+    return lambda value: fnmatch.fnmatchcase(value.lower(), pattern)
 
 
 def normalise_date(value: str) -> str:

@@ -13,12 +13,14 @@ What XNAT nests inside each object's document (spec §3.3, §9.2, §10.2, SRC It
 
 from __future__ import annotations
 
+import html
+
 from werkzeug.wrappers import Request, Response
 
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.handlers.archive_fields import record
 from xnatfs.emulator.items import Item, custom_field_items, items_document, java_date, xml_document
-from xnatfs.emulator.responses import requested_format
+from xnatfs.emulator.responses import ITEM_VARIANTS, requested_format
 from xnatfs.emulator.store import Experiment, Owner, Project, Reconstruction, Scan, Store, Subject
 
 #: Record keys that are listing columns only, never data_fields.
@@ -27,11 +29,31 @@ _VIRTUAL = {"xsiType", "insert_date", "insert_user", "last_modified", "xnat_imag
 
 
 def object_response(ctx: Context, item: Item) -> Response:
-    """``format=json`` → ``{"items": [...]}``; anything else → the XML document. Without ``format``
-    real XNAT negotiates HTML for ``Accept: */*`` (spec §3.1); the emulator sends the XML document."""
-    if requested_format(ctx.request, "xml") == "json":
+    """SecureResource.representItem: ``json`` → ``{"items": [...]}``, ``html`` → a report page, any
+    other format → the XML document. Without ``format`` the variants are HTML then XML, so
+    ``Accept: */*`` gets the page and ``Accept: text/xml`` the document (spec §3.1)."""
+    fmt = requested_format(ctx.request, variants=ITEM_VARIANTS)
+    if fmt == "json":
         return Response(items_document(item), mimetype="application/json")
+    if fmt == "html":
+        return Response(report_page(item), mimetype="text/html")
     return Response(xml_document(item, site_url(ctx.request, ctx.app.config.site_url)), mimetype="text/xml")
+
+
+def report_page(item: Item) -> str:
+    """A stand-in for XNAT's Turbine report screen (ItemHTMLRepresentation): the object's type,
+    label and fields, and the labels of its children. Browsers get this; scripts ask for a format."""
+    fields = item.fields
+    name = html.escape(str(fields.get("label") or fields.get("ID") or fields.get("id") or ""))
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in fields.items() if v not in (None, ""))
+    sections = "".join(
+        f"<h4>{html.escape(path)}</h4><ul>" + "".join(
+            f"<li>{html.escape(str(c.fields.get('label') or c.fields.get('ID') or c.xsi_type))}</li>"
+            for c in children) + "</ul>"
+        for path, children in item.children)
+    return (f"<!DOCTYPE html>\n<html><head><title>XNAT - {html.escape(item.xsi_type)} {name}</title></head>"
+            f"<body><h2>{html.escape(item.xsi_type)}: {name}</h2><table>{rows}</table>{sections}</body></html>\n")
 
 
 def site_url(request: Request, configured: str = "") -> str:

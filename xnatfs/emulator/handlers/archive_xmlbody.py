@@ -4,6 +4,7 @@ A body counts as XML when its Content-Type is ``text/xml`` or ``application/xml`
 or when a multipart part's file name ends in ``.xml`` (pyxnat sends ``data.xml``). It is parsed with
 entity resolution and network access off, and flattened into the same field paths the query string
 uses; ``scans/scan`` elements become child documents so a session document can bring its scans.
+A body with a document type declaration is refused (422): no entity of a client's DTD is ever used.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def read_xml_body(request: Request) -> XmlDocument | None:
         root = etree.fromstring(data, SAFE_PARSER)
     except etree.XMLSyntaxError as exc:
         raise HTTPError(422, f"Unable to parse the submitted XML document: {exc}") from exc
+    if root.getroottree().docinfo.doctype or root.getroottree().docinfo.internalDTD is not None:
+        # No document type at all: entities (XXE, "billion laughs") are refused, not just left
+        # unexpanded, as a Xerces parser hardened against XXE answers.
+        raise HTTPError(422, 'DOCTYPE is disallowed when the feature '
+                             '"http://apache.org/xml/features/disallow-doctype-decl" set to true.')
     return _document(root, None)
 
 

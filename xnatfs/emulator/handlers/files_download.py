@@ -8,8 +8,10 @@ headers without a body (xnatpy reads a file's size that way).
 
 XNAT itself has no Range code; the emulator serves ``Range`` (206, ``Content-Range``,
 ``Accept-Ranges: bytes``) as a normal HTTP server does, through werkzeug's ``make_conditional``:
-one satisfiable range → 206; an unparsable, multi-range or unsatisfiable header → 416 with
-``Content-Range: bytes */<size>``; no ``Range`` → 200. Under the ``no_range`` fault the app has
+one satisfiable range → 206; an unparsable or unsatisfiable ``bytes`` range → 416 with
+``Content-Range: bytes */<size>``; no ``Range`` → 200. A range unit other than ``bytes`` (RFC 9110
+§14.2: "MUST ignore") and a multi-range request (no multipart/byteranges here; ignoring Range is
+what XNAT itself does) are ignored → 200 with the whole file. Under the ``no_range`` fault the app has
 already removed the header, and no ``Accept-Ranges`` is advertised, like a server that ignores Range.
 
 Bodies are never read into memory: ``wrap_file`` streams the open file in ``CHUNK`` pieces and
@@ -66,11 +68,22 @@ def send_file(ctx: Context, row: FileRow) -> Response:
     response.headers["Content-Disposition"] = attachment(row.name)
     response.headers["Cache-Control"] = "must-revalidate"
     ranges = not ctx.faults.settings.no_range
+    environ = ctx.request.environ
+    if _ignored_range(environ.get("HTTP_RANGE")):
+        environ = {k: v for k, v in environ.items() if k not in ("HTTP_RANGE", "HTTP_IF_RANGE")}
     try:
-        response.make_conditional(ctx.request, accept_ranges=ranges, complete_length=size)
+        response.make_conditional(environ, accept_ranges=ranges, complete_length=size)
     except RequestedRangeNotSatisfiable as exc:
         handle.close()
         raise HTTPError(416, "Requested Range Not Satisfiable",
                         {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from exc
     response.headers.pop("Date", None)  # make_conditional adds one; the HTTP server sends its own
     return response
+
+
+def _ignored_range(header: str | None) -> bool:
+    """A Range header to ignore rather than refuse: another unit, or more than one range."""
+    if not header:
+        return False
+    unit, _, spec = header.partition("=")
+    return unit.strip().lower() != "bytes" or "," in spec
