@@ -175,3 +175,48 @@ def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer) -> 
         again = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
         assert again.status_code == 409 and "Project already exists." in again.text
         assert s.post(url, timeout=10).status_code == 417
+
+
+def test_project_settings_by_path(fresh_emulator: EmulatorServer) -> None:
+    """accessibility, prearchive_code, quarantine_code, current_arc (ProjectResource filepath branches)."""
+    url = f"{fresh_emulator.url}/data/projects"
+    with requests.Session() as s:
+        s.auth = ("admin", "admin")
+        assert s.put(f"{url}/P1", params={"accessibility": "public"}, timeout=10).status_code == 200
+        assert s.put(f"{url}/P2", params={"accessibility": "secret"}, timeout=10).status_code == 400
+        assert fresh_emulator.store.get_project("P2") is None
+        access = s.get(f"{url}/P1/accessibility", timeout=10)
+        assert (access.status_code, access.text, access.headers["Content-Type"].split(";")[0]) == (
+            200, "public", "text/plain")
+        assert s.get(f"{url}/P1/accessibility", headers={"Accept": "application/json"}, timeout=10).status_code == 406
+        assert s.put(f"{url}/P1/accessibility/protected", timeout=10).text == "protected"
+        assert s.put(f"{url}/P1/accessibility/bogus", timeout=10).status_code == 400
+        code = s.get(f"{url}/P1/prearchive_code", timeout=10)
+        assert code.text == "0" and code.headers["Content-Type"].startswith("text/html")  # the object's variants
+        assert s.get(f"{url}/P1/prearchive_code", params={"format": "xml"}, timeout=10).headers[
+            "Content-Type"].startswith("text/xml")
+        assert s.put(f"{url}/P1/prearchive_code/5", timeout=10).status_code == 200
+        assert s.put(f"{url}/P1/quarantine_code/true", timeout=10).status_code == 200
+        bad = s.put(f"{url}/P1/prearchive_code/five", timeout=10)
+        assert bad.status_code == 400 and "Prearchive code must be an integer." in bad.text
+        assert [s.get(f"{url}/P1/{k}", timeout=10).text for k in ("prearchive_code", "quarantine_code")] == ["5", "1"]
+        assert s.put(f"{url}/P1/current_arc/arc002", timeout=10).status_code == 200
+        assert s.get(f"{url}/P1/current_arc", timeout=10).text == "arc002"
+        assert s.delete(f"{url}/P1/prearchive_code", timeout=10).status_code == 400
+        assert s.get(f"{url}/NOPE/prearchive_code", timeout=10).status_code == 404
+        # settings are never fields: not in the listing, the item, or the document
+        row = s.get(url, params={"columns": "ID,settings"}, timeout=10).json()["ResultSet"]["Result"][0]
+        assert set(row) == {"ID", "URI"}
+        item = s.get(f"{url}/P1", params={"format": "json"}, timeout=10).json()["items"][0]
+        assert "settings" not in item["data_fields"]
+    fresh_emulator.stop()
+    restarted = EmulatorServer(fresh_emulator.data_dir, users={"admin": "admin", "alice": "alice"})
+    restarted.start()
+    try:
+        assert requests.get(f"{restarted.url}/data/projects/P1/prearchive_code", auth=("admin", "admin"),
+                            timeout=10).text == "5"  # kept across a restart
+        refused = requests.put(f"{restarted.url}/data/projects/P1/accessibility/public", auth=("alice", "alice"),
+                               timeout=10)
+        assert refused.status_code == 403
+    finally:
+        restarted.stop()

@@ -159,6 +159,16 @@ def test_pyxnat_creates_uploads_downloads_and_deletes(fresh_emulator: EmulatorSe
     project = interface.select.project("P1")
     project.create()
     assert store.get_project("P1") is not None
+    assert project.accessibility() == b"protected"  # XNAT's default without ?accessibility=
+    assert project.set_accessibility("private") == b"private" and project.accessibility() == b"private"
+    assert (project.prearchive_code(), project.quarantine_code()) == (0, 0)
+    project.set_prearchive_code("4")  # pyxnat joins the code into the URI: an int fails in pyxnat itself
+    project.set_quarantine_code("1")
+    assert (project.prearchive_code(), project.quarantine_code()) == (4, 1)
+    # set_subfolder_in_current_arc joins current_arc()'s bytes into a str URI (a pyxnat bug on
+    # Python 3); send what it means to send
+    interface._exec(f"{project._uri}/current_arc/{project.current_arc().decode()}/sub", "PUT")
+    assert project.current_arc() == b"arc001/sub"
 
     subject = project.subject("SUBJ1")
     # pyxnat puts create parameters into the URL unencoded, so an XML path with a [@xsi:type=…]

@@ -79,8 +79,9 @@ _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 # ---- records: the flat view of an object -----------------------------------------------------------
 def record(obj: Project | Subject | Experiment | Scan | Reconstruction, **extra: Any) -> dict[str, Any]:
     """Every field of an object keyed by path, plus XNAT's read-only and virtual columns."""
-    # custom fields and child collections (lists, e.g. a QC assessor's "scans/scan") are no columns
-    fields = {k: v for k, v in obj.fields.items() if k != "fields" and not isinstance(v, list)}
+    # custom fields, child collections (lists, e.g. a QC assessor's "scans/scan") and a project's
+    # "settings" (a dict, archive_project_settings) are no columns
+    fields = {k: v for k, v in obj.fields.items() if k != "fields" and not isinstance(v, (list, dict))}
     if isinstance(obj, Project):
         rec = {"ID": obj.id, "secondary_ID": obj.secondary_id, "name": obj.name,
                "description": obj.description, **fields}

@@ -6,6 +6,7 @@
   or update from query fields and/or an XML body; 200 with an empty body.
 * ``POST /projects``: create from an XML body; 409 "Project already exists."; 200 with ``Location``.
 * ``DELETE /projects/{ID}[?removeFiles=true]``: 200, empty.
+* ``?accessibility=public|protected|private`` on a PUT sets the access level (archive_project_settings).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from xnatfs.emulator import resolve
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import VALID_LABEL, Submission, empty, listing
 from xnatfs.emulator.handlers.archive_fields import record
+from xnatfs.emulator.handlers.archive_project_settings import accessibility_param, save
 from xnatfs.emulator.handlers.archive_render import object_response, project_item, site_url
 from xnatfs.emulator.responses import HTTPError
 
@@ -43,7 +45,10 @@ def put_project(ctx: Context, project: str) -> Response:
     else:
         submission.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
         _check_conflicts(ctx, existing.id, submission.fields)
+        access = accessibility_param(ctx.request.args.get("accessibility"))
         ctx.store.update_project(existing.id, submission.fields)
+        if access:
+            save(ctx.store, ctx.store.get_project(existing.id), **access)
     return empty()
 
 
@@ -77,6 +82,10 @@ def _create(ctx: Context, project_id: str, submission: Submission) -> None:
     if body_id not in (None, "", project_id):
         raise HTTPError(417, f"Project ID in the document ({body_id}) does not match the URL ({project_id}).")
     _check_conflicts(ctx, project_id, fields)
+    fields.pop("settings", None)
+    access = accessibility_param(ctx.request.args.get("accessibility"))
+    if access:
+        fields["settings"] = access
     secondary_id = fields.pop("secondary_ID", None) or fields.pop("secondary_id", None)
     ctx.store.create_project(project_id, name=fields.pop("name", None), secondary_id=secondary_id,
                              description=fields.pop("description", "") or "", fields=fields,
