@@ -14,7 +14,8 @@ or a session name (unique in the prearchive, or within ``--project``).
 
 Credentials: ``--user`` with the password from ``$XNATFS_PASSWORD`` or a prompt; else the netrc
 entry (``--netrc FILE`` or ``~/.netrc``, refused unless mode 600); else anonymous. Never a password
-option: it would show in ``ps`` and shell history.
+option: it would show in ``ps`` and shell history. TLS certificates are verified; ``--ca-bundle FILE``
+names a private certificate authority, ``--insecure`` turns checking off (with a warning).
 
 Exit codes: 0 done; 1 the server or the transfer failed; 2 bad usage or configuration (including an
 insecure netrc file); 130 interrupted.
@@ -72,7 +73,9 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--netrc", metavar="FILE", help="netrc file with the credentials (must be mode 600)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="connect/read timeout of each request (default 10/30 s)")
-    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-bundle", metavar="FILE", help="verify the server's TLS certificate against this CA bundle")
+    tls.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
 
 
 def _connect(args: argparse.Namespace) -> Connection:
@@ -84,7 +87,7 @@ def _connect(args: argparse.Namespace) -> Connection:
                 raise ConfigError(f"No password for {args.user}: set {PASSWORD_ENV} or run from a terminal")
             password = getpass.getpass(f"Password for {args.user}: ")
     return connect(args.url, args.user, password, netrc_file=args.netrc, timeout=args.timeout,
-                   verify=not args.insecure, load_schemas=False)
+                   verify=not args.insecure, ca_bundle=args.ca_bundle, load_schemas=False)
 
 
 def _import_parser() -> argparse.ArgumentParser:

@@ -48,6 +48,12 @@ class TransportError(XNATError):
     errno = _errno.EIO
 
 
+class TLSError(TransportError):
+    """The server's TLS certificate could not be verified (or the TLS handshake failed)."""
+
+    errno = _errno.EIO
+
+
 class RequestTimeout(TransportError):
     """A connect or read timeout expired."""
 
@@ -166,7 +172,7 @@ _DEFAULT_MESSAGES: dict[type[ResponseError], str] = {
 
 __all__ = [
     "XNATError", "ConfigError", "InsecureNetrcError", "MissingCredentialsError", "TransportError",
-    "RequestTimeout", "ResponseError", "AuthenticationError", "PermissionDenied", "NotFound",
+    "RequestTimeout", "TLSError", "ResponseError", "AuthenticationError", "PermissionDenied", "NotFound",
     "Conflict", "ServerError", "AmbiguousLabelError", "SchemaError", "UploadError",
     "ChecksumMismatch", "error_for_status", "excerpt_of", "BODY_EXCERPT_CHARS",
 ]

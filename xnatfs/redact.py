@@ -16,6 +16,7 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-auth
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 _JSESSION = re.compile(r"(JSESSIONID=)[^;\s&]+", re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"\b(Basic|Bearer)(\s+)(?!realm\b)[A-Za-z0-9+/=._~-]{4,}", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
@@ -43,10 +44,12 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with URL user-info, JSESSIONID values and each of ``secrets`` replaced."""
+    """``text`` with URL user-info, JSESSIONID values, ``Basic``/``Bearer`` tokens and each of ``secrets``
+    replaced (a server that echoes the ``Authorization`` header shows the password in base64)."""
     text = _USERINFO.sub(lambda m: m.group("scheme") + m.group("userinfo").split(":", 1)[0] + ":" + REDACTED + "@"
                          if ":" in m.group("userinfo") else m.group(0), text)
     text = _JSESSION.sub(r"\1" + REDACTED, text)
+    text = _AUTH_SCHEME.sub(r"\1\2" + REDACTED, text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)

@@ -53,14 +53,23 @@ class ReadSettings:
     total_budget: int = 96 * MiB
 
 
+#: The largest answer read into memory (listings, item documents, schemas); files are streamed.
+MAX_DOCUMENT_SIZE = 128 * MiB
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything tunable, in one value passed down from connect() or the mount."""
+    """Everything tunable, in one value passed down from connect() or the mount.
+
+    ``max_document_size`` bounds every answer that is read into memory whole (decoded bytes): a
+    larger one, or one whose ``Content-Length`` announces more, is a ServerError, not an allocation.
+    """
 
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cache: CacheSettings = field(default_factory=CacheSettings)
     read: ReadSettings = field(default_factory=ReadSettings)
+    max_document_size: int = MAX_DOCUMENT_SIZE
 
 
 DEFAULT_SETTINGS = Settings()

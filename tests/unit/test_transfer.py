@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xnatfs.errors import UploadError
+from xnatfs.errors import ServerError, UploadError
 from xnatfs.model.services import check_zip, content_type_for, destination_path
 from xnatfs.model.transfer import ProgressReader, open_upload_source, safe_extract
 
@@ -27,16 +27,25 @@ def make_zip(path: Path, members: dict[str, bytes], symlink: str | None = None) 
     return path
 
 
-def test_safe_extract_refuses_escaping_members(tmp_path: Path) -> None:
-    archive = make_zip(tmp_path / "evil.zip", {
-        "ok/a.txt": b"a", "../escape.txt": b"x", "/abs.txt": b"x", "ok/../../escape2.txt": b"x",
-        "C:/win.txt": b"x", "ok\\b.txt": b"b",
-    }, symlink="ok/link")
+@pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "ok/../../escape2.txt", "C:/win.txt", None])
+def test_safe_extract_refuses_a_zip_with_an_escaping_member_whole(tmp_path: Path, bad: str | None) -> None:
+    members = {"ok/a.txt": b"a", "ok\\b.txt": b"b"}
+    if bad:
+        members[bad] = b"x"
+    archive = make_zip(tmp_path / "evil.zip", members, symlink=None if bad else "ok/link")
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(ServerError, match="nothing was extracted"):
+        safe_extract(archive, target)
+    assert list(target.iterdir()) == []
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "escape2.txt").exists()
+
+
+def test_safe_extract_writes_a_clean_zip(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "good.zip", {"ok/a.txt": b"a", "ok\\b.txt": b"b"})
     target = tmp_path / "out"
     written = safe_extract(archive, target)
     assert sorted(p.relative_to(target).as_posix() for p in written) == ["ok/a.txt", "ok/b.txt"]
-    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "escape2.txt").exists()
-    assert not (target / "ok" / "link").exists()
     assert (target / "ok" / "b.txt").read_bytes() == b"b"
 
 

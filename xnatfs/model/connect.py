@@ -12,7 +12,9 @@ A :class:`Connection` is a context manager; ``close()`` logs out and releases co
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -147,7 +149,22 @@ def _settings_with_timeout(settings: Settings, timeout: Timeouts | float | None)
         return settings
     timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts(connect=min(float(timeout), 10.0),
                                                                       read=float(timeout))
-    return Settings(timeouts=timeouts, retry=settings.retry, cache=settings.cache, read=settings.read)
+    return dataclasses.replace(settings, timeouts=timeouts)
+
+
+def tls_verify(verify: bool | str, ca_bundle: str | os.PathLike[str] | None) -> bool | str:
+    """What requests' ``verify`` gets: True (system CAs), False, or the path of a CA bundle file or directory."""
+    if ca_bundle is not None:
+        if verify is False:
+            raise ConfigError("Pass either ca_bundle= or verify=False, not both")
+        verify = os.fspath(ca_bundle)
+    if isinstance(verify, str):
+        if not os.path.exists(verify):
+            raise ConfigError(f"The CA bundle {verify} does not exist")
+        return verify
+    if not isinstance(verify, bool):
+        raise ConfigError(f"verify must be True, False or a CA bundle path, not {type(verify).__name__}")
+    return verify
 
 
 def build_classes(session: XNATSession, bases: Mapping[str, type] | None = None) -> ClassRegistry:
@@ -158,7 +175,8 @@ def build_classes(session: XNATSession, bases: Mapping[str, type] | None = None)
 
 def connect(url: str, user: str | None = None, password: str | None = None, *, netrc_file: str | None = None,
             jsession: str | None = None, verify: bool | str = True, timeout: Timeouts | float | None = None,
-            settings: Settings = DEFAULT_SETTINGS, load_schemas: bool = True) -> Connection:
+            settings: Settings = DEFAULT_SETTINGS, load_schemas: bool = True,
+            ca_bundle: str | os.PathLike[str] | None = None) -> Connection:
     """Connect to the XNAT server at ``url`` and return a logged-in :class:`Connection`.
 
     Credentials: ``user``/``password``, else the netrc entry for the host (``netrc_file`` or
@@ -166,10 +184,16 @@ def connect(url: str, user: str | None = None, password: str | None = None, *, n
     existing server session (not logged out on close). ``timeout`` (seconds, or a
     :class:`~xnatfs.settings.Timeouts`) bounds every request. ``load_schemas=False`` skips the
     schema download: objects then have no typed field attributes (use ``obj.get(key)``).
+
+    TLS certificates are verified (``verify=True``) against the system's CAs, or against
+    ``ca_bundle`` (a PEM file or a directory; ``verify="/path"`` means the same). ``verify=False``
+    turns checking off and logs a warning. Redirects are followed only within the server's
+    scheme, host and port. The password never appears in a repr, a log line or an exception.
     """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"Not an http(s) URL: {redact_url(str(url))}")
     settings = _settings_with_timeout(settings, timeout)
+    verify = tls_verify(verify, ca_bundle)
     credentials = None if jsession and not user else resolve_credentials(url, user, password, netrc_file=netrc_file)
     session = XNATSession(url, credentials, settings=settings, verify=verify, jsession=jsession)
     try:

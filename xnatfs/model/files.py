@@ -11,7 +11,11 @@ outside the cached blocks re-opens the stream. This is logged once per connectio
 files of that connection go straight to the stream.
 
 Every request has the connection's timeouts; a server that stops sending fails the read with
-:class:`~xnatfs.errors.RequestTimeout` instead of hanging.
+:class:`~xnatfs.errors.RequestTimeout` instead of hanging. No answer is taken on trust: a 206 must
+start where asked and its ``Content-Length`` must match its ``Content-Range``; a 200 (the whole file)
+whose ``Content-Length`` is not the file's size (a login page, a proxy's error page) is a
+:class:`~xnatfs.errors.ServerError`; and only the bytes asked for are ever read, however long a body
+the server announces or sends.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class RemoteReader(io.RawIOBase):
                 with stream:
                     self._check_content_range(stream, start)
                     return stream.read(end - start)
+            self._check_whole_file(stream)
             self._ctx.range_ignored = True
             self._ctx.note_once("range-ignored", "The server ignores HTTP Range requests (answered %s with the "
                                 "whole file); files are read as forward streams, and seeking backwards reads "
@@ -127,13 +132,27 @@ class RemoteReader(io.RawIOBase):
         if match is None or int(match.group(1)) != start:
             raise ServerError(f"The server answered a Range request for offset {start} with Content-Range "
                               f"{stream.headers.get('Content-Range')!r}", status=206, url=stream.url)
+        length = _identity_length(stream)
+        span = int(match.group(2)) - int(match.group(1)) + 1
+        if length is not None and length != span:
+            raise ServerError(f"The server answered a Range request with Content-Length {length} for Content-Range "
+                              f"{stream.headers.get('Content-Range')!r}", status=206, url=stream.url)
+
+    def _check_whole_file(self, stream: Stream) -> None:
+        """A 200 answer to a Range request is the whole file: its length must be the file's size."""
+        length = _identity_length(stream)
+        if length is not None and length != self._size:
+            stream.close()
+            raise ServerError(f"The server answered with {length} bytes for a file of {self._size} bytes (a login "
+                              f"page or a proxy's answer instead of the file?)", status=stream.status, url=stream.url)
 
     def _fetch_forward(self, start: int, end: int) -> bytes:
         if self._forward is None or start < self._forward_pos:
             self._close_forward()
-            self._forward = self._ctx.session.open_stream("GET", self._path, headers=IDENTITY)
-            self._forward_pos = 0
+            stream = self._ctx.session.open_stream("GET", self._path, headers=IDENTITY)
             self.requests += 1
+            self._check_whole_file(stream)
+            self._forward, self._forward_pos = stream, 0
         while self._forward_pos < start:
             skipped = self._forward.read(min(start - self._forward_pos, 1 * MiB))
             if not skipped:
@@ -147,6 +166,14 @@ class RemoteReader(io.RawIOBase):
         if self._forward is not None:
             self._forward.close()
             self._forward = None
+
+
+def _identity_length(stream: Stream) -> int | None:
+    """The body length ``Content-Length`` announces, if the body is not content-encoded (else None)."""
+    if stream.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    declared = stream.headers.get("Content-Length", "").strip()
+    return int(declared) if declared.isdigit() else None
 
 
 class File:

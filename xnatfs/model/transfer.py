@@ -1,10 +1,14 @@
 """Moving bytes between the server and local disk: streamed downloads, zip extraction, streamed uploads.
 
-Memory stays bounded for any size: downloads are written chunk by chunk (md5 computed on the way);
-zip archives (``?format=zip``) are spooled to a temporary file on disk, then extracted member by
-member with every path checked, so no entry can land outside the target (absolute paths, ``..``,
-symlinks, device files are refused); uploads stream from a seekable file, and a non-seekable
-source is first spooled to a temporary file, so a retried or re-authenticated ``PUT`` can rewind.
+Memory stays bounded for any size: downloads are written chunk by chunk (md5 computed on the way),
+and never more bytes than the listing (or, without one, ``Content-Length``) announced; zip archives
+(``?format=zip``) are spooled to a temporary file inside the target directory, then checked whole
+before anything is extracted: a member that is a link or device, or whose path would leave the
+target (absolute, ``..``, a drive letter), or declared sizes that do not fit in the free disk space
+(a zip bomb) refuse the whole archive. Each member is written under a temporary name and renamed
+only after zipfile checked its CRC (and zipfile never yields more than the declared size), so a
+lying member leaves nothing behind. Uploads stream from a seekable file, and a non-seekable source
+is first spooled to a temporary file, so a retried or re-authenticated ``PUT`` can rewind.
 
 Progress callbacks get ``(bytes_done, bytes_total_or_None)``.
 """
@@ -19,13 +23,14 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from xnatfs.errors import ChecksumMismatch, ServerError, UploadError
 from xnatfs.settings import MiB
-from xnatfs.transport.session import Params, XNATSession
+from xnatfs.transport.session import Params, XNATSession, looks_like_html
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +51,15 @@ def stream_to_file(session: XNATSession, path: str, target: Path, *, params: Par
     try:
         with session.open_stream("GET", path, params=params, headers={"Accept-Encoding": "identity"}) as stream, \
                 open(partial, "wb") as out:
-            total = expected_size
-            if total is None and stream.headers.get("Content-Length", "").isdigit():
-                total = int(stream.headers["Content-Length"])
+            limit = _announced_size(stream.headers, expected_size, path)
+            total = expected_size if expected_size is not None else limit
             for chunk in stream.iter_chunks(CHUNK):
+                done += len(chunk)
+                if limit is not None and done > limit:
+                    raise ChecksumMismatch(f"The server sent more than the {limit} bytes of {path} it announced; "
+                                           f"the partial file was removed")
                 out.write(chunk)
                 digest.update(chunk)
-                done += len(chunk)
                 if progress is not None:
                     progress(done, total)
         if expected_md5 and digest.hexdigest().lower() != expected_md5.lower():
@@ -66,56 +73,106 @@ def stream_to_file(session: XNATSession, path: str, target: Path, *, params: Par
     return target
 
 
+def _announced_size(headers: Any, expected_size: int | None, path: str) -> int | None:
+    """The most bytes a download may deliver: the listing's size, else an identity ``Content-Length``.
+
+    A ``Content-Length`` that contradicts the listing is refused before a byte is written.
+    """
+    declared = str(headers.get("Content-Length", "")).strip()
+    encoded = str(headers.get("Content-Encoding", "identity")).strip().lower() not in ("", "identity")
+    if not declared.isdigit() or encoded:
+        return expected_size
+    if expected_size is not None and int(declared) != expected_size:
+        raise ChecksumMismatch(f"The server announced {int(declared)} bytes for {path}; its listing says "
+                               f"{expected_size} (a login page or a proxy's answer instead of the file?)")
+    return int(declared)
+
+
 def download_and_extract(session: XNATSession, path: str, target: Path, *, params: Params = None,
                          progress: Progress | None = None) -> list[Path]:
-    """``GET path`` as a zip (``format=zip``), spooled to disk, then extracted safely under ``target``."""
+    """``GET path`` as a zip (``format=zip``), spooled to disk, then extracted safely under ``target``.
+
+    The zip is spooled inside ``target`` (the disk it is extracted to, not a RAM-backed ``/tmp``).
+    """
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     query = list(params.items()) if isinstance(params, dict) else list(params or [])
     query = [(k, v) for k, v in query if k != "format"] + [("format", "zip")]
-    with tempfile.TemporaryDirectory(prefix="xnatfs-zip-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".xnatfs-zip-", dir=target) as tmp:
         archive = stream_to_file(session, path, Path(tmp) / "download.zip", params=query, progress=progress)
+        if not zipfile.is_zipfile(archive):
+            with open(archive, "rb") as handle:
+                head = handle.read(4096)
+            what = "an HTML page (a login page or a proxy's page?)" if looks_like_html(head) else "something that is not a zip"
+            raise ServerError(f"The server answered the zip download of {path} with {what}; nothing was extracted")
         return safe_extract(archive, target)
 
 
 def safe_extract(archive: Path, target: Path) -> list[Path]:
-    """Extract the zip ``archive`` under ``target``; refuse any member that would escape it."""
+    """Extract the zip ``archive`` under ``target``, or refuse it whole (see the module docstring).
+
+    Raises :class:`~xnatfs.errors.ServerError` naming the first bad member, before anything is written,
+    or when a member fails its CRC (that member is not left behind). Returns the files written.
+    """
+    Path(target).mkdir(parents=True, exist_ok=True)
     root = Path(target).resolve()
     written: list[Path] = []
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                destination = _member_destination(root, info)
-                if destination is None:
-                    continue
+            plan = [(info, _member_destination(root, info)) for info in zf.infolist()]
+            _check_space(root, [info for info, _ in plan])
+            for info, destination in plan:
                 if info.is_dir():
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(destination, "wb") as out:
-                    shutil.copyfileobj(src, out, CHUNK)
+                _extract_member(zf, info, destination)
                 written.append(destination)
-    except zipfile.BadZipFile as exc:
-        raise ServerError(f"The server sent a corrupt zip archive: {exc}") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise ServerError(f"The server sent a corrupt zip archive ({exc}); {len(written)} members were "
+                          f"extracted before it, the bad member was not") from exc
     return written
 
 
-def _member_destination(root: Path, info: zipfile.ZipInfo) -> Path | None:
-    """Where a zip member goes, or None (logged) if it is a link/device or would leave ``root``."""
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path) -> None:
+    """Write one member under a temporary name and rename it once zipfile has checked its CRC."""
+    partial = destination.with_name(destination.name + ".xnatfs-part")
+    try:
+        with zf.open(info) as src, open(partial, "wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _check_space(root: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose declared sizes do not fit in the free space under ``root``."""
+    declared = sum(info.file_size for info in members if not info.is_dir())
+    free = shutil.disk_usage(root).free
+    if declared > free:
+        raise ServerError(f"Refused the server's zip archive: its members declare {declared} bytes, more than the "
+                          f"{free} bytes free under {root} (a zip bomb?); nothing was extracted")
+
+
+def _member_destination(root: Path, info: zipfile.ZipInfo) -> Path:
+    """Where a zip member goes; a link, device, encrypted member or a path leaving ``root`` refuses the zip."""
     file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip did not record one
-    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
-        log.warning("Skipping zip member %r: not a regular file or directory", info.filename)
-        return None
+    reason = ""
     name = info.filename.replace("\\", "/")
     parts = PurePosixPath(name).parts
-    if name.startswith("/") or not parts or any(p in ("..", "") for p in parts) or ":" in parts[0]:
-        log.warning("Skipping zip member %r: its path would leave the target directory", info.filename)
-        return None
-    destination = root.joinpath(*parts).resolve()
-    if destination != root and root not in destination.parents:
-        log.warning("Skipping zip member %r: its path would leave the target directory", info.filename)
-        return None
-    return destination
+    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
+        reason = "is not a regular file or directory (a link or a device)"
+    elif info.flag_bits & 0x1:
+        reason = "is encrypted"
+    elif name.startswith("/") or not parts or any(p in ("..", "") for p in parts) or ":" in parts[0]:
+        reason = "has a path that would leave the target directory"
+    else:
+        destination = root.joinpath(*parts).resolve()
+        if destination == root or root in destination.parents:
+            return destination
+        reason = "has a path that would leave the target directory"
+    raise ServerError(f"Refused the server's zip archive: member {info.filename[:200]!r} {reason}; "
+                      f"nothing was extracted")
 
 
 class ProgressReader(io.RawIOBase):

@@ -53,7 +53,8 @@ def load_server_specs(fetch: Fetch, schema_names: list[str] | None = None) -> Sc
             log.warning("Skipping schema %r: could not fetch it (%s)", name, exc)
     specs = parse_schemas(documents, lenient=True)
     if REQUIRED_SCHEMA in specs.skipped:
-        raise SchemaError(f"The {REQUIRED_SCHEMA!r} schema from the server is not well-formed XML")
+        raise SchemaError(f"The {REQUIRED_SCHEMA!r} schema from the server was refused: it is not well-formed, "
+                          f"safe XML (the warning logged above says why)")
     log.debug("Loaded %d types from schemas %s", len(specs), ", ".join(specs.documents))
     return specs
 

@@ -9,10 +9,18 @@ What the session guarantees:
   import service is not idempotent). A retried PUT rewinds a seekable body.
 - **No implicit netrc**: ``session.auth`` is a no-op auth object, so requests does not read
   ``~/.netrc`` on its own (it would bypass our permission check, and send Basic on every request).
+- **Redirects stay on one origin** (:class:`OriginBoundSession`): a redirect to another scheme, host
+  or port is not followed, so neither the ``Authorization`` header nor the ``JSESSIONID`` cookie
+  (cookies are not scoped by port) ever reaches another server; the caller gets the 3xx answer and
+  turns it into a clear error. The body of a followed redirect is read only up to
+  :data:`REDIRECT_BODY_LIMIT`.
+- **TLS**: certificates are verified unless ``verify=False``; ``verify`` may name a CA bundle. No
+  process-wide warning filter is changed.
 - **Pooling** sized for a multi-threaded FUSE daemon.
 
 :func:`translate_errors` turns ``requests``/``urllib3`` exceptions into :mod:`xnatfs.errors`, with the
-URL redacted. Timeouts are passed per call by :mod:`xnatfs.transport.session`.
+URL redacted (TLS failures become :class:`~xnatfs.errors.TLSError` with the fix in the message).
+Timeouts are passed per call by :mod:`xnatfs.transport.session`.
 """
 
 from __future__ import annotations
@@ -20,19 +28,24 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import socket
+import ssl
 from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from xnatfs.errors import RequestTimeout, TransportError
+from xnatfs.errors import RequestTimeout, TLSError, TransportError
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import RetryPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 POOL_SIZE = 16
+#: How much of a (same-origin) redirect answer's body is read before it is dropped.
+REDIRECT_BODY_LIMIT = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _package_version() -> str:
@@ -56,13 +69,51 @@ class NoImplicitAuth(requests.auth.AuthBase):
 
 
 class IdempotentRetry(Retry):
-    """urllib3's Retry, except that a read timeout is raised at once instead of being retried."""
+    """urllib3's Retry, except that a read timeout is raised at once instead of being retried, and the
+    body of an answer that is retried (a 503…) is dropped unread: urllib3 would read it whole into
+    memory first ("drain"), however large or endless the server makes it."""
 
     def increment(self, method: str | None = None, url: str | None = None, response: object = None,
                   error: Exception | None = None, _pool: object = None, _stacktrace: object = None) -> Retry:
         if isinstance(error, urllib3.exceptions.ReadTimeoutError):
             raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+        if isinstance(response, urllib3.response.BaseHTTPResponse):
+            response.close()  # retried: its connection is dropped rather than drained
+        return retry
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, lower-cased, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a malformed port: matches no origin
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def redirect_target(response: requests.Response) -> str:
+    """The absolute URL a redirect answer points to ("" if it has no ``Location``)."""
+    location = response.headers.get("Location", "")
+    return urljoin(response.url, location) if location else ""
+
+
+class OriginBoundSession(requests.Session):
+    """A requests Session that follows redirects only within the origin of the redirecting answer."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        if origin_of(urljoin(resp.url, target)) != origin_of(resp.url):
+            return None  # not followed: the caller sees the 3xx and reports it
+        if resp._content is False and resp.raw is not None:  # requests reads it whole otherwise
+            with contextlib.suppress(Exception):
+                resp._content = resp.raw.read(REDIRECT_BODY_LIMIT, decode_content=False) or b""
+                resp._content_consumed = True
+        return target
 
 
 def make_retry(policy: RetryPolicy) -> Retry:
@@ -82,21 +133,32 @@ def make_retry(policy: RetryPolicy) -> Retry:
 
 
 def build_http_session(policy: RetryPolicy, *, verify: bool | str = True) -> requests.Session:
-    """A requests Session with retries for idempotent verbs, our User-Agent and no implicit netrc."""
-    session = requests.Session()
+    """A requests Session with retries for idempotent verbs, our User-Agent, no implicit netrc, and
+    redirects followed only within one origin. ``verify``: True, False, or a CA bundle path."""
+    session = OriginBoundSession()
     adapter = HTTPAdapter(max_retries=make_retry(policy), pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.auth = NoImplicitAuth()
     session.verify = verify
     session.headers["User-Agent"] = USER_AGENT
-    if verify is False:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return session
 
 
 def _is_timeout(exc: BaseException) -> bool:
     """True for a timeout wrapped anywhere in requests' and urllib3's exception chains."""
+    return _find(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)) is not None
+
+
+def _tls_failure(exc: BaseException) -> BaseException | None:
+    """The TLS handshake or certificate failure wrapped in ``exc`` (the innermost ssl error), or None."""
+    if _find(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)) is None:
+        return None
+    return _find(exc, (ssl.SSLError,)) or exc
+
+
+def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``exc`` or the first thing it wraps (args, cause, context, ``reason``) that is one of ``kinds``."""
     seen: set[int] = set()
     pending: list[object] = [exc]
     while pending:
@@ -104,11 +166,11 @@ def _is_timeout(exc: BaseException) -> bool:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)):
-            return True
+        if isinstance(item, kinds):
+            return item
         pending.extend(item.args)
         pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return False
+    return None
 
 
 @contextlib.contextmanager
@@ -123,7 +185,13 @@ def translate_errors(method: str, url: str) -> Iterator[None]:
         detail = redact_text(str(exc))[:300]
         if _is_timeout(exc):
             raise RequestTimeout(f"Timed out: {where}: {detail}") from exc
+        tls = _tls_failure(exc)
+        if tls is not None:
+            raise TLSError(f"TLS failed: {where}: {redact_text(str(tls))[:300]}. If the server's certificate is signed by a private "
+                           f"certificate authority, pass ca_bundle='/path/to/ca.pem' (command line: --ca-bundle "
+                           f"FILE); verify=False (--insecure) turns checking off") from exc
         raise TransportError(f"Request failed: {where}: {detail}") from exc
 
 
-__all__ = ["build_http_session", "make_retry", "translate_errors", "NoImplicitAuth", "IDEMPOTENT_METHODS", "USER_AGENT"]
+__all__ = ["build_http_session", "make_retry", "translate_errors", "NoImplicitAuth", "OriginBoundSession", "origin_of",
+           "redirect_target", "IDEMPOTENT_METHODS", "USER_AGENT", "REDIRECT_BODY_LIMIT"]

@@ -9,8 +9,15 @@ What it owns:
 - **Re-login**: a 401 (or a 2xx HTML login page) on a logged-in session logs in again once, then
   repeats the call once. Threads that hit the same expiry share one re-login (generation counter).
 - **Status → error** via :func:`xnatfs.errors.error_for_status`, with a redacted URL and a short body
-  excerpt in which the password is masked too. A 2xx HTML page where data was expected (a login page
-  or a proxy's error page) is a :class:`ServerError`.
+  excerpt in which the password (plain or as the base64 of a Basic header) is masked too. A 2xx HTML
+  page where data was expected (a login page or a proxy's error page) is a :class:`ServerError`.
+- **Bounded bodies**: an answer that is read whole is read as a stream up to
+  ``settings.max_document_size`` (an announced or actual larger body is a :class:`ServerError`, not
+  an allocation); an error answer is read only up to :data:`ERROR_BODY_LIMIT`.
+- **Redirects** are followed only within the server's origin (:mod:`xnatfs.transport.http`); any other
+  is a :class:`ServerError` naming where it pointed, and no credential went there.
+- **TLS** verification is on unless ``verify=False``, which is logged as a warning once per session; an
+  explicit CA bundle (or False) is passed on every call, so ``$REQUESTS_CA_BUNDLE`` cannot replace it.
 - **Timeouts** on every call (``settings.Timeouts``; there is no ``timeout=None`` path).
 - **Logout**: ``DELETE /data/JSESSION`` for a session we created; a reused ``jsession`` is left alive.
 
@@ -21,9 +28,11 @@ handle a requests exception.
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
@@ -39,66 +48,16 @@ from xnatfs.errors import (
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
 from xnatfs.transport.auth import Credentials
-from xnatfs.transport.http import build_http_session, translate_errors
+from xnatfs.transport.http import build_http_session, origin_of, redirect_target, translate_errors
+from xnatfs.transport.responses import ERROR_BODY_LIMIT, Stream, load_body, looks_like_html
 
 log = logging.getLogger(__name__)
 
 COOKIE = "JSESSIONID"
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 TimeoutArg = Timeouts | float | None
-_HTML_STARTS = (b"<html", b"<!doctype html", b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!doctype html")
-
-
-def looks_like_html(body: bytes) -> bool:
-    """True if ``body`` is an HTML page (XNAT's error and login pages start like this)."""
-    return body[:200].lstrip().lower().startswith(_HTML_STARTS)
-
-
-class Stream:
-    """A streamed response body. Reads translate transport errors; use as a context manager."""
-
-    def __init__(self, response: requests.Response, method: str) -> None:
-        self._response = response
-        self._method = method
-        self.status: int = response.status_code
-        self.headers: Mapping[str, str] = response.headers
-        self.url: str = redact_url(response.url)
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (all remaining with -1); fewer only at the end of the body."""
-        raw = self._response.raw
-        with translate_errors(self._method, self._response.url):
-            if size is None or size < 0:
-                return raw.read(decode_content=True) or b""
-            parts: list[bytes] = []
-            remaining = size
-            while remaining > 0:
-                chunk = raw.read(remaining, decode_content=True)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                remaining -= len(chunk)
-            return b"".join(parts)
-
-    def iter_chunks(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        """The body in chunks of at most ``chunk_size`` bytes."""
-        iterator = self._response.iter_content(chunk_size)
-        while True:
-            with translate_errors(self._method, self._response.url):
-                chunk = next(iterator, None)
-            if chunk is None:
-                return
-            if chunk:
-                yield chunk
-
-    def close(self) -> None:
-        self._response.close()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+#: What a session ID from ``POST /data/JSESSION`` looks like (XNAT: 32 hex digits, maybe ``.route``).
+_SESSION_ID = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
 
 
 class XNATSession:
@@ -126,6 +85,12 @@ class XNATSession:
         self.settings = settings
         self._credentials = credentials
         self._http = build_http_session(settings.retry, verify=verify)
+        # Passed on every call as well: requests lets $REQUESTS_CA_BUNDLE override a session-level
+        # verify (an explicit CA bundle, or False); a per-call value other than True wins over it.
+        self._verify = verify
+        if verify is False and self.base_url.startswith("https://"):
+            log.warning("TLS certificate verification is OFF for %s (verify=False / --insecure): anyone on the "
+                        "network path can pose as the server and read the password", redact_url(self.base_url))
         if adapter is not None:
             self._http.mount(self.base_url, adapter)
         self._lock = threading.Lock()
@@ -180,20 +145,33 @@ class XNATSession:
         timeout = self.timeout_for(None)
         url = self.url_for("/data/JSESSION")
         with translate_errors("POST", url):
-            resp = self._http.post(url, auth=(creds.user, creds.password), timeout=timeout)
+            resp = self._http.post(url, auth=(creds.user, creds.password), timeout=timeout, stream=True,
+                                   verify=self._verify)
+        self._load_body(resp, ok=None)
         if resp.status_code in (404, 405):
             url = self.url_for("/data/services/auth")
             with translate_errors("PUT", url):
-                resp = self._http.put(url, data={"username": creds.user, "password": creds.password}, timeout=timeout)
+                resp = self._http.put(url, data={"username": creds.user, "password": creds.password}, timeout=timeout,
+                                      stream=True, verify=self._verify)
+            self._load_body(resp, ok=None)
         if resp.status_code == 401:
             raise AuthenticationError(
                 f"Login failed for user {creds.user!r}", status=401, url=redact_url(url),
                 excerpt=self._excerpt(resp.content),
             )
-        if resp.status_code >= 400 or looks_like_html(resp.content):
+        if resp.is_redirect:
+            raise self._redirect_error(resp)
+        if not 200 <= resp.status_code < 300:
             raise self._error(resp, "Login failed")
+        if looks_like_html(resp.content):
+            raise ServerError("Login failed: the server answered with an HTML page, not a session ID (a single "
+                              "sign-on or proxy login page?); xnatfs logs in with HTTP Basic at /data/JSESSION",
+                              status=resp.status_code, url=redact_url(url), excerpt=self._excerpt(resp.content))
         token = resp.text.strip()
         if COOKIE not in self._http.cookies and token:
+            if not _SESSION_ID.fullmatch(token):
+                raise ServerError("Login failed: the server's answer is not a session ID", status=resp.status_code,
+                                  url=redact_url(url), excerpt=self._excerpt(resp.content))
             self._http.cookies.set(COOKIE, token)
         if COOKIE not in self._http.cookies:
             raise ServerError("Login answered without a session ID", status=resp.status_code, url=redact_url(url))
@@ -221,7 +199,8 @@ class XNATSession:
             url = self.url_for("/data/JSESSION")
             try:
                 with translate_errors("DELETE", url):
-                    self._http.delete(url, headers={"Connection": "close"}, timeout=self.timeout_for(None))
+                    self._http.delete(url, headers={"Connection": "close"}, timeout=self.timeout_for(None),
+                                      stream=True, verify=self._verify).close()
             except Exception as exc:  # noqa: BLE001 - logout is best effort; the server expires sessions
                 log.debug("Logout from %s failed: %s", redact_url(self.base_url), exc)
             self._http.cookies.clear()
@@ -261,9 +240,11 @@ class XNATSession:
             generation = self._generation
             with translate_errors(method, url):
                 resp = self._http.request(
-                    method, url, params=params, data=data, headers=dict(headers or {}), stream=stream,
-                    timeout=self.timeout_for(timeout), allow_redirects=True,
+                    method, url, params=params, data=data, headers=dict(headers or {}), stream=True,
+                    timeout=self.timeout_for(timeout), allow_redirects=True, verify=self._verify,
                 )
+            if not stream:
+                self._load_body(resp, ok)
             expired = attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data)
             if expired and _rewind(data, start):
                 resp.close()
@@ -280,9 +261,29 @@ class XNATSession:
         return (not stream and expect_data and 200 <= resp.status_code < 300 and looks_like_html(resp.content)
                 and resp.request.method != "HEAD")
 
+    def _load_body(self, resp: requests.Response, ok: Sequence[int] | None) -> None:
+        """Read the body of ``resp`` into ``resp.content``, bounded (see the module docstring)."""
+        if _is_good(resp.status_code, ok):
+            load_body(resp, self.settings.max_document_size, refuse_larger=True)
+        else:
+            load_body(resp, ERROR_BODY_LIMIT, refuse_larger=False)
+
+    def _redirect_error(self, resp: requests.Response) -> ServerError:
+        """The error for a redirect that was not followed because it leaves the server's origin."""
+        target = redirect_target(resp)
+        resp.close()
+        scheme, host, port = origin_of(self.base_url)
+        return ServerError(
+            f"The server redirected to {redact_text(redact_url(target)) or 'nowhere'}, outside {scheme}://{host}:{port}; "
+            f"xnatfs follows redirects only within the server's scheme, host and port, so that no credentials are "
+            f"sent elsewhere (if the server has moved, connect to its new address)",
+            status=resp.status_code, url=redact_url(resp.url))
+
     def _check(self, resp: requests.Response, ok: Sequence[int] | None, *, stream: bool, expect_data: bool) -> None:
-        good = (resp.status_code in ok) if ok is not None else (200 <= resp.status_code < 300)
+        good = _is_good(resp.status_code, ok)
         if not good:
+            if resp.is_redirect:  # a followed redirect never ends here: this one left the origin
+                raise self._redirect_error(resp)
             if stream:
                 body = resp.raw.read(4096, decode_content=True) if resp.raw is not None else b""
                 resp.close()
@@ -298,8 +299,15 @@ class XNATSession:
             )
 
     def _excerpt(self, body: bytes | str | None) -> str:
-        secrets = (self._credentials.password,) if self._credentials else ()
-        return redact_text(excerpt_of(body), secrets=secrets)
+        return redact_text(excerpt_of(body), secrets=self._secrets())
+
+    def _secrets(self) -> tuple[str, ...]:
+        """The strings that must never appear in a message: the password, its Basic form, the session ID."""
+        found = [cookie.value or "" for cookie in self._http.cookies if cookie.name == COOKIE]
+        if self._credentials is not None:
+            pair = f"{self._credentials.user}:{self._credentials.password}".encode()
+            found += [self._credentials.password, base64.b64encode(pair).decode()]
+        return tuple(s for s in found if s)
 
     def _error(self, resp: requests.Response, message: str = "", body: bytes | None = None) -> ResponseError:
         excerpt = self._excerpt(resp.content if body is None else body)
@@ -327,7 +335,7 @@ class XNATSession:
         resp = self.request("GET", path, params=items, **kw)
         try:
             return resp.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise ServerError("The server did not answer with JSON", status=resp.status_code,
                               url=redact_url(resp.url), excerpt=self._excerpt(resp.content)) from exc
 
@@ -353,6 +361,10 @@ class XNATSession:
             return None
 
 
+def _is_good(status: int, ok: Sequence[int] | None) -> bool:
+    return (status in ok) if ok is not None else (200 <= status < 300)
+
+
 def _tell(data: Any) -> int | None:
     """Position of a seekable body, so it can be rewound for a repeat; None if not a file."""
     if hasattr(data, "read") and hasattr(data, "seek") and hasattr(data, "tell"):
@@ -376,4 +388,4 @@ def _rewind(data: Any, start: int | None) -> bool:
     return True
 
 
-__all__ = ["XNATSession", "Stream", "looks_like_html", "COOKIE"]
+__all__ = ["XNATSession", "Stream", "looks_like_html", "COOKIE", "ERROR_BODY_LIMIT"]
