@@ -2,8 +2,9 @@
 image assessors, each under ``/data``, ``/REST`` and their ``/archive`` twins.
 
 Each family lives in its own module (``archive_projects``, ``archive_subjects``,
-``archive_experiments``, ``archive_scans``; project settings by path in ``archive_project_settings``); field names, XML bodies and item rendering are shared
-through ``archive_fields``, ``archive_xmlbody``, ``archive_render`` and ``xnatfs.emulator.items``.
+``archive_experiments``, ``archive_scans``; project settings by path in ``archive_project_settings``);
+field names, XML bodies and item rendering are shared through ``archive_fields``, ``archive_xmlbody``,
+``archive_render`` and ``xnatfs.emulator.items``.
 Resources and files are ``handlers/files.py``.
 """
 
