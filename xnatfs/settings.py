@@ -24,11 +24,16 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of idempotent calls (GET/HEAD/PUT/DELETE/OPTIONS) on connection errors and 502/503/504."""
+    """Retries of idempotent calls (GET/HEAD/PUT/DELETE/OPTIONS) on connection errors and 502/503/504.
+
+    A ``Retry-After`` of at most ``max_retry_after`` seconds is honoured; a server asking for a longer
+    wait gets no retry (its error is returned at once), so no call waits hours on a server's word.
+    """
 
     total: int = 3
     backoff_factor: float = 0.2
     status_forcelist: tuple[int, ...] = (502, 503, 504)
+    max_retry_after: int = 2
 
 
 @dataclass(frozen=True)

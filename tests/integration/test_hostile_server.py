@@ -399,3 +399,24 @@ def test_a_same_origin_redirect_is_followed_with_the_session(server: HostileServ
                  if has_session(ex) else ex.reply(401, b""))
     with connect(server) as connection:
         assert connection.projects.keys() == ["P"]
+
+
+# -- Retry-After: a server cannot make a call wait for hours -------------------------------------------
+
+@pytest.mark.parametrize("retry_after", ["21600", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_a_long_retry_after_is_not_waited_for(server: HostileServer, retry_after: str) -> None:
+    server.route("GET", "/data/projects", lambda ex: ex.reply(503, b"<html><h3>maintenance</h3></html>",
+                                                              {"Retry-After": retry_after}))
+    started = time.monotonic()
+    with connect(server) as connection, pytest.raises(ServerError, match="maintenance") as info:
+        connection.projects.keys()
+    assert info.value.status == 503
+    assert time.monotonic() - started < 2.0
+    assert len(server.requests_to("/data/projects")) == 1
+
+
+def test_a_short_retry_after_is_honoured(server: HostileServer) -> None:
+    server.route("GET", "/data/projects", lambda ex: ex.reply(503, b"busy", {"Retry-After": "0"}))
+    with connect(server) as connection, pytest.raises(ServerError):
+        connection.projects.keys()
+    assert len(server.requests_to("/data/projects")) == 1 + connection.session.settings.retry.total

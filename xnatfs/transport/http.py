@@ -4,9 +4,10 @@ What the session guarantees:
 
 - **Retries** (urllib3 ``Retry``): only idempotent verbs (GET, HEAD, PUT, DELETE, OPTIONS), on
   connection errors and on 502/503/504, with exponential backoff, plus once on a connection the server
-  dropped mid-request (a pooled keep-alive connection it had just closed). A read *timeout* is never
-  retried: a retry would double the time a caller waits past its timeout. POST is never retried (the
-  import service is not idempotent). A retried PUT rewinds a seekable body.
+  dropped mid-request (a pooled keep-alive connection it had just closed). A ``Retry-After`` longer
+  than ``RetryPolicy.max_retry_after`` ends the retries; a retried answer's body is not read. A read
+  *timeout* is never retried: a retry would double the time a caller waits past its timeout. POST is
+  never retried (the import service is not idempotent). A retried PUT rewinds a seekable body.
 - **No implicit netrc**: ``session.auth`` is a no-op auth object, so requests does not read
   ``~/.netrc`` on its own (it would bypass our permission check, and send Basic on every request).
 - **Redirects stay on one origin** (:class:`OriginBoundSession`): a redirect to another scheme, host
@@ -26,6 +27,8 @@ Timeouts are passed per call by :mod:`xnatfs.transport.session`.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import importlib.metadata
 import socket
 import ssl
@@ -69,14 +72,25 @@ class NoImplicitAuth(requests.auth.AuthBase):
 
 
 class IdempotentRetry(Retry):
-    """urllib3's Retry, except that a read timeout is raised at once instead of being retried, and the
-    body of an answer that is retried (a 503…) is dropped unread: urllib3 would read it whole into
-    memory first ("drain"), however large or endless the server makes it."""
+    """urllib3's Retry, except that
+
+    - a read timeout is raised at once instead of being retried;
+    - an answer whose ``Retry-After`` asks for more than ``retry_after_max`` seconds is not retried
+      (urllib3 would sleep up to six hours on the server's word);
+    - the body of an answer that is retried (a 503…) is dropped unread: urllib3 would read it whole
+      into memory first ("drain"), however large or endless the server makes it.
+    """
 
     def increment(self, method: str | None = None, url: str | None = None, response: object = None,
                   error: Exception | None = None, _pool: object = None, _stacktrace: object = None) -> Retry:
         if isinstance(error, urllib3.exceptions.ReadTimeoutError):
             raise error
+        if isinstance(response, urllib3.response.BaseHTTPResponse) and self.respect_retry_after_header:
+            wanted = requested_wait(response.headers.get("Retry-After"))
+            if wanted is not None and wanted > self.retry_after_max:
+                raise urllib3.exceptions.MaxRetryError(
+                    _pool, url or "", urllib3.exceptions.ResponseError(  # type: ignore[arg-type]
+                        f"the server asks to retry after {wanted:.0f} s; not waiting that long"))
         retry = super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
         if isinstance(response, urllib3.response.BaseHTTPResponse):
             response.close()  # retried: its connection is dropped rather than drained
@@ -116,6 +130,22 @@ class OriginBoundSession(requests.Session):
         return target
 
 
+def requested_wait(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
 def make_retry(policy: RetryPolicy) -> Retry:
     """Retry for idempotent verbs on connection errors, one dropped connection, ``policy.status_forcelist``."""
     return IdempotentRetry(
@@ -129,6 +159,7 @@ def make_retry(policy: RetryPolicy) -> Retry:
         allowed_methods=IDEMPOTENT_METHODS,
         raise_on_status=False,
         respect_retry_after_header=True,
+        retry_after_max=policy.max_retry_after,
     )
 
 
@@ -193,5 +224,5 @@ def translate_errors(method: str, url: str) -> Iterator[None]:
         raise TransportError(f"Request failed: {where}: {detail}") from exc
 
 
-__all__ = ["build_http_session", "make_retry", "translate_errors", "NoImplicitAuth", "OriginBoundSession", "origin_of",
+__all__ = ["build_http_session", "make_retry", "requested_wait", "translate_errors", "NoImplicitAuth", "OriginBoundSession", "origin_of",
            "redirect_target", "IDEMPOTENT_METHODS", "USER_AGENT", "REDIRECT_BODY_LIMIT"]
