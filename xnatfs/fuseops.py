@@ -155,8 +155,7 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        with self._lock:
-            handle = self._handles.get(fh)
+        handle = self._handles.get(fh)  # one dict lookup is atomic; inserts and removals hold the lock
         if handle is None:
             raise mfusepy.FuseOSError(errno.EBADF)
         return handle.read(offset, size)

@@ -70,7 +70,7 @@ class ReaderSettings:
     """Sizes in bytes, times in seconds (see the module docstring)."""
 
     first_block: int = 128 * KiB
-    chunk: int = 256 * KiB
+    chunk: int = 1 * MiB
     max_ahead: int = 16 * MiB
     keep_behind: int = 1 * MiB
     total_budget: int = 96 * MiB
@@ -186,7 +186,11 @@ class RemoteFile:
         self._budget = budget
         self._ranges = ranges
         self._sink = sink
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        #: readers wait on ``_cond`` for data; the stream thread waits on ``_space`` for room in the window
+        self._cond = threading.Condition(lock)
+        self._space = threading.Condition(lock)
+        self._paused = False
         # the window: contiguous bytes [win_start, win_end) in chunks, fed by the stream
         self._starts: list[int] = []
         self._chunks: list[bytes] = []
@@ -205,6 +209,7 @@ class RemoteFile:
         self._closed = False
         self.last_used = time.monotonic()
         self.requests = 0
+        self.waits = 0
         budget.register(self)
 
     def __repr__(self) -> str:
@@ -228,13 +233,25 @@ class RemoteFile:
         if offset >= end:
             return b""
         with self._cond:
+            if self._win_start <= offset and end <= self._win_end and not self._closed:
+                # the common case of a sequential run: the bytes are in the window (kept short: it runs
+                # once per 128 KiB kernel read)
+                data = self._slice(offset, end)
+                self._last_end = end
+                self.last_used = time.monotonic()
+                if offset - self._win_start > self.settings.keep_behind + self.settings.chunk:
+                    self._trim_behind(offset)
+                if self._paused and not self._should_pause():
+                    self._space.notify()
+                return data
             if self._closed:
                 raise ServerError(f"read after close: {self.name}")
             self.last_used = time.monotonic()
             data = self._read_locked(offset, end)
             self._last_end = end
             victims, self._victims = self._victims, []
-            self._cond.notify_all()
+            if self._paused and not self._should_pause():
+                self._space.notify()
         for victim in victims:
             victim.stop_idle_stream()
         if self._budget.over:
@@ -271,10 +288,12 @@ class RemoteFile:
             if self._closed:
                 return
             self._closed = True
+            log.debug("closed %s: %d request(s), %d wait(s) for data", self.name, self.requests, self.waits)
             self._stop_stream()
             self._drop(len(self._chunks))
             self._drop_blocks()
             self._cond.notify_all()
+            self._space.notify_all()
         if self._sink is not None:
             self._sink.abandon()
 
@@ -442,11 +461,13 @@ class RemoteFile:
             self._streaming = False
             self._budget.stream_ended(self)
             self._cond.notify_all()
+            self._space.notify_all()
 
     def _wait_for(self, end: int) -> None:
         """Wait (bounded) until the window reaches ``end``, the stream fails, or it ends early."""
         self._demand = max(self._demand, end)
-        self._cond.notify_all()
+        if self._paused:
+            self._space.notify()
         deadline = time.monotonic() + self.settings.wait_timeout
         restarts = 0
         while self._win_end < end:
@@ -463,6 +484,7 @@ class RemoteFile:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
+            self.waits += 1
             self._cond.wait(min(remaining, 1.0))
 
     def _run_stream(self, generation: int, start: int) -> None:
@@ -506,7 +528,9 @@ class RemoteFile:
         while True:
             with self._cond:
                 while generation == self._generation and self._should_pause():
-                    self._cond.wait(0.5)
+                    self._paused = True
+                    self._space.wait(0.5)
+                self._paused = False
                 if generation != self._generation:
                     return
             data = stream.read(chunk)
@@ -523,11 +547,16 @@ class RemoteFile:
                 self._budget.reclaim(self)
 
     def _should_pause(self) -> bool:
-        """Hold the stream while the reader has enough ahead (or the budget is spent) and needs nothing."""
+        """Hold the stream while the reader has enough ahead (or the budget is spent) and needs nothing.
+
+        A paused stream resumes only when half the read-ahead is consumed, so the stream thread and
+        the readers do not wake each other for every kernel read.
+        """
         if self._demand > self._win_end:
             return False
         ahead = self._win_end - (self._last_end if self._last_end is not None else self._win_start)
-        return ahead >= self.settings.max_ahead or (self._budget.over and ahead >= self.settings.chunk)
+        limit = self.settings.max_ahead // 2 if self._paused else self.settings.max_ahead
+        return ahead >= limit or (self._budget.over and ahead >= self.settings.chunk)
 
 
 class CachedFile:

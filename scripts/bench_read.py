@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Read throughput of the mount, measured side by side in one run (issue 6 item 8).
+
+1. A 256 MiB file read sequentially through the mount (``dd bs=1M``, a fresh mount each time, so
+   the page cache is cold) vs ``curl`` of the same URL, emulator at ``--bandwidth 120`` (a 1 Gbit/s
+   link); goal ≥ 0.95×.
+2. The same with 20 ms latency added (a distant site); goal ≥ 0.9×.
+3. Unlimited loopback: the mount vs a trivial in-memory FUSE filesystem built with the same binding
+   (mfusepy) and options (multi-threaded, ``ro``, ``default_permissions``, ``auto_cache``) — the
+   ceiling of the Python FUSE path; goal ≥ 0.7×.
+4. The daemon's peak RSS while reading a 1 GiB file; goal ≤ 150 MiB.
+
+Usage: ``.venv/bin/python scripts/bench_read.py [--size-mib 256] [--big-mib 1024] [--repeat 3]``.
+Needs root or FUSE rights, ``fusermount3``, ``curl`` and ``dd``. Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import (  # noqa: E402 - after the path tweak for the sibling module
+    ADMIN,
+    MiB,
+    median,
+    mounted,
+    run,
+    timed,
+    unmount,
+    write_random_file,
+)
+
+FILE_PATH = "projects/BENCH/resources/data/files"  # under /data on the server
+MOUNT_DIR = "projects/BENCH/resources/data"  # under the mount point
+
+
+def serve_memfs(mountpoint: str, size: int) -> None:
+    """The in-memory filesystem: one file ``data.bin`` of ``size`` bytes, served from a 1 MiB block."""
+    import errno
+    import stat
+
+    import mfusepy
+
+    block = os.urandom(MiB)
+    now = time.time_ns()
+
+    class MemoryFS(mfusepy.Operations):
+        use_ns = True
+
+        def getattr(self, path: str, fh: int | None = None) -> dict:
+            if path == "/":
+                return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_mtime": now, "st_ctime": now,
+                        "st_atime": now}
+            if path == "/data.bin":
+                return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": size, "st_mtime": now,
+                        "st_ctime": now, "st_atime": now, "st_blksize": MiB}
+            raise mfusepy.FuseOSError(errno.ENOENT)
+
+        def readdir(self, path: str, fh: int) -> list:
+            return [".", "..", ("data.bin", stat.S_IFREG | 0o444, 0)]
+
+        def open(self, path: str, flags: int) -> int:
+            return 1
+
+        def read(self, path: str, length: int, offset: int, fh: int) -> bytes:
+            length = max(0, min(length, size - offset))
+            start = offset % MiB
+            if start + length <= MiB:
+                return block[start:start + length]
+            return (block[start:] + block)[:length]
+
+    mfusepy.FUSE(MemoryFS(), mountpoint, foreground=True, nothreads=False, ro=True, default_permissions=True,
+                 auto_cache=True, entry_timeout="60", attr_timeout="60", negative_timeout="60", fsname="memfs")
+
+
+def read_through_memfs(size: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
+        path = Path(tmp) / "mnt"
+        path.mkdir()
+        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(size)],
+                                   stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.ismount(path):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the in-memory FUSE filesystem did not mount")
+                time.sleep(0.05)
+            return timed(lambda: run("dd", f"if={path / 'data.bin'}", "of=/dev/null", "bs=1M"))
+        finally:
+            unmount(path)
+            process.wait(timeout=30)
+
+
+def read_through_mount(url: str, name: str) -> float:
+    with mounted(url) as path:
+        return timed(lambda: run("dd", f"if={path / MOUNT_DIR / name}", "of=/dev/null",
+                                 "bs=1M"))
+
+
+def curl(url: str, name: str) -> float:
+    return timed(lambda: run("curl", "-sf", "-u", ":".join(ADMIN), "-o", "/dev/null", f"{url}/data/{FILE_PATH}/{name}"))
+
+
+def peak_rss_while_reading(url: str, name: str) -> tuple[float, float, float]:
+    import psutil
+
+    with mounted(url) as path:
+        daemon = next(p for p in psutil.process_iter(["cmdline"])
+                      if "mount" in (p.info["cmdline"] or []) and str(path) in (p.info["cmdline"] or []))
+        baseline = daemon.memory_info().rss
+        peak = baseline
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, daemon.memory_info().rss)
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        seconds = timed(lambda: run("dd", f"if={path / MOUNT_DIR / name}", "of=/dev/null",
+                                    "bs=1M"))
+        done.set()
+        sampler.join()
+        return baseline / MiB, peak / MiB, seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_memfs:
+        serve_memfs(args.serve_memfs[0], int(args.serve_memfs[1]))
+        return 0
+
+    from xnatfs.emulator.server import EmulatorServer
+
+    size, big = args.size_mib * MiB, args.big_mib * MiB
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
+        server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
+        project = server.store.create_project("BENCH")
+        resource = server.store.create_resource(project, "data")
+        for name, nbytes in (("seq.bin", size), ("big.bin", big)):
+            spool = Path(tmp) / name
+            write_random_file(spool, nbytes)
+            server.store.add_file(resource.id, name, spool, move=True)
+        server.start()
+        url = server.url
+        rows: list[tuple[str, str, str, str]] = []
+        try:
+            for label, faults in (("1 Gbit/s link (--bandwidth 120)", {"bandwidth_mibps": 120}),
+                                  ("distant site (--bandwidth 120 --latency-ms 20)",
+                                   {"bandwidth_mibps": 120, "latency_ms": 20})):
+                server.set_faults(**{"latency_ms": 0, "bandwidth_mibps": 0, **faults})
+                curls = [curl(url, "seq.bin") for _ in range(args.repeat)]
+                mounts = [read_through_mount(url, "seq.bin") for _ in range(args.repeat)]
+                c, m = median(curls), median(mounts)
+                rows.append((label, f"curl {size / MiB / c:.0f} MiB/s", f"mount {size / MiB / m:.0f} MiB/s",
+                             f"{c / m:.2f}x"))
+                print(*rows[-1], sep=" | ", flush=True)
+            server.set_faults(latency_ms=0, bandwidth_mibps=0)
+            ceilings = [read_through_memfs(size) for _ in range(args.repeat)]
+            mounts = [read_through_mount(url, "seq.bin") for _ in range(args.repeat)]
+            c, m = median(ceilings), median(mounts)
+            rows.append(("unlimited loopback vs in-memory FUSE", f"memfs {size / MiB / c:.0f} MiB/s",
+                         f"mount {size / MiB / m:.0f} MiB/s", f"{c / m:.2f}x"))
+            print(*rows[-1], sep=" | ", flush=True)
+            base, peak, seconds = peak_rss_while_reading(url, "big.bin")
+            rows.append((f"daemon RSS reading {args.big_mib} MiB", f"before {base:.0f} MiB", f"peak {peak:.0f} MiB",
+                         f"{big / MiB / seconds:.0f} MiB/s"))
+            print(*rows[-1], sep=" | ", flush=True)
+        finally:
+            server.stop()
+    print()
+    print("| measurement | reference | mount | ratio |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Walking a project: requests per directory and wall time, the mount vs xnatpy (issue 6 item 8).
+
+A generated project (default 50 subjects × 2 sessions × 4 scans × 10 files, each scan with a
+``DICOM`` resource) on the emulator with 20 ms latency per request. Measured side by side:
+
+- ``find -ls`` through a fresh mount, cold (nothing cached), then warm (within the metadata TTL):
+  wall time and requests per directory; goals ≤ 0.5 requests per directory cold, 0 warm;
+- the ``xnat`` package (xnatpy 0.8.1) walking the same tree (subjects → experiments → scans →
+  resources → files, reading each file's name and size from its listing), after ``connect``;
+  goal: the mount's cold ``find -ls`` ≤ 0.5× xnatpy's time.
+
+Usage: ``.venv/bin/python scripts/bench_walk.py [--subjects 50] [--latency-ms 20]``.
+Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import ADMIN, counter_read, counter_reset, counter_settle, mounted  # noqa: E402
+
+
+def generate(store, subjects: int, sessions: int, scans: int, files: int) -> int:  # type: ignore[no-untyped-def]
+    """The WALK project; returns the number of files."""
+    project = store.create_project("WALK", name="Walk benchmark")
+    count = 0
+    with store.transaction():
+        for s in range(subjects):
+            subject = store.create_subject(project.id, f"SUBJ_{s:03d}", {"gender": "female"})
+            for e in range(sessions):
+                session = store.create_experiment(project.id, subject.id, f"SUBJ_{s:03d}_MR_{e + 1}",
+                                                  "xnat:mrSessionData", {"modality": "MR"})
+                for c in range(scans):
+                    scan = store.create_scan(session.id, str(c + 1), "xnat:mrScanData",
+                                             {"type": f"T{c + 1}", "series_description": f"series {c + 1}"})
+                    resource = store.create_resource(scan, "DICOM", format="DICOM", content="RAW")
+                    for f in range(files):
+                        store.add_file(resource.id, f"{c + 1}.MR.{f + 1:04d}.dcm",
+                                       f"{s}/{e}/{c}/{f}".encode() * 64, format="DICOM")
+                        count += 1
+    return count
+
+
+def walk_with_xnatpy(url: str) -> tuple[float, int, int]:
+    """Seconds, files seen and requests for xnatpy's walk (connect excluded)."""
+    import logging
+
+    import xnat
+
+    logging.getLogger("xnat").setLevel(logging.WARNING)
+    session = xnat.connect(url, user=ADMIN[0], password=ADMIN[1], loglevel="WARNING")
+    try:
+        counter_reset(url)
+        start = time.perf_counter()
+        seen = 0
+        project = session.projects["WALK"]
+        for subject in project.subjects.values():
+            for experiment in subject.experiments.values():
+                for scan in experiment.scans.values():
+                    for resource in scan.resources.values():
+                        for name, file in resource.files.items():
+                            seen += 1 if name and file.data.get("Size") is not None else 0
+        seconds = time.perf_counter() - start
+        return seconds, seen, counter_read(url)["total"]
+    finally:
+        session.disconnect()
+
+
+def find_ls(path: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run(["find", str(path), "-ls"], capture_output=True, text=True, check=True, timeout=3600).stdout
+    return time.perf_counter() - start, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subjects", type=int, default=50)
+    parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--scans", type=int, default=4)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args()
+
+    from xnatfs.emulator.server import EmulatorServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-walk-") as tmp:
+        server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
+        files = generate(server.store, args.subjects, args.sessions, args.scans, args.files)
+        server.start()
+        url = server.url
+        try:
+            server.set_faults(latency_ms=args.latency_ms)
+            with mounted(url) as path:
+                project = path / "projects" / "WALK"
+                counter_reset(url)
+                cold, out = find_ls(project)
+                cold_requests = counter_settle(url)
+                directories = sum(1 for line in out.splitlines() if line.split()[2].startswith("d"))
+                entries = len(out.splitlines())
+                counter_reset(url)
+                warm, _ = find_ls(project)
+                warm_requests = counter_read(url)["total"]
+            xnatpy_seconds, seen, xnatpy_requests = walk_with_xnatpy(url)
+        finally:
+            server.stop()
+    rows = [
+        ("mount, find -ls cold", f"{cold:.2f} s", f"{cold_requests}", f"{cold_requests / directories:.2f}"),
+        ("mount, find -ls warm", f"{warm:.2f} s", f"{warm_requests}", f"{warm_requests / directories:.2f}"),
+        ("xnatpy walk", f"{xnatpy_seconds:.2f} s", f"{xnatpy_requests}", f"{xnatpy_requests / directories:.2f}"),
+    ]
+    print(f"project: {args.subjects} subjects × {args.sessions} sessions × {args.scans} scans × {args.files} files "
+          f"= {files} files; {directories} directories, {entries} entries under the mount; "
+          f"latency {args.latency_ms:g} ms; xnatpy saw {seen} files")
+    print()
+    print("| walk | wall time | requests | requests per directory |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print(f"mount cold / xnatpy: {cold / xnatpy_seconds:.2f}x time, {cold_requests / xnatpy_requests:.2f}x requests")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
