@@ -128,7 +128,8 @@ def test_the_password_never_shows_with_explicit_credentials(emulator: EmulatorSe
         texts = exercise(connection, emulator, tmp_path)
         tokens.append(connection.session.jsession)  # the one after the re-login
     shown = "\n".join(texts + all_logs.lines)
-    assert "logging in again" in shown and "GET /data/projects" in shown  # the logs were captured
+    assert "logging in again" in shown and "GET /data/projects" in shown  # the logs were captured,
+    assert any(line.startswith("urllib3.connectionpool DEBUG") for line in all_logs.lines)  # urllib3's too
     for secret in secrets_of(ALICE, ALICE_PASSWORD, *tokens):
         assert secret not in shown
 
