@@ -224,3 +224,23 @@ def test_disk_cache_is_size_capped(big_emulator: tuple[EmulatorServer, bytes], m
     mounted = mount_factory(server, "--cache-dir", str(cache), "--cache-size", "10M")
     assert (mounted.path / BIG).read_bytes() == data  # 24 MiB > 10 MiB: not cached
     assert sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) == 0
+
+
+def test_a_slow_read_does_not_block_listing(big_emulator: tuple[EmulatorServer, bytes],
+                                            mount_factory: MountFactory) -> None:
+    server, data = big_emulator
+    server.store.create_subject("BIG", "SUBJ_A")
+    mounted = mount_factory(server)
+    server.set_faults(bandwidth_mibps=4)  # the 24 MiB file takes about 6 s
+    reader = subprocess.Popen(["cat", str(mounted.path / BIG)], stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert os.listdir(mounted.path / "projects/BIG/subjects") == ["SUBJ_A"]
+        assert os.stat(mounted.path / "projects/BIG/xnat.json").st_size > 0
+        assert time.monotonic() - start < 2.0
+        assert reader.poll() is None  # still reading
+    finally:
+        server.set_faults(bandwidth_mibps=0)
+        out, _ = reader.communicate(timeout=60)
+    assert out == data

@@ -6,10 +6,11 @@ Per open file (:class:`RemoteFile`):
   (``first_block``, 128 KiB): file managers sniff the start of many files and thumbnailers read
   headers, and neither must pull megabytes.
 - Once reads are **sequential** (the second read that starts where the last ended), a background
-  thread opens one ``GET`` with ``Range: bytes=<pos>-`` and keeps reading it into the window, up to
-  ``max_ahead`` bytes ahead of the reader. The request stays in flight for the whole sequential run,
-  so a distant server costs its latency once, not per kernel read (the kernel asks for 128 KiB at a
-  time). TCP flow control holds the server back while the window is full.
+  thread opens one ``GET`` with ``Range: bytes=<pos>-`` and keeps reading it into the window ahead
+  of the reader. The read-ahead grows with the run (as far ahead as the reader has read since the
+  stream started, at least two chunks, at most ``max_ahead``). The request stays in flight for the
+  whole sequential run, so a distant server costs its latency once, not per kernel read (the
+  kernel asks for 128 KiB at a time). TCP flow control holds the server back while the window is full.
 - A **random** read stops the stream and resets the window; ``keep_behind`` bytes behind the reader
   stay so that the kernel's slightly out-of-order parallel reads still hit.
 - If the server **ignores Range** (200 with the whole body, as real XNAT may; xnat-rest-spec §13.2),
@@ -205,6 +206,7 @@ class RemoteFile:
         self._streaming = False
         self._stream_error: XNATError | None = None
         self._demand = 0
+        self._run_start = 0
         self._victims: list[RemoteFile] = []
         self._closed = False
         self.last_used = time.monotonic()
@@ -270,7 +272,8 @@ class RemoteFile:
                 return block
             has_window = self._streaming or self._win_end > self._win_start
             near_end = has_window and self._win_start <= offset <= self._win_end + chunk
-            sequential = self._last_end is not None and abs(offset - self._last_end) <= chunk
+            # the kernel's parallel read-ahead may deliver a run slightly out of order
+            sequential = self._last_end is not None and abs(offset - self._last_end) <= self.settings.first_block
             if near_end and (self._streaming or sequential):
                 self._start_stream(self._win_end)
                 self._wait_for(end)
@@ -442,6 +445,7 @@ class RemoteFile:
         self._generation += 1
         self._streaming = True
         self._stream_error = None
+        self._run_start = start
         generation = self._generation
         self.requests += 1
         thread = threading.Thread(target=self._run_stream, args=(generation, start),
@@ -549,13 +553,18 @@ class RemoteFile:
     def _should_pause(self) -> bool:
         """Hold the stream while the reader has enough ahead (or the budget is spent) and needs nothing.
 
-        A paused stream resumes only when half the read-ahead is consumed, so the stream thread and
-        the readers do not wake each other for every kernel read.
+        "Enough" grows with the sequential run: as many bytes ahead as the reader has consumed since
+        the stream started (at least two chunks), up to ``max_ahead``; a random read starts a new run.
+        A paused stream resumes only when half of that is consumed, so the stream thread and the
+        readers do not wake each other for every kernel read.
         """
         if self._demand > self._win_end:
             return False
-        ahead = self._win_end - (self._last_end if self._last_end is not None else self._win_start)
-        limit = self.settings.max_ahead // 2 if self._paused else self.settings.max_ahead
+        position = self._last_end if self._last_end is not None else self._win_start
+        ahead = self._win_end - position
+        limit = min(self.settings.max_ahead, max(2 * self.settings.chunk, position - self._run_start))
+        if self._paused:
+            limit //= 2
         return ahead >= limit or (self._budget.over and ahead >= self.settings.chunk)
 
 
