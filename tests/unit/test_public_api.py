@@ -16,7 +16,7 @@ EXPECTED = {
     "__version__", "connect", "Connection",
     "AmbiguousLabelError", "AuthenticationError", "ChecksumMismatch", "ConfigError", "Conflict",
     "InsecureNetrcError", "MissingCredentialsError", "NotFound", "PermissionDenied", "RequestTimeout",
-    "ResponseError", "SchemaError", "ServerError", "TransportError", "UploadError", "XNATError",
+    "ResponseError", "SchemaError", "ServerError", "TLSError", "TransportError", "UploadError", "XNATError",
 }
 
 
