@@ -11,6 +11,7 @@ import pytest
 
 from mounting import MOUNT_DEADLINE, MountFactory, unmount, xnatfs_command
 from xnatfs import daemon
+from xnatfs.daemon import options as mount_options
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.mount
@@ -58,7 +59,7 @@ def test_anonymous_mount_of_a_server_that_needs_a_login_fails_clearly(emulator: 
 
 def _netrc(tmp_path: Path, emulator: EmulatorServer, mode: int) -> Path:
     path = tmp_path / "netrc"
-    path.write_text(f"machine 127.0.0.1 login admin password admin\n")
+    path.write_text("machine 127.0.0.1 login admin password admin\n")
     path.chmod(mode)
     return path
 
@@ -114,7 +115,7 @@ def test_refused_fuse_options_and_sizes() -> None:
 
 
 def test_missing_fuse_device_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(daemon, "FUSE_DEVICE", "/dev/no-such-fuse")
+    monkeypatch.setattr(mount_options, "FUSE_DEVICE", "/dev/no-such-fuse")
     with pytest.raises(daemon.MountError, match="apt-get install fuse3"):
         daemon.check_fuse_device()
 

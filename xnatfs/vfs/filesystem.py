@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,8 @@ from typing import Protocol
 from xnatfs.errors import XNATError
 from xnatfs.vfs.diskcache import DiskCache
 from xnatfs.vfs.nodes import Node, NodeKind
-from xnatfs.vfs.reader import CachedFile, MemoryFile, RangeSupport, ReadBudget, ReaderSettings, RemoteFile
+from xnatfs.vfs.readpolicy import RangeSupport, ReadBudget, ReaderSettings
+from xnatfs.vfs.reader import RemoteFile
 from xnatfs.vfs.source import XNATSource
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 
@@ -48,6 +50,36 @@ class OpenFile(Protocol):
     def read(self, offset: int, size: int) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+class CachedFile:
+    """A file served from the on-disk cache (a complete local copy): ``os.pread`` on one descriptor."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class MemoryFile:
+    """A small generated file (``xnat.json``, ``xnat.xml``) held in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._data[offset: offset + size]
+
+    def close(self) -> None:
+        self._data = b""
 
 
 @dataclass(frozen=True)
@@ -119,4 +151,4 @@ class Filesystem:
         return FilesystemStats(self._open_files, self.budget.used, self.budget.peak, self.budget.streams)
 
 
-__all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile"]
+__all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]

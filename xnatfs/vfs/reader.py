@@ -18,157 +18,34 @@ Per open file (:class:`RemoteFile`):
   forward; a backward jump outside the window starts again from the beginning. The first such answer
   is logged once and later files go straight to streaming.
 
-Memory: each window holds at most ``max_ahead + keep_behind`` (+ one chunk); all windows together
-are kept near ``total_budget`` by :class:`ReadBudget`, which makes the least recently used idle files
-drop their read-ahead when the total is exceeded, and caps the number of live streams. Bytes a
-waiting reader needs are always fetched, so the budget never deadlocks a read.
+Memory: each window (:mod:`xnatfs.vfs.window`) holds at most ``max_ahead + keep_behind`` (+ one
+chunk); all windows together are kept near ``total_budget`` by
+:class:`~xnatfs.vfs.readpolicy.ReadBudget`, which makes the least recently used idle files drop
+their read-ahead when the total is exceeded, and caps the number of live streams. Bytes a waiting
+reader needs are always fetched, so the budget never deadlocks a read.
 
 Every wait is bounded: socket reads have the session's read timeout, and a reader waits at most
 ``wait_timeout`` for the stream before failing with :class:`~xnatfs.errors.RequestTimeout`.
 
-Thread-safe: one condition variable per file (shared by the FUSE threads and its stream thread);
-the budget has its own lock and never calls into a file while holding it.
+Thread-safe: one lock per file (shared by the FUSE threads and its stream thread; readers and the
+stream wait on two conditions of it); the budget has its own lock and never calls into a file while
+holding it.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
-import os
 import re
 import threading
 import time
-import weakref
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from xnatfs.errors import RequestTimeout, ServerError, TransportError, XNATError
-from xnatfs.settings import MiB, ReadSettings
+from xnatfs.vfs.readpolicy import CacheSink, Opener, RangeStream, RangeSupport, ReadBudget, ReaderSettings
+from xnatfs.vfs.window import Blocks, Window
 
 log = logging.getLogger(__name__)
 
-KiB = 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-class RangeStream(Protocol):
-    status: int
-    headers: object
-
-    def read(self, size: int = -1) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-#: ``open_range(start, end_or_None)`` → a streamed response (206 ranged, or 200 whole file)
-Opener = Callable[[int, "int | None"], RangeStream]
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    """Sizes in bytes, times in seconds (see the module docstring)."""
-
-    first_block: int = 128 * KiB
-    chunk: int = 1 * MiB
-    max_ahead: int = 16 * MiB
-    keep_behind: int = 1 * MiB
-    total_budget: int = 96 * MiB
-    max_streams: int = 32
-    wait_timeout: float = 30.0
-
-    @classmethod
-    def from_read_settings(cls, read: ReadSettings, wait_timeout: float) -> ReaderSettings:
-        return cls(first_block=read.first_block_size, max_ahead=read.max_readahead,
-                   total_budget=read.total_budget, wait_timeout=wait_timeout)
-
-
-class RangeSupport:
-    """Whether the server honours ``Range`` (unknown until the first answer); logged once."""
-
-    def __init__(self) -> None:
-        self.supported: bool | None = None
-
-    def saw(self, ranged: bool) -> None:
-        if ranged:
-            if self.supported is None:
-                self.supported = True
-            return
-        if self.supported is not False:
-            self.supported = False
-            log.warning("The server ignores HTTP Range requests; files are read as forward streams "
-                        "(random access re-reads from the start)")
-
-
-class ReadBudget:
-    """The bytes buffered by all open files together, and the number of live streams. Thread-safe."""
-
-    def __init__(self, total: int, max_streams: int = 32) -> None:
-        self.total = total
-        self.max_streams = max_streams
-        self.used = 0
-        self.peak = 0
-        self._lock = threading.Lock()
-        self._files: weakref.WeakSet[RemoteFile] = weakref.WeakSet()
-        self._streams: dict[int, RemoteFile] = {}
-
-    def add(self, nbytes: int) -> None:
-        with self._lock:
-            self.used += nbytes
-            self.peak = max(self.peak, self.used)
-
-    def remove(self, nbytes: int) -> None:
-        with self._lock:
-            self.used -= nbytes
-
-    @property
-    def over(self) -> bool:
-        return self.used > self.total
-
-    def register(self, handle: RemoteFile) -> None:
-        with self._lock:
-            self._files.add(handle)
-
-    def reclaim(self, requester: RemoteFile) -> None:
-        """Make idle files (least recently used first) drop their read-ahead until under budget."""
-        with self._lock:
-            if self.used <= self.total:
-                return
-            idle = sorted((f for f in self._files if f is not requester and f.buffered_ahead > 0),
-                          key=lambda f: f.last_used)
-        for victim in idle:
-            victim.shed()
-            if not self.over:
-                return
-
-    def stream_started(self, handle: RemoteFile) -> list[RemoteFile]:
-        """Record a live stream; return the least recently used streams beyond ``max_streams``."""
-        with self._lock:
-            self._streams[id(handle)] = handle
-            if len(self._streams) <= self.max_streams:
-                return []
-            ordered = sorted((f for f in self._streams.values() if f is not handle), key=lambda f: f.last_used)
-            return ordered[: len(self._streams) - self.max_streams]
-
-    def stream_ended(self, handle: RemoteFile) -> None:
-        with self._lock:
-            if self._streams.get(id(handle)) is handle:
-                del self._streams[id(handle)]
-
-    @property
-    def streams(self) -> int:
-        return len(self._streams)
-
-
-class CacheSink(Protocol):
-    """Receives a file's bytes in order from offset 0 (the on-disk cache)."""
-
-    def write(self, offset: int, data: bytes) -> None: ...
-
-    def finish(self) -> None: ...
-
-    def abandon(self) -> None: ...
 
 
 class RemoteFile:
@@ -186,20 +63,13 @@ class RemoteFile:
         self.name = name
         self._budget = budget
         self._ranges = ranges
-        self._sink = sink
         #: one lock; readers wait on ``_cond`` for data, the stream thread on ``_space`` for room
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._space = threading.Condition(self._lock)
         self._paused = False
-        # the window: contiguous bytes [win_start, win_end) in chunks, fed by the stream
-        self._starts: list[int] = []
-        self._chunks: list[bytes] = []
-        self._win_start = 0
-        self._win_end = 0
-        # blocks fetched for random reads, least recently used first
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-        self._block_bytes = 0
+        self._window = Window(budget, size, sink)
+        self._blocks = Blocks(budget, settings.keep_behind)
         self._last_end: int | None = None
         # the background stream
         self._generation = 0
@@ -215,17 +85,18 @@ class RemoteFile:
         budget.register(self)
 
     def __repr__(self) -> str:
-        return f"RemoteFile({self.name!r}, size={self.size}, window=[{self._win_start}, {self._win_end}))"
+        return f"RemoteFile({self.name!r}, size={self.size}, window=[{self._window.start}, {self._window.end}))"
 
     # -- public -----------------------------------------------------------------------------------
 
     @property
     def buffered(self) -> int:
-        return self._win_end - self._win_start + self._block_bytes
+        return len(self._window) + self._blocks.bytes
 
     @property
     def buffered_ahead(self) -> int:
-        return max(0, self._win_end - (self._last_end or self._win_start)) + self._block_bytes
+        window = self._window
+        return max(0, window.end - (self._last_end or window.start)) + self._blocks.bytes
 
     def read(self, offset: int, size: int) -> bytes:
         """Bytes ``[offset, offset + size)`` clipped to the file; fewer only at end of file."""
@@ -234,15 +105,16 @@ class RemoteFile:
         end = min(offset + size, self.size)
         if offset >= end:
             return b""
+        window = self._window
         with self._lock:  # the lock itself, not the Condition: its C-level context manager is cheaper
-            if self._win_start <= offset and end <= self._win_end and not self._closed:
+            if window.start <= offset and end <= window.end and not self._closed:
                 # the common case of a sequential run: the bytes are in the window (kept short: it runs
                 # once per 128 KiB kernel read)
-                data = self._slice(offset, end)
+                data = window.slice(offset, end)
                 self._last_end = end
                 self.last_used = time.monotonic()
-                if offset - self._win_start > self.settings.keep_behind + self.settings.chunk:
-                    self._trim_behind(offset)
+                if offset - window.start > self.settings.keep_behind + self.settings.chunk:
+                    window.trim_behind(offset, self.settings.keep_behind)
                 if self._paused and not self._should_pause():
                     self._space.notify()
                 return data
@@ -262,20 +134,21 @@ class RemoteFile:
 
     def _read_locked(self, offset: int, end: int) -> bytes:
         chunk = self.settings.chunk
+        window = self._window
         for _attempt in range(self.ATTEMPTS):
-            if self._win_start <= offset and end <= self._win_end:
-                data = self._slice(offset, end)
-                self._trim_behind(offset)
+            if window.start <= offset and end <= window.end:
+                data = window.slice(offset, end)
+                window.trim_behind(offset, self.settings.keep_behind)
                 return data
-            block = self._from_blocks(offset, end)
+            block = self._blocks.get(offset, end)
             if block is not None:
                 return block
-            has_window = self._streaming or self._win_end > self._win_start
-            near_end = has_window and self._win_start <= offset <= self._win_end + chunk
+            has_window = self._streaming or window.end > window.start
+            near_end = has_window and window.start <= offset <= window.end + chunk
             # the kernel's parallel read-ahead may deliver a run slightly out of order
             sequential = self._last_end is not None and abs(offset - self._last_end) <= self.settings.first_block
             if near_end and (self._streaming or sequential):
-                self._start_stream(self._win_end)
+                self._start_stream(window.end)
                 self._wait_for(end)
             elif sequential or self._ranges.supported is False:
                 self._reset(offset)
@@ -293,12 +166,10 @@ class RemoteFile:
             self._closed = True
             log.debug("closed %s: %d request(s), %d wait(s) for data", self.name, self.requests, self.waits)
             self._stop_stream()
-            self._drop(len(self._chunks))
-            self._drop_blocks()
+            self._window.clear()
+            self._blocks.clear()
             self._cond.notify_all()
             self._space.notify_all()
-        if self._sink is not None:
-            self._sink.abandon()
 
     def shed(self) -> None:
         """Drop read-ahead beyond the reader's position and the blocks; stop the stream (budget pressure)."""
@@ -306,71 +177,15 @@ class RemoteFile:
             if self._closed or time.monotonic() - self.last_used < 0.2:
                 return
             self._stop_stream()
-            keep_until = self._last_end if self._last_end is not None else self._win_start
-            while self._chunks and self._starts[-1] >= keep_until:
-                data = self._chunks.pop()
-                self._starts.pop()
-                self._win_end -= len(data)
-                self._budget.remove(len(data))
-            self._drop_blocks()
+            self._window.drop_from(self._last_end if self._last_end is not None else self._window.start)
+            self._blocks.clear()
             self._cond.notify_all()
-
-    # -- window --------------------------------------------------------------------------------------
-
-    def _slice(self, start: int, end: int) -> bytes:
-        i = bisect.bisect_right(self._starts, start) - 1
-        pieces = []
-        pos = start
-        while pos < end:
-            chunk_start, chunk = self._starts[i], self._chunks[i]
-            piece = chunk[pos - chunk_start: end - chunk_start]
-            pieces.append(piece)
-            pos += len(piece)
-            i += 1
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def _append(self, data: bytes) -> None:
-        if self._sink is not None:
-            self._sink.write(self._win_end, data)
-        self._starts.append(self._win_end)
-        self._chunks.append(data)
-        self._win_end += len(data)
-        self._budget.add(len(data))
-        if self._sink is not None and self._win_end >= self.size:
-            self._sink.finish()
-            self._sink = None
-
-    def _drop(self, count: int) -> None:
-        freed = sum(len(c) for c in self._chunks[:count])
-        del self._chunks[:count]
-        del self._starts[:count]
-        self._win_start = self._starts[0] if self._starts else self._win_end
-        self._budget.remove(freed)
 
     def _reset(self, offset: int) -> None:
         self._stop_stream()
-        self._drop(len(self._chunks))
-        self._win_start = self._win_end = offset
-        if self._sink is not None and offset != 0:
-            self._sink.abandon()
-            self._sink = None
-
-    def _trim_behind(self, offset: int) -> None:
-        limit = offset - self.settings.keep_behind
-        count = 0
-        while count < len(self._chunks) and self._starts[count] + len(self._chunks[count]) <= limit:
-            count += 1
-        if count:
-            self._drop(count)
+        self._window.reset(offset)
 
     # -- blocks for random reads -----------------------------------------------------------------------
-
-    def _from_blocks(self, offset: int, end: int) -> bytes | None:
-        for start, data in self._blocks.items():
-            if start <= offset and end <= start + len(data):
-                self._blocks.move_to_end(start)
-                return data[offset - start: end - start]
-        return None
 
     def _fetch_block(self, offset: int, end: int) -> None:
         """Fetch ``[offset, max(end, offset + first_block))`` with one ranged GET into the block cache."""
@@ -381,21 +196,10 @@ class RemoteFile:
         if len(data) < end - offset:
             raise ServerError(f"The server sent {len(data)} bytes at offset {offset} of {self.name}; "
                               f"expected {stop - offset}")
-        if offset == self._win_end and not self._streaming:
-            self._append(data)  # contiguous with the window (the file's first block): a stream may continue it
+        if offset == self._window.end and not self._streaming:
+            self._window.append(data)  # contiguous with the window (the file's first block): a stream may continue it
             return
-        self._blocks[offset] = data
-        self._block_bytes += len(data)
-        self._budget.add(len(data))
-        while self._block_bytes > self.settings.keep_behind and len(self._blocks) > 1:
-            _, old = self._blocks.popitem(last=False)
-            self._block_bytes -= len(old)
-            self._budget.remove(len(old))
-
-    def _drop_blocks(self) -> None:
-        self._budget.remove(self._block_bytes)
-        self._blocks.clear()
-        self._block_bytes = 0
+        self._blocks.put(offset, data)
 
     def _get_range(self, start: int, stop: int) -> bytes | None:
         """One ranged GET; None (and Range marked unsupported) if the server answers 200."""
@@ -474,17 +278,17 @@ class RemoteFile:
             self._space.notify()
         deadline = time.monotonic() + self.settings.wait_timeout
         restarts = 0
-        while self._win_end < end:
+        while self._window.end < end:
             if self._stream_error is not None:
                 error, self._stream_error = self._stream_error, None
                 raise error
             if not self._streaming:
-                if restarts < 2 and self._win_end < self.size:
+                if restarts < 2 and self._window.end < self.size:
                     # the stream stopped (shed under budget pressure, or ended early): go on from the window's end
                     restarts += 1
-                    self._start_stream(self._win_end)
+                    self._start_stream(self._window.end)
                     continue
-                raise ServerError(f"{self.name}: the server sent {self._win_end} of {self.size} bytes")
+                raise ServerError(f"{self.name}: the server sent {self._window.end} of {self.size} bytes")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
@@ -543,9 +347,9 @@ class RemoteFile:
             with self._cond:
                 if generation != self._generation:
                     return
-                self._append(data)
+                self._window.append(data)
                 self._cond.notify_all()
-                if self._win_end >= self.size:
+                if self._window.end >= self.size:
                     return
             if self._budget.over:
                 self._budget.reclaim(self)
@@ -558,45 +362,14 @@ class RemoteFile:
         A paused stream resumes only when half of that is consumed, so the stream thread and the
         readers do not wake each other for every kernel read.
         """
-        if self._demand > self._win_end:
+        if self._demand > self._window.end:
             return False
-        position = self._last_end if self._last_end is not None else self._win_start
-        ahead = self._win_end - position
+        position = self._last_end if self._last_end is not None else self._window.start
+        ahead = self._window.end - position
         limit = min(self.settings.max_ahead, max(2 * self.settings.chunk, position - self._run_start))
         if self._paused:
             limit //= 2
         return ahead >= limit or (self._budget.over and ahead >= self.settings.chunk)
 
 
-class CachedFile:
-    """A file served from the on-disk cache (a complete local copy): ``os.pread`` on one descriptor."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd = fd
-        self.size = size
-
-    def read(self, offset: int, size: int) -> bytes:
-        return os.pread(self._fd, size, offset)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-
-class MemoryFile:
-    """A small generated file (``xnat.json``, ``xnat.xml``) held in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.size = len(data)
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self._data[offset: offset + size]
-
-    def close(self) -> None:
-        self._data = b""
-
-
-__all__ = ["RemoteFile", "CachedFile", "MemoryFile", "ReadBudget", "ReaderSettings", "RangeSupport", "Opener",
-           "CacheSink"]
+__all__ = ["RemoteFile", "ReadBudget", "ReaderSettings", "RangeSupport", "Opener", "CacheSink"]

@@ -50,6 +50,7 @@ from typing import Any
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotFound, XNATError
 from xnatfs.vfs.documents import object_json
+from xnatfs.vfs.filetree import resource_tree
 from xnatfs.vfs.naming import is_probe_name, join_path, split_path, unique_names
 from xnatfs.vfs.nodes import (
     JSON_DOCUMENT,
@@ -58,7 +59,6 @@ from xnatfs.vfs.nodes import (
     NodeKind,
     dir_stat,
     file_stat,
-    file_xattrs,
     object_xattrs,
     resource_xattrs,
 )
@@ -69,9 +69,7 @@ from xnatfs.vfs.records import (
     RECONSTRUCTION,
     SCAN,
     SUBJECT,
-    FileInfo,
     MetadataSource,
-    ResourceInfo,
     XObject,
 )
 
@@ -298,42 +296,8 @@ class VirtualTree:
         return inputs[0].children_of(kind) or ()
 
     def _build_resource(self, node: Node, inputs: tuple[Any, ...]) -> _Listing:
-        """The whole file tree of one resource: folder path → entries, sub-folders first."""
-        resource = node.resource
-        assert resource is not None
-        files: Sequence[FileInfo] = [f for f in inputs[0] if f.resource_id == resource.id]
-        mtime = node.stat.mtime
-        tree: dict[tuple[str, ...], tuple[dict[str, Any], list[FileInfo]]] = {(): ({}, [])}
-        for info in files:
-            parts = tuple(p for p in info.relpath.split("/") if p)
-            if not parts:
-                continue
-            for depth in range(1, len(parts)):
-                folder = parts[:depth]
-                if folder not in tree:
-                    tree[folder] = ({}, [])
-                    tree[folder[:-1]][0][folder[-1]] = folder
-            tree[parts[:-1]][1].append(info)
-        folders: dict[str, dict[str, Node]] = {}
-        encoded: dict[tuple[str, ...], str] = {(): ""}
-        for folder in sorted(tree, key=len):
-            subfolders, folder_files = tree[folder]
-            sub_items = sorted(subfolders)
-            labels = [(name, "folder") for name in sub_items] + [(f.relpath.rsplit("/", 1)[-1], "file")
-                                                                 for f in folder_files]
-            names = unique_names(labels)
-            prefix = encoded[folder]
-            base = node.path + (f"/{prefix}" if prefix else "")
-            entries: dict[str, Node] = {}
-            for name, sub in zip(names, sub_items):
-                child = (*folder, sub)
-                encoded[child] = f"{prefix}/{name}" if prefix else name
-                entries[name] = Node(NodeKind.FOLDER, f"{base}/{name}", dir_stat(mtime), obj=node.obj,
-                                     resource=resource, folder=encoded[child])
-            for name, info in zip(names[len(sub_items):], folder_files):
-                entries[name] = Node(NodeKind.FILE, f"{base}/{name}", file_stat(info.size, mtime), file_xattrs(info),
-                                     obj=node.obj, resource=resource, file=info)
-            folders[prefix] = entries
+        assert node.resource is not None
+        folders = resource_tree(node, [f for f in inputs[0] if f.resource_id == node.resource.id])
         return _Listing(inputs, folders[""], folders)
 
     # -- documents and records ----------------------------------------------------------------------

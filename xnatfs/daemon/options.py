@@ -1,0 +1,163 @@
+"""``xnatfs mount`` options and the checks made before anything talks to the server.
+
+Parsing (``-o`` FUSE options, sizes), the URL, ``/dev/fuse``, the mount point (exists, is a directory,
+is not mounted already, is writable), and the credentials: ``--user`` with ``XNATFS_PASSWORD`` >
+netrc (refused if group or others can read it) > a prompt on a terminal > anonymous. A password is
+never read from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from xnatfs.errors import ConfigError, MissingCredentialsError, XNATError
+from xnatfs.redact import redact_url
+from xnatfs.settings import MiB
+from xnatfs.transport.auth import Credentials, resolve_credentials
+
+PASSWORD_ENV = "XNATFS_PASSWORD"
+FUSE_DEVICE = "/dev/fuse"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_REFUSED_OPTIONS = {"max_read": "libfuse 3 refuses a mount with max_read"}
+
+
+@dataclass
+class MountOptions:
+    url: str
+    mountpoint: Path
+    user: str | None = None
+    netrc: str | None = None
+    foreground: bool = False
+    metadata_ttl: float = 60.0
+    cache_dir: Path | None = None
+    cache_size: int = 4096 * MiB
+    timeout: float = 30.0
+    log_file: Path | None = None
+    verbose: bool = False
+    fuse_options: dict[str, str | bool] = field(default_factory=dict)
+
+
+class MountError(XNATError):
+    """The mount could not be set up (the message says why and what to do)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xnatfs mount", description="Mount an XNAT server as a read-only directory.")
+    parser.add_argument("url", help="the XNAT server, e.g. https://xnat.example.org")
+    parser.add_argument("mountpoint", help="an existing empty directory")
+    parser.add_argument("--user", help="log in as USER (password from netrc, XNATFS_PASSWORD or a prompt)")
+    parser.add_argument("--netrc", metavar="FILE", help="read credentials from FILE (must be mode 600)")
+    parser.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (Ctrl-C unmounts)")
+    parser.add_argument("--read-only", action="store_true", help="mount read-only (the only mode for now)")
+    parser.add_argument("--metadata-ttl", type=float, default=60.0, metavar="S",
+                        help="seconds listings and attributes are cached (default 60)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="keep whole files read in full in DIR")
+    parser.add_argument("--cache-size", default="4G", metavar="SIZE", help="cap of --cache-dir (default 4G)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="seconds any server call may take (default 30)")
+    parser.add_argument("--log-file", metavar="FILE", help="write the daemon's log to FILE")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every request (debug level)")
+    parser.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS",
+                        help="FUSE mount options, comma separated (e.g. allow_other)")
+    return parser
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if match is None:
+        raise ConfigError(f"Not a size: {text!r} (use e.g. 500M or 4G)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+
+
+def parse_fuse_options(values: list[str]) -> dict[str, str | bool]:
+    options: dict[str, str | bool] = {}
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, val = item.partition("=")
+            if key in _REFUSED_OPTIONS:
+                raise ConfigError(f"-o {key} is not supported: {_REFUSED_OPTIONS[key]}")
+            options[key] = val if sep else True
+    return options
+
+
+def options_from_args(args: argparse.Namespace) -> MountOptions:
+    if args.metadata_ttl < 0 or args.timeout <= 0:
+        raise ConfigError("--metadata-ttl must be >= 0 and --timeout > 0")
+    return MountOptions(
+        url=args.url, mountpoint=Path(args.mountpoint).expanduser().absolute(), user=args.user, netrc=args.netrc,
+        foreground=args.foreground, metadata_ttl=args.metadata_ttl,
+        cache_dir=Path(args.cache_dir).expanduser().absolute() if args.cache_dir else None,
+        cache_size=parse_size(args.cache_size), timeout=args.timeout,
+        log_file=Path(args.log_file).expanduser().absolute() if args.log_file else None, verbose=args.verbose,
+        fuse_options=parse_fuse_options(args.options))
+
+
+# -- local checks (before anything talks to the server) -----------------------------------------------
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Not an http(s) URL: {redact_url(url)!r} (e.g. https://xnat.example.org)")
+    if parts.username or parts.password:
+        raise ConfigError("Put the user in --user and the password in a netrc file or XNATFS_PASSWORD, not in the URL")
+
+
+def check_fuse_device() -> None:
+    if not os.path.exists(FUSE_DEVICE):
+        raise MountError(f"{FUSE_DEVICE} does not exist: install FUSE 3 (Debian: apt-get install fuse3) and load "
+                         "the fuse module (modprobe fuse); in a container, pass --device /dev/fuse")
+    if not os.access(FUSE_DEVICE, os.R_OK | os.W_OK):
+        raise MountError(f"No permission to open {FUSE_DEVICE}: add yourself to its group or ask an administrator")
+    if shutil.which("fusermount3") is None and os.geteuid() != 0:
+        raise MountError("fusermount3 is missing: install FUSE 3 (Debian: apt-get install fuse3)")
+
+
+def check_mountpoint(path: Path) -> None:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise MountError(f"The mount point {path} does not exist: mkdir -p {path}") from None
+    except OSError as exc:
+        raise MountError(f"The mount point {path} is not usable ({exc.strerror}); if it is a dead mount, "
+                         f"run: fusermount3 -u {path}") from None
+    if not path.is_dir():
+        raise MountError(f"The mount point {path} is not a directory")
+    if os.path.ismount(path):
+        raise MountError(f"{path} is busy: something is mounted there already (xnatfs umount {path})")
+    if os.geteuid() != 0 and not os.access(path, os.W_OK):
+        raise MountError(f"No write permission on the mount point {path} (FUSE needs it)")
+
+
+def obtain_credentials(opts: MountOptions) -> Credentials | None:
+    """Credentials by precedence: --user with XNATFS_PASSWORD > netrc > a prompt > anonymous."""
+    env_password = os.environ.get(PASSWORD_ENV)
+    if opts.user and env_password:
+        return Credentials(opts.user, env_password, source=PASSWORD_ENV)
+    try:
+        return resolve_credentials(opts.url, opts.user, None, netrc_file=opts.netrc)
+    except MissingCredentialsError:
+        if opts.user and opts.netrc is None and sys.stdin.isatty():
+            host = urlsplit(opts.url).hostname
+            return Credentials(opts.user, getpass.getpass(f"Password for {opts.user} at {host}: "), source="prompt")
+        if opts.user:
+            raise MissingCredentialsError(
+                f"No password for {opts.user}: set {PASSWORD_ENV}, add the host to a netrc file (mode 600), "
+                "or run from a terminal to be asked") from None
+        raise
+
+
+__all__ = ["MountOptions", "MountError", "build_parser", "parse_size", "parse_fuse_options", "options_from_args",
+           "check_url", "check_fuse_device", "check_mountpoint", "obtain_credentials", "PASSWORD_ENV",
+           "FUSE_DEVICE", "ConfigError"]

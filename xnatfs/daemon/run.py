@@ -1,0 +1,259 @@
+"""``xnatfs mount`` and ``xnatfs umount``: the mount's life from the command line to a clean unmount.
+
+``xnatfs mount URL MOUNTPOINT`` checks what it can locally (URL, ``/dev/fuse``, the mount point,
+credentials; a password is prompted for on a terminal, or read from ``XNATFS_PASSWORD``, never from
+argv), then forks a daemon (unless ``--foreground``) and returns only when the daemon reports the
+mount ready, or prints the daemon's error and exits non-zero: wrong credentials, unreachable server,
+refused mount. The daemon logs in, lists the projects once (so a wrong URL or missing rights fail
+here, not at the first ``ls``), and runs libfuse's multi-threaded loop until unmounted.
+
+- SIGINT/SIGTERM: libfuse's own handlers end the loop and unmount (mfusepy leaves SIGINT at its
+  default so libfuse can install them; we install none).
+- Kernel caching matches the metadata TTL: ``entry_timeout``, ``attr_timeout`` and
+  ``negative_timeout`` are ``--metadata-ttl``; ``auto_cache`` keeps file pages while size and mtime
+  are unchanged. ``ro`` always (writes come later), ``default_permissions``, no ``allow_other``
+  unless given with ``-o``. ``max_read`` is refused: libfuse 3 fails the mount with it.
+- ``fsname=xnat:<host>`` and ``subtype=xnatfs`` tell desktops that this is a remote filesystem.
+
+``xnatfs umount MOUNTPOINT [--lazy]`` runs ``fusermount3 -u`` (``-z`` with ``--lazy``).
+
+Exit codes: 0 ok, 1 failure (server, credentials, mount), 2 usage or local configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from xnatfs.daemon.options import (
+    ConfigError,
+    MountError,
+    MountOptions,
+    build_parser,
+    check_fuse_device,
+    check_mountpoint,
+    check_url,
+    obtain_credentials,
+    options_from_args,
+)
+from xnatfs.daemon.process import LibfuseStderr, setup_logging, tune_malloc
+from xnatfs.errors import XNATError
+from xnatfs.redact import redact_text, redact_url
+from xnatfs.settings import CacheSettings, ReadSettings, Settings, Timeouts
+from xnatfs.transport.auth import Credentials
+
+log = logging.getLogger("xnatfs.daemon")
+
+
+def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+    """Log in, check access, mount and run the FUSE loop until unmounted (blocks)."""
+    try:
+        import mfusepy
+    except (ImportError, OSError) as exc:
+        raise MountError(f"The FUSE library could not be loaded ({exc}); install FUSE 3 (Debian: apt-get install "
+                         "fuse3)") from None
+
+    import xnatfs
+    from xnatfs.fuseops import XNATOperations
+    from xnatfs.vfs.diskcache import DiskCache
+    from xnatfs.vfs.filesystem import Filesystem
+    from xnatfs.vfs.reader import ReaderSettings
+    from xnatfs.vfs.source import XNATSource
+    from xnatfs.vfs.tree import TreeSettings
+
+    tune_malloc()
+    settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
+                        cache=CacheSettings(ttl=opts.metadata_ttl), read=ReadSettings())
+    log.info("Connecting to %s as %s", redact_url(opts.url), credentials.user if credentials else "anonymous")
+    connection = xnatfs.connect(opts.url, credentials.user if credentials else None,
+                                credentials.password if credentials else None, settings=settings,
+                                load_schemas=False)
+    filesystem = None
+    try:
+        source = XNATSource(connection.session, settings.cache)
+        projects = source.projects()
+        log.info("%d project(s) visible; mounting at %s", len(projects), opts.mountpoint)
+        cache = DiskCache(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
+        filesystem = Filesystem(source, TreeSettings(ttl=opts.metadata_ttl, maxsize=settings.cache.maxsize),
+                                ReaderSettings.from_read_settings(settings.read, wait_timeout=opts.timeout),
+                                disk_cache=cache)
+        ready = []
+        captured = LibfuseStderr()
+
+        def mounted() -> None:
+            ready.append(True)
+            captured.release()
+            if on_ready is not None:
+                on_ready()
+
+        operations = XNATOperations(filesystem, on_ready=mounted)
+        ttl = opts.metadata_ttl
+        fuse_options: dict[str, str | bool] = {
+            "ro": True, "default_permissions": True, "auto_cache": True,
+            "fsname": f"xnat:{urlsplit(opts.url).hostname}", "subtype": "xnatfs",
+            "entry_timeout": f"{ttl:g}", "attr_timeout": f"{ttl:g}", "negative_timeout": f"{ttl:g}",
+        }
+        fuse_options.update(opts.fuse_options)
+        with captured:
+            try:
+                mfusepy.FUSE(operations, str(opts.mountpoint), foreground=True, nothreads=False, **fuse_options)
+            except RuntimeError as exc:
+                # libfuse's loop reports the signal that ended it as an error (fuse_main returns 8 after
+                # SIGINT/SIGTERM); after a successful mount that is the normal way to stop.
+                if not ready:
+                    lines = [line for line in captured.text().splitlines() if not line.startswith(captured.HARMLESS)]
+                    detail = " ".join(" ".join(lines).split())[:300] or f"libfuse error {exc}"
+                    captured.release(replay=False)
+                    raise MountError(f"FUSE could not mount {opts.mountpoint}: {detail}") from None
+                log.info("Stopped by a signal")
+    finally:
+        if filesystem is not None:
+            filesystem.close()
+        connection.close()
+
+
+def run_foreground(opts: MountOptions, credentials: Credentials | None) -> int:
+    setup_logging(opts)
+    try:
+        serve(opts, credentials, on_ready=lambda: print(f"Mounted {redact_url(opts.url)} at {opts.mountpoint}; "
+                                                        "Ctrl-C unmounts", file=sys.stderr, flush=True))
+    except XNATError as exc:
+        print(f"xnatfs mount: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_daemon(opts: MountOptions, credentials: Credentials | None) -> int:
+    """Fork; the parent returns when the child reports READY or an error (bounded wait)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(write_fd)
+        return _wait_for_child(pid, read_fd, deadline=time.monotonic() + 3 * opts.timeout + 30, opts=opts)
+    os.close(read_fd)
+    os._exit(_daemon_child(opts, credentials, write_fd))
+
+
+def _wait_for_child(pid: int, read_fd: int, deadline: float, opts: MountOptions) -> int:
+    message = b""
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+            if not ready:
+                continue
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            message += chunk
+            if message.endswith(b"\n"):
+                break
+    text = message.decode("utf-8", "replace").strip()
+    if text == "READY":
+        return 0
+    if not text:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        text = f"the mount did not become ready within {3 * opts.timeout + 30:.0f} s"
+    print(f"xnatfs mount: {text}", file=sys.stderr)
+    return 1
+
+
+def _daemon_child(opts: MountOptions, credentials: Credentials | None, write_fd: int) -> int:
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    setup_logging(opts)
+    reported = False
+
+    def report(text: str) -> None:
+        nonlocal reported
+        if reported:
+            return
+        reported = True
+        try:
+            os.write(write_fd, text.encode("utf-8", "replace") + b"\n")
+            os.close(write_fd)
+        except OSError:
+            pass
+
+    try:
+        serve(opts, credentials, on_ready=lambda: report("READY"))
+    except XNATError as exc:
+        report(redact_text(str(exc)))
+        return 1
+    report("the daemon stopped before the mount was ready")
+    return 0
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+def mount_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        opts = options_from_args(args)
+        check_url(opts.url)
+        check_fuse_device()
+        check_mountpoint(opts.mountpoint)
+        credentials = obtain_credentials(opts)
+    except ConfigError as exc:
+        print(f"xnatfs mount: {exc}", file=sys.stderr)
+        return 2
+    except XNATError as exc:
+        print(f"xnatfs mount: {exc}", file=sys.stderr)
+        return 1
+    if opts.foreground:
+        return run_foreground(opts, credentials)
+    return run_daemon(opts, credentials)
+
+
+def unmount(mountpoint: Path, *, lazy: bool = False, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """``fusermount3 -u [-z] MOUNTPOINT`` (``fusermount`` or ``umount`` where that is what exists)."""
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is not None:
+        command = [tool, "-u", *(["-z"] if lazy else []), str(mountpoint)]
+    else:
+        command = ["umount", *(["-l"] if lazy else []), str(mountpoint)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def umount_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="xnatfs umount", description="Unmount an xnatfs mount.")
+    parser.add_argument("mountpoint")
+    parser.add_argument("--lazy", "-z", action="store_true", help="detach now, finish when no longer busy")
+    args = parser.parse_args(argv)
+    path = Path(args.mountpoint).expanduser().absolute()
+    if not os.path.ismount(path):
+        print(f"xnatfs umount: {path} is not mounted", file=sys.stderr)
+        return 1
+    result = unmount(path, lazy=args.lazy)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        hint = " (close the programs using it, or use --lazy)" if "busy" in detail.lower() else ""
+        print(f"xnatfs umount: {detail or 'failed'}{hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``xnatfs mount …`` / ``xnatfs umount …`` (the CLI passes the command name first)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("umount", "unmount"):
+        return umount_main(args[1:])
+    if args and args[0] == "mount":
+        args = args[1:]
+    return mount_main(args)
+
+
+__all__ = ["main", "mount_main", "umount_main", "serve", "unmount", "run_foreground", "run_daemon"]
