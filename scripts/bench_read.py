@@ -162,15 +162,19 @@ def main() -> int:
                                   ("distant site (--bandwidth 120 --latency-ms 20)",
                                    {"bandwidth_mibps": 120, "latency_ms": 20})):
                 server.set_faults(**{"latency_ms": 0, "bandwidth_mibps": 0, **faults})
-                curls = [curl(url, "seq.bin") for _ in range(args.repeat)]
-                mounts = [read_through_mount(url, "seq.bin") for _ in range(args.repeat)]
+                curls, mounts = [], []
+                for _ in range(args.repeat):
+                    curls.append(curl(url, "seq.bin"))
+                    mounts.append(read_through_mount(url, "seq.bin"))
                 c, m = median(curls), median(mounts)
                 rows.append((label, f"curl {size / MiB / c:.0f} MiB/s", f"mount {size / MiB / m:.0f} MiB/s",
                              f"{c / m:.2f}x"))
                 print(*rows[-1], sep=" | ", flush=True)
             server.set_faults(latency_ms=0, bandwidth_mibps=0)
-            ceilings = [read_through_memfs(ceiling_source) for _ in range(args.repeat)]
-            mounts = [read_through_mount(url, "seq.bin") for _ in range(args.repeat)]
+            ceilings, mounts = [], []
+            for _ in range(args.repeat):  # alternated, so that drift in the machine's load hits both alike
+                ceilings.append(read_through_memfs(ceiling_source))
+                mounts.append(read_through_mount(url, "seq.bin"))
             c, m = median(ceilings), median(mounts)
             rows.append(("unlimited loopback vs in-memory FUSE", f"memfs {size / MiB / c:.0f} MiB/s",
                          f"mount {size / MiB / m:.0f} MiB/s", f"{c / m:.2f}x"))
