@@ -10,6 +10,9 @@ command -v dcm2niix   >/dev/null || need_apt+=(dcm2niix)
 command -v getfattr   >/dev/null || need_apt+=(attr)
 command -v rsync      >/dev/null || need_apt+=(rsync)
 command -v curl       >/dev/null || need_apt+=(curl)
+command -v openssl    >/dev/null || need_apt+=(openssl)   # the TLS tests make a self-signed certificate
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "install.sh: please install these Debian packages (as root): ${need_apt[*]}" >&2
@@ -17,10 +20,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" python3-venv >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
