@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from hostile import PeakRSS
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.model.connect import Connection
 from xnatfs.settings import MiB
@@ -20,34 +19,6 @@ pytestmark = pytest.mark.integration
 SIZE = 200 * MiB
 #: Allowed growth of this process (client and in-process emulator together) over the baseline.
 RSS_BUDGET = 80 * MiB
-
-
-class PeakRSS:
-    """Samples this process's resident memory in a background thread; ``peak`` is the maximum seen."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self.baseline = self._process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.baseline
 
 
 @pytest.fixture(scope="module")
