@@ -13,7 +13,15 @@ What the callbacks report:
 - ``readdir`` returns each entry's mode, so ``find`` and ``ls --color`` need no ``stat`` per entry;
 - extended attributes ``user.xnat.id``, ``user.xnat.xsitype``, ``user.xnat.uri`` (and
   ``user.xnat.md5`` on files);
-- ``statfs``: a read-only filesystem with no free space and 255-byte names.
+- ``statfs``: a read-only mount has no free space; a writable one reports its spool disk; 255-byte
+  names.
+
+Writes (:mod:`xnatfs.vfs.writes` decides what is allowed): ``create``/``write`` go to the local spool;
+``flush`` — called on every ``close()``, and whose error is ``close()``'s error — sends a written file
+and passes the pid of the closing process, so a writer that is being killed is recognised
+(:mod:`xnatfs.vfs.procstat`); ``release`` only closes. ``rename``, ``link``, ``symlink``, ``mknod`` are
+EPERM and extended attributes ENOTSUP (EROFS on a read-only mount). Refusals are logged at info
+level, a failed upload once (by the outbox, at error level).
 
 Open files live in a locked handle table (FUSE calls arrive on several threads).
 mfusepy is imported here and in :mod:`xnatfs.daemon` only.
@@ -21,6 +29,7 @@ mfusepy is imported here and in :mod:`xnatfs.daemon` only.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import itertools
@@ -36,13 +45,13 @@ from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.nodes import Node
+from xnatfs.vfs.outbox import Handle, Refused
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 NS = 1_000_000_000
 BLOCK_SIZE = 1024 * 1024
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 def fuse_errors(func: F) -> F:
@@ -55,7 +64,7 @@ def fuse_errors(func: F) -> F:
         except mfusepy.FuseOSError:
             raise
         except XNATError as exc:
-            level = logging.DEBUG if exc.errno == errno.ENOENT else logging.ERROR
+            level = getattr(exc, "log_level", logging.DEBUG if exc.errno == errno.ENOENT else logging.ERROR)
             log.log(level, "%s %s: %s (%s)", func.__name__, path, redact_text(str(exc)),
                     errno.errorcode.get(exc.errno, exc.errno))
             raise mfusepy.FuseOSError(exc.errno) from exc
@@ -67,8 +76,28 @@ def fuse_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def kernel_invalidator() -> Callable[[str], None] | None:
+    """``fuse_invalidate_path`` (libfuse >= 3.1) bound to this mount; call from a FUSE thread (``init``).
+
+    None where the library lacks it: the kernel then keeps what it cached until the TTL.
+    """
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    function = getattr(libfuse, "fuse_invalidate_path", None)
+    if libfuse is None or function is None:
+        return None
+    fuse = ctypes.c_void_p(libfuse.fuse_get_context().contents.fuse)
+    function.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    function.restype = ctypes.c_int
+
+    def invalidate(path: str) -> None:
+        result = function(fuse, path.encode("utf-8", "surrogateescape"))
+        log.debug("kernel cache of %s invalidated (%d)", path, result)
+
+    return invalidate
+
+
 class XNATOperations(mfusepy.Operations):
-    """FUSE callbacks of a read-only XNAT mount."""
+    """FUSE callbacks of an XNAT mount."""
 
     use_ns = True
 
@@ -81,11 +110,14 @@ class XNATOperations(mfusepy.Operations):
         self._handles: dict[int, OpenFile] = {}
         self._lock = threading.Lock()
         self._next_fh = itertools.count(1)
+        self._invalidate_path: Callable[[str], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def init(self, path: str) -> None:
         """Called once the kernel has accepted the mount: the mount is ready."""
+        self._invalidate_path = kernel_invalidator()
+        self.fs.set_invalidator(self.forget_path)
         log.info("Mounted; ready")
         if self._on_ready is not None:
             self._on_ready()
@@ -98,6 +130,13 @@ class XNATOperations(mfusepy.Operations):
             handle.close()
         self.fs.close()
         log.info("Unmounted")
+
+    def forget_path(self, path: str) -> None:
+        """Make the kernel drop its cached attributes of ``path`` (which just vanished), off the calling
+        FUSE thread: the notification must not wait on the request being answered."""
+        invalidate = self._invalidate_path
+        if invalidate is not None:
+            threading.Thread(target=invalidate, args=(path,), name="xnatfs-invalidate", daemon=True).start()
 
     # -- attributes ---------------------------------------------------------------------------------
 
@@ -120,9 +159,7 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def access(self, path: str, amode: int) -> None:
-        node = self.fs.lookup(path)
-        if amode & os.W_OK:
-            raise mfusepy.FuseOSError(errno.EROFS)
+        node = self.fs.check_access(path, write=bool(amode & os.W_OK))
         if amode & os.X_OK and not node.is_dir:
             raise mfusepy.FuseOSError(errno.EACCES)
 
@@ -138,27 +175,65 @@ class XNATOperations(mfusepy.Operations):
         return list(self.fs.lookup(path).xattrs)
 
     def statfs(self, path: str) -> dict[str, int]:
-        return {"f_bsize": BLOCK_SIZE, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
-                "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255}
+        """A read-only mount has no space; a writable one reports its spool disk (where copies wait)."""
+        vfs = self.fs.statfs()
+        if vfs is None:
+            return {"f_bsize": BLOCK_SIZE, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
+                    "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255}
+        return {"f_bsize": BLOCK_SIZE, "f_frsize": vfs.f_frsize, "f_blocks": vfs.f_blocks, "f_bfree": vfs.f_bfree,
+                "f_bavail": vfs.f_bavail, "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255}
 
     # -- files --------------------------------------------------------------------------------------
 
-    @fuse_errors
-    def open(self, path: str, flags: int) -> int:
-        if flags & _WRITE_FLAGS:
-            raise mfusepy.FuseOSError(errno.EROFS)
-        handle = self.fs.open(path)
+    def _add(self, handle: OpenFile) -> int:
         with self._lock:
             fh = next(self._next_fh)
             self._handles[fh] = handle
         return fh
 
-    @fuse_errors
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        handle = self._handles.get(fh)  # one dict lookup is atomic; inserts and removals hold the lock
+    def _handle(self, fh: int | None) -> OpenFile:
+        handle = self._handles.get(fh) if fh is not None else None  # one dict lookup is atomic
         if handle is None:
             raise mfusepy.FuseOSError(errno.EBADF)
-        return handle.read(offset, size)
+        return handle
+
+    @fuse_errors
+    def open(self, path: str, flags: int) -> int:
+        return self._add(self.fs.open(path, flags))
+
+    @fuse_errors
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        return self._add(self.fs.create(path, mode))
+
+    @fuse_errors
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        return self._handle(fh).read(offset, size)
+
+    @fuse_errors
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        handle = self._handle(fh)
+        if not isinstance(handle, Handle) or not handle.writable:
+            raise mfusepy.FuseOSError(errno.EBADF)
+        return handle.write(data, offset)
+
+    @fuse_errors
+    def truncate(self, path: str, length: int, fh: int | None = None) -> None:
+        handle = self._handles.get(fh) if fh is not None else None
+        if isinstance(handle, Handle) and handle.writable:
+            handle.truncate(length)
+        else:
+            self.fs.truncate(path, length)
+
+    @fuse_errors
+    def flush(self, path: str, fh: int) -> None:
+        """Each close(): a file written here is checked and sent now; its failure is close()'s EIO."""
+        handle = self._handles.get(fh)
+        if isinstance(handle, Handle) and handle.writable:
+            _uid, _gid, pid = mfusepy.fuse_get_context()
+            handle.flush(pid)
+
+    def fsync(self, path: str, datasync: int, fh: int) -> None:
+        """The data is on the local spool disk already; it is sent when the file is closed."""
 
     @fuse_errors
     def release(self, path: str, fh: int) -> None:
@@ -167,16 +242,61 @@ class XNATOperations(mfusepy.Operations):
         if handle is not None:
             self.fs.release(handle)
 
-    # -- writes: the mount is read-only ---------------------------------------------------------------
+    # -- changes (xnatfs.vfs.writes decides; EROFS on a read-only mount) ----------------------------
 
-    def _read_only(self, path: str, *args: Any) -> None:
-        raise mfusepy.FuseOSError(errno.EROFS)
+    @fuse_errors
+    def unlink(self, path: str) -> None:
+        self.fs.unlink(path)
 
-    create = mkdir = unlink = rmdir = write = truncate = chmod = chown = utimens = _read_only
-    setxattr = removexattr = symlink = link = mknod = _read_only
+    @fuse_errors
+    def mkdir(self, path: str, mode: int) -> None:
+        self.fs.mkdir(path)
 
-    def rename(self, old: str, new: str) -> None:
-        raise mfusepy.FuseOSError(errno.EROFS)
+    @fuse_errors
+    def rmdir(self, path: str) -> None:
+        self.fs.rmdir(path)
+
+    @fuse_errors
+    def chmod(self, path: str, mode: int) -> None:
+        self.fs.chmod(path, mode)
+
+    @fuse_errors
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        self.fs.chown(path, uid, gid, (self._uid, self._gid))
+
+    @fuse_errors
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        self.fs.utimens(path, times[1] / NS if times is not None else None)
+
+    @fuse_errors
+    def rename(self, old: str, new: str, flags: int = 0) -> None:
+        self.fs.check_change(old)
+        raise Refused(f"XNAT cannot rename: {old} → {new}", errno.EPERM)
+
+    @fuse_errors
+    def link(self, target: str, source: str) -> None:
+        self.fs.check_change(target)
+        raise Refused(f"XNAT has no hard links: {target}", errno.EPERM)
+
+    @fuse_errors
+    def symlink(self, target: str, source: str) -> None:
+        self.fs.check_change(target)
+        raise Refused(f"XNAT has no symbolic links: {target}", errno.EPERM)
+
+    @fuse_errors
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        self.fs.check_change(path)
+        raise Refused(f"XNAT stores only files and folders: {path}", errno.EPERM)
+
+    @fuse_errors
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
+        self.fs.check_change(path)
+        raise Refused(f"XNAT keeps no extended attributes: {path}", errno.ENOTSUP)
+
+    @fuse_errors
+    def removexattr(self, path: str, name: str) -> None:
+        self.fs.check_change(path)
+        raise Refused(f"XNAT keeps no extended attributes: {path}", errno.ENOTSUP)
 
 
 __all__ = ["XNATOperations", "fuse_errors"]

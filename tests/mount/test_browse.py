@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mounting import ADMIN, Mounted, RequestCounter, expected_files, require_tools
+from mounting import ADMIN, MountFactory, Mounted, RequestCounter, expected_files, require_tools
+from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.mount
 
@@ -42,13 +43,13 @@ def test_ls_lR_and_stat_report_true_sizes_modes_and_stable_times(mounted: Mounte
     for relpath, row in expected_files(mounted.emulator.store).items():
         info = os.stat(mounted.path / relpath)
         assert info.st_size == row.size, relpath
-        assert stat.S_IMODE(info.st_mode) == 0o444 and stat.S_ISREG(info.st_mode)
+        assert stat.S_IMODE(info.st_mode) == 0o644 and stat.S_ISREG(info.st_mode)  # writable mount: replaceable
         assert info.st_uid == os.getuid()
         assert info.st_mtime > 1e9
     session = os.stat(mounted.path / SESSION)
     assert stat.S_ISDIR(session.st_mode) and stat.S_IMODE(session.st_mode) == 0o555
     out = run("stat", "-c", "%s %a %F", f"{SESSION}/scans/1/resources/DICOM/1.MR.0001.dcm", cwd=mounted.path)
-    assert out.split()[:2] == ["9662", "444"]
+    assert out.split()[:2] == ["9662", "644"]
     again = os.stat(mounted.path / SESSION / "scans/1/resources/DICOM/1.MR.0001.dcm")
     assert again.st_mtime == os.stat(mounted.path / SESSION / "scans/1/resources/DICOM/1.MR.0001.dcm").st_mtime
 
@@ -126,7 +127,8 @@ def test_missing_names_are_enoent(mounted: Mounted) -> None:
             os.stat(mounted.path / relpath)
 
 
-def test_the_mount_is_read_only(mounted: Mounted) -> None:
+def test_a_read_only_mount_refuses_changes(emulator: EmulatorServer, mount_factory: MountFactory) -> None:
+    mounted = mount_factory(emulator, "--read-only")
     target = mounted.path / SESSION / "scans/2/resources/DICOM"
     with pytest.raises(OSError) as info:
         (target / "new.dcm").write_bytes(b"x")
@@ -142,7 +144,8 @@ def test_the_mount_is_read_only(mounted: Mounted) -> None:
     assert info.value.errno in (errno.EROFS, errno.EACCES)
 
 
-def test_statfs_is_sane(mounted: Mounted) -> None:
+def test_statfs_is_sane(emulator: EmulatorServer, mount_factory: MountFactory) -> None:
+    mounted = mount_factory(emulator, "--read-only")
     info = os.statvfs(mounted.path)
     assert info.f_namemax == 255 and info.f_bsize >= 4096 and info.f_frsize == 4096
     assert info.f_flag & os.ST_RDONLY

@@ -42,6 +42,10 @@ class MountOptions:
     timeout: float = 30.0
     log_file: Path | None = None
     verbose: bool = False
+    read_only: bool = False
+    allow_delete: bool = False
+    import_destination: str = "prearchive"
+    spool_dir: Path | None = None
     fuse_options: dict[str, str | bool] = field(default_factory=dict)
 
 
@@ -50,13 +54,21 @@ class MountError(XNATError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xnatfs mount", description="Mount an XNAT server as a read-only directory.")
+    parser = argparse.ArgumentParser(prog="xnatfs mount", description="Mount an XNAT server as a directory.")
     parser.add_argument("url", help="the XNAT server, e.g. https://xnat.example.org")
     parser.add_argument("mountpoint", help="an existing empty directory")
     parser.add_argument("--user", help="log in as USER (password from netrc, XNATFS_PASSWORD or a prompt)")
     parser.add_argument("--netrc", metavar="FILE", help="read credentials from FILE (must be mode 600)")
     parser.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (Ctrl-C unmounts)")
-    parser.add_argument("--read-only", action="store_true", help="mount read-only (the only mode for now)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="refuse every change (no imports, no uploads into resources)")
+    parser.add_argument("--import-destination", choices=("prearchive", "archive"), default="prearchive",
+                        help="where zips copied into import/<project>/ go (default prearchive)")
+    parser.add_argument("--allow-delete", action="store_true",
+                        help="let rm and rmdir delete files and empty resources on the server")
+    parser.add_argument("--spool-dir", metavar="DIR",
+                        help="where written files wait until sent (default <cache-dir>/spool or "
+                             "~/.cache/xnatfs/spool)")
     parser.add_argument("--metadata-ttl", type=float, default=60.0, metavar="S",
                         help="seconds listings and attributes are cached (default 60)")
     parser.add_argument("--cache-dir", metavar="DIR", help="keep whole files read in full in DIR")
@@ -101,6 +113,8 @@ def options_from_args(args: argparse.Namespace) -> MountOptions:
         cache_dir=Path(args.cache_dir).expanduser().absolute() if args.cache_dir else None,
         cache_size=parse_size(args.cache_size), timeout=args.timeout,
         log_file=Path(args.log_file).expanduser().absolute() if args.log_file else None, verbose=args.verbose,
+        read_only=args.read_only, allow_delete=args.allow_delete, import_destination=args.import_destination,
+        spool_dir=Path(args.spool_dir).expanduser().absolute() if args.spool_dir else None,
         fuse_options=parse_fuse_options(args.options))
 
 

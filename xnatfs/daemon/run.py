@@ -11,8 +11,11 @@ here, not at the first ``ls``), and runs libfuse's multi-threaded loop until unm
   default so libfuse can install them; we install none).
 - Kernel caching matches the metadata TTL: ``entry_timeout``, ``attr_timeout`` and
   ``negative_timeout`` are ``--metadata-ttl``; ``auto_cache`` keeps file pages while size and mtime
-  are unchanged. ``ro`` always (writes come later), ``default_permissions``, no ``allow_other``
-  unless given with ``-o``. ``max_read`` is refused: libfuse 3 fails the mount with it.
+  are unchanged (a writable mount: ``negative_timeout=0``, so what it creates itself — an imported
+  session, an uploaded file — is found by name at once). ``ro`` with ``--read-only`` (the kernel then refuses every change with EROFS),
+  ``default_permissions``, ``hard_remove`` (``rm`` of an open file is not turned into a rename), no
+  ``allow_other`` unless given with ``-o``. ``max_read`` is refused: libfuse 3 fails the mount with it.
+- Writes (:mod:`xnatfs.vfs.writes`): ``--import-destination``, ``--allow-delete``, ``--spool-dir``.
 - ``fsname=xnat:<host>`` and ``subtype=xnatfs`` tell desktops that this is a remote filesystem.
 
 ``xnatfs umount MOUNTPOINT [--lazy]`` runs ``fusermount3 -u`` (``-z`` with ``--lazy``).
@@ -68,7 +71,9 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.filesystem import Filesystem
     from xnatfs.vfs.reader import ReaderSettings
     from xnatfs.vfs.source import XNATSource
+    from xnatfs.vfs.spool import default_spool_root
     from xnatfs.vfs.tree import TreeSettings
+    from xnatfs.vfs.writes import WriteSettings
 
     tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
@@ -83,9 +88,15 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
         projects = source.projects()
         log.info("%d project(s) visible; mounting at %s", len(projects), opts.mountpoint)
         cache = DiskCache(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
+        writes = WriteSettings(read_only=opts.read_only, allow_delete=opts.allow_delete,
+                               import_destination=opts.import_destination,
+                               spool_root=opts.spool_dir or default_spool_root(opts.cache_dir))
         filesystem = Filesystem(source, TreeSettings(ttl=opts.metadata_ttl, maxsize=settings.cache.maxsize),
                                 ReaderSettings.from_read_settings(settings.read, wait_timeout=opts.timeout),
-                                disk_cache=cache)
+                                disk_cache=cache, write_settings=writes)
+        if not opts.read_only:
+            log.info("Writable: import/ sends to the %s; deleting on the server is %s; spool in %s",
+                     opts.import_destination, "allowed" if opts.allow_delete else "refused", writes.spool_root)
         ready = []
         captured = LibfuseStderr()
 
@@ -98,10 +109,14 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
         operations = XNATOperations(filesystem, on_ready=mounted)
         ttl = opts.metadata_ttl
         fuse_options: dict[str, str | bool] = {
-            "ro": True, "default_permissions": True, "auto_cache": True,
+            "default_permissions": True, "auto_cache": True, "hard_remove": True,
             "fsname": f"xnat:{urlsplit(opts.url).hostname}", "subtype": "xnatfs",
             "entry_timeout": f"{ttl:g}", "attr_timeout": f"{ttl:g}", "negative_timeout": f"{ttl:g}",
         }
+        if opts.read_only:
+            fuse_options["ro"] = True
+        else:  # what the mount itself creates (imports, uploads, mkdir) must be found at once by name
+            fuse_options["negative_timeout"] = "0"
         fuse_options.update(opts.fuse_options)
         with captured:
             try:

@@ -10,9 +10,14 @@ Kinds (DESIGN.md §2):
   ``resources``);
 - ``OBJECT`` — one XNAT object (named by ID or label); ``RESOURCE`` — one resource (by label);
   ``FOLDER`` — a sub-folder of a resource's file paths;
-- ``FILE`` — a file stored on the server; ``DOCUMENT`` — ``xnat.json`` / ``xnat.xml`` of an object.
+- ``FILE`` — a file stored on the server; ``DOCUMENT`` — ``xnat.json`` / ``xnat.xml`` of an object;
+- ``TEXT`` — a small file held in memory (a prearchive session's ``xnat.json``, an import's
+  ``.result``, an upload's ``.error``); its bytes are in ``data``;
+- ``LOCAL`` — a file written through the mount and held in the local spool (being written, being
+  sent, or kept after a failed upload); ``local`` is its entry (:mod:`xnatfs.vfs.outbox`).
 
-All entries are read-only: directories ``0555``, files ``0444``.
+Server entries are read-only (directories ``0555``, files ``0444``) except where the mount can write
+(resources, the import directory), which are ``0755``/``0644`` when the mount is not read-only.
 
 Imports the standard library and :mod:`xnatfs.vfs.records` only.
 """
@@ -23,11 +28,15 @@ import enum
 import stat as _stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from xnatfs.vfs.records import FileInfo, ResourceInfo, XObject
 
 DIR_MODE = _stat.S_IFDIR | 0o555
 FILE_MODE = _stat.S_IFREG | 0o444
+#: modes of entries the user may change (resources and the import directory of a writable mount)
+WRITABLE_DIR_MODE = _stat.S_IFDIR | 0o755
+WRITABLE_FILE_MODE = _stat.S_IFREG | 0o644
 
 #: Extended attribute names (Linux ``user.`` namespace, readable with ``getfattr -d``).
 XATTR_ID = "user.xnat.id"
@@ -48,6 +57,8 @@ class NodeKind(enum.Enum):
     FOLDER = "folder"
     FILE = "file"
     DOCUMENT = "document"
+    TEXT = "text"
+    LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,11 @@ def file_stat(size: int, mtime: float) -> Stat:
     return Stat(FILE_MODE, size, mtime)
 
 
+def writable(stat: Stat) -> Stat:
+    """The same attributes with the owner's write permission (``0755`` / ``0644``)."""
+    return Stat(WRITABLE_DIR_MODE if stat.is_dir else WRITABLE_FILE_MODE, stat.size, stat.mtime)
+
+
 @dataclass(frozen=True, eq=False)
 class Node:
     """One entry of the tree.
@@ -82,7 +98,9 @@ class Node:
     ``obj`` is the XNAT object the entry belongs to (the object itself for ``OBJECT``, the owner for
     a collection, resource, folder or document); ``resource``/``file`` are set for entries inside a
     resource; ``collection`` names what a ``COLLECTION`` holds (an object kind, or ``resources``);
-    ``folder`` is a ``FOLDER``'s path inside its resource; ``document`` is ``json`` or ``xml``.
+    ``folder`` is a ``FOLDER``'s path inside its resource; ``document`` is ``json`` or ``xml``;
+    ``data`` is a ``TEXT`` node's content; ``local`` is what a local entry stands for (a spooled
+    file, a folder made with ``mkdir`` and not yet on the server, …).
     """
 
     kind: NodeKind
@@ -95,6 +113,8 @@ class Node:
     collection: str = ""
     folder: str = ""
     document: str = ""
+    data: bytes = b""
+    local: Any = None
 
     @property
     def name(self) -> str:
@@ -123,6 +143,6 @@ def file_xattrs(info: FileInfo) -> dict[str, str]:
     return attrs
 
 
-__all__ = ["NodeKind", "Stat", "Node", "dir_stat", "file_stat", "object_xattrs", "resource_xattrs",
-           "file_xattrs", "DIR_MODE", "FILE_MODE", "XATTR_ID", "XATTR_XSITYPE", "XATTR_URI", "XATTR_MD5",
-           "JSON_DOCUMENT", "XML_DOCUMENT"]
+__all__ = ["NodeKind", "Stat", "Node", "dir_stat", "file_stat", "writable", "object_xattrs", "resource_xattrs",
+           "file_xattrs", "DIR_MODE", "FILE_MODE", "WRITABLE_DIR_MODE", "WRITABLE_FILE_MODE", "XATTR_ID",
+           "XATTR_XSITYPE", "XATTR_URI", "XATTR_MD5", "JSON_DOCUMENT", "XML_DOCUMENT"]

@@ -126,6 +126,10 @@ class XNATSource:
         """Forget every cached record (the next call of each kind sends its request)."""
         self._cache.clear()
 
+    def forget_files(self, scope_uri: str) -> None:
+        """Forget the file listing of ``scope_uri`` (after the mount uploaded or deleted a file there)."""
+        self._cache.pop(("files", scope_uri))
+
     # -- MetadataSource ------------------------------------------------------------------------------
 
     def projects(self) -> Sequence[XObject]:

@@ -1,0 +1,184 @@
+"""The local spool: files written into the mount wait on local disk until they are sent.
+
+Owns one private directory per mount (mode ``0700``, ``<spool root>/mount-<pid>-<random>``) and one
+:class:`SpoolFile` per file written. Data goes to disk as it arrives (positional writes on one
+descriptor), so the daemon's memory stays flat whatever the size of the file; the page cache is the
+kernel's. A write that fails (``ENOSPC``, ``EDQUOT``, ``EIO``) is remembered, so a file that lost data
+is never sent.
+
+The spool root is ``--spool-dir``, else ``<--cache-dir>/spool``, else ``$XDG_CACHE_HOME/xnatfs/spool``
+(``~/.cache/xnatfs/spool``): a disk, not ``/tmp``, which is often a memory filesystem.
+
+At unmount (:meth:`Spool.close`) the files that must not be lost (uploads that failed, kept for the
+user) stay where they are and the log names them; the rest is removed, and the directory with it
+when it is empty.
+
+Thread-safe: each :class:`SpoolFile` has its own lock; ``os.pwrite``/``os.pread`` need no shared offset.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_spool_root(cache_dir: Path | None = None) -> Path:
+    """``<cache_dir>/spool``, else ``$XDG_CACHE_HOME/xnatfs/spool`` (``~/.cache/xnatfs/spool``)."""
+    if cache_dir is not None:
+        return Path(cache_dir) / "spool"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "xnatfs" / "spool"
+
+
+class SpoolFile:
+    """One file on local disk: positional writes and reads, its size, and the first write error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.size = 0
+        self.mtime = time.time()
+        #: the first failed write (data was lost: the file must never be sent)
+        self.write_error: OSError | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SpoolFile({self.path.name!r}, size={self.size})"
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def write(self, data: bytes, offset: int) -> int:
+        """Write ``data`` at ``offset``; raises (and remembers) the OSError of a failed write."""
+        view = memoryview(data)
+        done = 0
+        with self._lock:
+            self._check_open()
+            try:
+                while done < len(view):
+                    done += os.pwrite(self._fd, view[done:], offset + done)
+            except OSError as exc:
+                if self.write_error is None:
+                    self.write_error = exc
+                raise
+            finally:
+                self.size = max(self.size, offset + done) if done else self.size
+                self.mtime = time.time()
+        return done
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            self._check_open()
+            return os.pread(self._fd, size, offset)
+
+    def truncate(self, length: int) -> None:
+        with self._lock:
+            self._check_open()
+            os.ftruncate(self._fd, length)
+            self.size = length
+            self.mtime = time.time()
+
+    def free_space(self) -> None:
+        """Give the disk space back (after a failed write the partial data is useless)."""
+        with self._lock:
+            if self._fd >= 0:
+                os.ftruncate(self._fd, 0)
+                self.size = 0
+
+    def open_reader(self) -> BinaryIO:
+        """A separate read-only file object (own position) for checking and sending the data."""
+        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+
+    def discard(self) -> None:
+        """Close and delete (idempotent)."""
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self.path.unlink(missing_ok=True)
+
+    def close_keeping(self) -> None:
+        """Close the descriptor and leave the data on disk (unmount with a kept file)."""
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise OSError(9, f"spool file {self.path.name} is closed")  # EBADF
+
+
+class Spool:
+    """The spool directory of one mount (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.directory = self.root / f"mount-{os.getpid()}-{secrets.token_hex(4)}"
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self._made = False
+        self._closed = False
+
+    def _make(self) -> None:
+        """Create the directory at the first file (a mount that never writes leaves no trace)."""
+        with self._lock:
+            if not self._made:
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.directory.mkdir(mode=0o700)
+                self._made = True
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.directory)!r})"
+
+    def new_file(self, name: str) -> SpoolFile:
+        """A new empty file; its name on disk keeps the user's name (readable in the spool)."""
+        self._make()
+        safe = _UNSAFE.sub("_", name)[-100:] or "file"
+        return SpoolFile(self.directory / f"{next(self._counter):06d}-{safe}")
+
+    def statvfs(self) -> os.statvfs_result:
+        """The spool disk's sizes (of the nearest existing folder before the first file)."""
+        path = self.directory
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return os.statvfs(path)
+
+    def close(self, keep: Iterable[SpoolFile] = ()) -> None:
+        """Remove everything but ``keep`` (closed, left on disk and logged); the directory if empty."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._made:
+            return
+        kept = [f for f in keep if f.path.exists()]
+        for spooled in kept:
+            spooled.close_keeping()
+        keep_paths = {f.path for f in kept}
+        for path in self.directory.iterdir():
+            if path not in keep_paths:
+                path.unlink(missing_ok=True)
+        if kept:
+            log.warning("%d file(s) that were not uploaded are kept in %s: %s", len(kept), self.directory,
+                        ", ".join(f.path.name for f in kept))
+        else:
+            try:
+                self.directory.rmdir()
+            except OSError as exc:
+                log.warning("Could not remove the spool directory %s: %s", self.directory, exc)
+
+
+__all__ = ["Spool", "SpoolFile", "default_spool_root"]
