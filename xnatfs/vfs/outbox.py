@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import errno as _errno
 import logging
+import re
 import stat as _stat
 import threading
 import time
@@ -53,6 +54,8 @@ from xnatfs.vfs.zipcheck import NotImportable
 
 log = logging.getLogger(__name__)
 
+_TITLE = re.compile(r"<title>.*?</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>?")
 ERROR_SUFFIX = ".error"
 RESULT_SUFFIX = ".result"
 NOTE_SUFFIXES = (ERROR_SUFFIX, RESULT_SUFFIX)
@@ -438,8 +441,19 @@ def default_failure_text(name: str, exc: XNATError) -> str:
     if isinstance(exc, TransportError):
         return f"{name} was not sent: the server could not be reached ({detail}). Copy it again later."
     if isinstance(exc, ResponseError):
-        return f"{name} was refused by the server: {detail}"
+        status = f" (HTTP {exc.status})" if exc.status is not None else ""
+        return f"{name} was refused by the server{status}: {server_words(exc)}"
     return f"{name} was not sent: {detail}"
+
+
+def server_words(exc: ResponseError) -> str:
+    """What the server said, as text: XNAT's error pages are HTML ("Status page" and an ``<h3>``)."""
+    text = exc.excerpt or ""
+    if "<" in text:
+        text = _TITLE.sub(" ", text)
+        text = _TAG.sub(" ", text)
+    text = " ".join(text.split()).strip(" .")
+    return (text + ".") if text else redact_text(str(exc))
 
 
 __all__ = ["Outbox", "Entry", "Handle", "State", "NotSent", "UploadFailed", "Busy", "Refused", "SpoolWriteError",

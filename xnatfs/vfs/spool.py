@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,12 +42,16 @@ def default_spool_root(cache_dir: Path | None = None) -> Path:
     return Path(base) / "xnatfs" / "spool"
 
 
+def create_exclusive(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+
 class SpoolFile:
     """One file on local disk: positional writes and reads, its size, and the first write error."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, opener: Callable[[Path], int] = create_exclusive) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._fd = opener(path)
         self.size = 0
         self.mtime = time.time()
         #: the first failed write (data was lost: the file must never be sent)
@@ -95,7 +99,10 @@ class SpoolFile:
         """Give the disk space back (after a failed write the partial data is useless)."""
         with self._lock:
             if self._fd >= 0:
-                os.ftruncate(self._fd, 0)
+                try:
+                    os.ftruncate(self._fd, 0)
+                except OSError as exc:
+                    log.warning("Could not free the space of %s: %s", self.path, exc.strerror)
                 self.size = 0
 
     def open_reader(self) -> BinaryIO:
@@ -125,8 +132,10 @@ class SpoolFile:
 class Spool:
     """The spool directory of one mount (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, opener: Callable[[Path], int] = create_exclusive) -> None:
+        """``opener`` creates a file and returns its descriptor (tests pass one that opens /dev/full)."""
         self.root = Path(root)
+        self._opener = opener
         self.directory = self.root / f"mount-{os.getpid()}-{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -148,7 +157,7 @@ class Spool:
         """A new empty file; its name on disk keeps the user's name (readable in the spool)."""
         self._make()
         safe = _UNSAFE.sub("_", name)[-100:] or "file"
-        return SpoolFile(self.directory / f"{next(self._counter):06d}-{safe}")
+        return SpoolFile(self.directory / f"{next(self._counter):06d}-{safe}", self._opener)
 
     def statvfs(self) -> os.statvfs_result:
         """The spool disk's sizes (of the nearest existing folder before the first file)."""
