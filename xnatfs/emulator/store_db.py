@@ -1,0 +1,115 @@
+"""The store's plumbing: where the archive lives on disk, its SQLite tables, its lock and transactions.
+
+Owns `data_dir`'s layout (`xnat.db`, `archive/resources/`, `tmp/`), the table definitions
+(`SCHEMA`), the one SQLite connection every thread shares under `lock` (an RLock), all-or-nothing
+`transaction()`s that also undo the files written inside them and delay the removal of files they
+delete until the commit, and the accession counters. `StoreDatabase` is the base the store's
+resource/file and archive halves (`store_files`, `store_archive`) build on; `Store` is the class to use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, name TEXT, secondary_id TEXT, description TEXT,
+    fields TEXT, insert_date TEXT, insert_user TEXT);
+CREATE TABLE IF NOT EXISTS subjects (id TEXT PRIMARY KEY, project TEXT NOT NULL, label TEXT NOT NULL,
+    fields TEXT, insert_date TEXT, insert_user TEXT, UNIQUE(project, label));
+CREATE TABLE IF NOT EXISTS experiments (id TEXT PRIMARY KEY, project TEXT NOT NULL, subject_id TEXT NOT NULL,
+    label TEXT NOT NULL, xsi_type TEXT NOT NULL, fields TEXT, insert_date TEXT, insert_user TEXT,
+    session_id TEXT, UNIQUE(project, label));
+CREATE INDEX IF NOT EXISTS experiments_subject ON experiments(subject_id);
+CREATE INDEX IF NOT EXISTS experiments_session ON experiments(session_id);
+CREATE TABLE IF NOT EXISTS scans (pk INTEGER PRIMARY KEY AUTOINCREMENT, experiment_id TEXT NOT NULL,
+    id TEXT NOT NULL, xsi_type TEXT NOT NULL, fields TEXT, insert_date TEXT, UNIQUE(experiment_id, id));
+CREATE TABLE IF NOT EXISTS reconstructions (pk INTEGER PRIMARY KEY AUTOINCREMENT, experiment_id TEXT NOT NULL,
+    id TEXT NOT NULL, xsi_type TEXT NOT NULL, fields TEXT, insert_date TEXT, UNIQUE(experiment_id, id));
+CREATE TABLE IF NOT EXISTS resources (id INTEGER PRIMARY KEY AUTOINCREMENT, owner_kind TEXT NOT NULL,
+    owner_ref TEXT NOT NULL, experiment_id TEXT, label TEXT NOT NULL, format TEXT, content TEXT, tags TEXT,
+    description TEXT, UNIQUE(owner_kind, owner_ref, label));
+CREATE INDEX IF NOT EXISTS resources_experiment ON resources(experiment_id, owner_kind);
+CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id INTEGER NOT NULL,
+    path TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL, mtime REAL NOT NULL, format TEXT,
+    content TEXT, tags TEXT, UNIQUE(resource_id, path));
+"""
+
+
+class StoreDatabase:
+    """Opens or creates the archive under `data_dir`; see the module docstring."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.archive_dir = self.data_dir / "archive" / "resources"
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = self.data_dir / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(
+            str(self.data_dir / "xnat.db"), check_same_thread=False, isolation_level=None
+        )
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._depth = 0
+        self._pending_unlinks: list[Path] = []
+        self._new_files: list[Path] = []
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing: rows roll back, files written inside are removed on failure."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            self._pending_unlinks, self._new_files = [], []
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                for path in self._new_files:
+                    path.unlink(missing_ok=True)
+                raise
+            else:
+                self.db.execute("COMMIT")
+                for path in self._pending_unlinks:
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+            finally:
+                self._depth = 0
+                self._pending_unlinks, self._new_files = [], []
+
+    def query(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self.db.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
+        with self.lock:
+            return self.db.execute(sql, args).fetchone()
+
+    def _next_id(self, name: str) -> int:
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+            value = (row[0] if row else 0) + 1
+            db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value))
+            return value

@@ -1,0 +1,200 @@
+"""What the emulator's store hands out: its row objects, its errors, and the small value rules they share.
+
+Owns the dataclasses one SQLite row becomes (`Project`, `Subject`, `Experiment`, `Scan`,
+`Reconstruction`, `Resource`, `FileRow`), the functions that build them from `sqlite3.Row`s, the
+store's errors (`StoreError` and its `NotFound`/`Conflict`/`Invalid`, each with the HTTP `.status`
+a handler answers with), and the value rules every table follows: XNAT's timestamp text
+(`now_string`), how a field update merges into stored fields (`merge_fields`) and the natural order
+of scan IDs (`natural_key`). Kept apart from the SQL so the handlers, the importer and the
+prearchive can name these types without reading how they are stored.
+
+Import them from `xnatfs.emulator.store`, which re-exports all of this.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+#: The site ID that prefixes accession numbers (XNAT_S00001, XNAT_E00001).
+SITE_ID = "XNAT"
+
+
+class StoreError(Exception):
+    status = 400
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class Conflict(StoreError):
+    status = 409
+
+
+class Invalid(StoreError):
+    status = 400
+
+
+def now_string() -> str:
+    """XNAT's java.sql.Timestamp.toString() shape: 2023-09-27 17:31:21.352."""
+    t = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + ".%03d" % int((t % 1) * 1000)
+
+
+def merge_fields(old: dict, new: dict) -> dict:
+    """Field update: "NULL" clears a field (xnatpy sends it), nested "fields" dicts merge."""
+    merged = dict(old)
+    for key, value in new.items():
+        if key == "fields" and isinstance(value, dict):
+            custom = dict(merged.get("fields") or {})
+            custom.update(value)
+            merged["fields"] = {k: v for k, v in custom.items() if v != "NULL"}
+        elif value == "NULL" or value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key putting numeric IDs first in numeric order ("2" < "10"), then the rest by text."""
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+@dataclass
+class Project:
+    id: str
+    name: str
+    secondary_id: str
+    description: str
+    fields: dict
+    insert_date: str
+    insert_user: str
+    kind = "project"
+
+
+@dataclass
+class Subject:
+    id: str
+    project: str
+    label: str
+    fields: dict
+    insert_date: str
+    insert_user: str
+    kind = "subject"
+
+
+@dataclass
+class Experiment:
+    id: str
+    project: str
+    subject_id: str
+    label: str
+    xsi_type: str
+    fields: dict
+    insert_date: str
+    insert_user: str
+    session_id: str | None = None  # set for image assessors: the assessed session
+    kind = "experiment"
+
+
+@dataclass
+class Scan:
+    pk: int
+    experiment_id: str
+    id: str
+    xsi_type: str
+    fields: dict
+    insert_date: str
+    kind = "scan"
+
+    @property
+    def type(self) -> str:
+        return str(self.fields.get("type", ""))
+
+
+@dataclass
+class Reconstruction:
+    pk: int
+    experiment_id: str
+    id: str
+    xsi_type: str
+    fields: dict
+    insert_date: str
+    kind = "reconstruction"
+
+
+@dataclass
+class Resource:
+    id: int
+    owner_kind: str
+    owner_ref: str
+    experiment_id: str | None
+    label: str
+    format: str
+    content: str
+    tags: str
+    description: str
+    xsi_type: str = "xnat:resourceCatalog"
+    kind = "resource"
+
+
+@dataclass
+class FileRow:
+    id: int
+    resource_id: int
+    path: str
+    size: int
+    md5: str
+    mtime: float
+    format: str
+    content: str
+    tags: str
+    disk_path: Path = field(repr=False, default=Path())
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+Owner = Union[Project, Subject, Experiment, Scan, Reconstruction]
+#: A scan or a reconstruction: the two kinds of experiment child, stored in tables of one shape.
+Child = Union[Scan, Reconstruction]
+
+
+def _fields(row: sqlite3.Row) -> dict:
+    return json.loads(row["fields"] or "{}")
+
+
+def project_from_row(row: sqlite3.Row) -> Project:
+    return Project(row["id"], row["name"] or "", row["secondary_id"] or "", row["description"] or "",
+                   _fields(row), row["insert_date"], row["insert_user"])
+
+
+def subject_from_row(row: sqlite3.Row) -> Subject:
+    return Subject(row["id"], row["project"], row["label"], _fields(row), row["insert_date"], row["insert_user"])
+
+
+def experiment_from_row(row: sqlite3.Row) -> Experiment:
+    return Experiment(row["id"], row["project"], row["subject_id"], row["label"], row["xsi_type"],
+                      _fields(row), row["insert_date"], row["insert_user"], row["session_id"])
+
+
+def child_from_row(row: sqlite3.Row, cls: type[Scan] | type[Reconstruction]) -> Child:
+    """A row of `scans` or `reconstructions` (the same columns) as a `cls`."""
+    return cls(row["pk"], row["experiment_id"], row["id"], row["xsi_type"], _fields(row), row["insert_date"])
+
+
+def resource_from_row(row: sqlite3.Row) -> Resource:
+    return Resource(row["id"], row["owner_kind"], row["owner_ref"], row["experiment_id"], row["label"],
+                    row["format"] or "", row["content"] or "", row["tags"] or "", row["description"] or "")
+
+
+def file_from_row(row: sqlite3.Row, disk_path: Path) -> FileRow:
+    return FileRow(row["id"], row["resource_id"], row["path"], row["size"], row["md5"], row["mtime"],
+                   row["format"] or "", row["content"] or "", row["tags"] or "", disk_path)
