@@ -26,7 +26,6 @@ scan with another UID is refused (XNAT would renumber the incoming scan).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -39,7 +38,7 @@ from xnatfs.emulator.dicomzip import ArchiveError, open_archive
 from xnatfs.emulator.prearchive import (BUSY, UNASSIGNED, PrearcSession, Prearchive, SessionDocument, files_under,
                                         read_document, read_header)
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import CHUNK, Conflict, Experiment, Invalid, Scan, Store, Subject
+from xnatfs.emulator.store import Conflict, Experiment, Invalid, Scan, Store, Subject, md5_of
 
 MAX_EXPANDED_BYTES = 64 * 1024 ** 3  # refuse archives that expand beyond this (zip bombs)
 PRE_EXISTS = "Session already exists, retry with overwrite enabled"
@@ -380,14 +379,6 @@ def _link_tree(source: Path, target: Path) -> None:
             os.link(path, dest)
         except OSError:
             shutil.copy2(path, dest)
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _subdirs(path: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from xnatfs.emulator.dicomheaders import Series, Study, read_instance
-from xnatfs.emulator.store import Conflict, Invalid, NotFound, Store
+from xnatfs.emulator.store import Conflict, Invalid, NotFound, Store, natural_key
 
 UNASSIGNED = "Unassigned"
 STATUSES = ("READY", "RECEIVING", "BUILDING", "ARCHIVING", "MOVING", "DELETING", "ERROR", "CONFLICT",
@@ -345,7 +345,7 @@ class Prearchive:
         scans = self.path_of(session) / "SCANS"
         ids = [p.name for p in scans.iterdir() if p.is_dir()] if scans.is_dir() else []
         order = [s.id for s in session.document.scans]
-        return sorted(ids, key=lambda i: (order.index(i) if i in order else len(order), _natural(i)))
+        return sorted(ids, key=lambda i: (order.index(i) if i in order else len(order), natural_key(i)))
 
     def resource_dir(self, session: PrearcSession, scan_id: str | None, label: str) -> Path:
         base = self.path_of(session)
@@ -393,7 +393,7 @@ def read_document(folder: Path) -> SessionDocument | None:
     """Rebuild a session document from `SCANS/<id>/<resource>/…` DICOM files; None if there are none."""
     series = []
     scans = folder / "SCANS"
-    for scan_dir in sorted((p for p in scans.iterdir() if p.is_dir()), key=lambda p: _natural(p.name)) \
+    for scan_dir in sorted((p for p in scans.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)) \
             if scans.is_dir() else []:
         instances = [i for i in (read_header(p, str(p.relative_to(folder))) for p in files_under(scan_dir)) if i]
         if instances:
@@ -409,7 +409,3 @@ def _remove_if_empty(path: Path) -> None:
         path.rmdir()
     except OSError:
         pass
-
-
-def _natural(text: str) -> tuple:
-    return (0, int(text), "") if text.isdigit() else (1, 0, text)
