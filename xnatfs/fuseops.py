@@ -29,7 +29,6 @@ mfusepy is imported here and in :mod:`xnatfs.daemon` only.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import itertools
@@ -76,26 +75,6 @@ def fuse_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def kernel_invalidator() -> Callable[[str], None] | None:
-    """``fuse_invalidate_path`` (libfuse >= 3.1) bound to this mount; call from a FUSE thread (``init``).
-
-    None where the library lacks it: the kernel then keeps what it cached until the TTL.
-    """
-    libfuse = getattr(mfusepy, "_libfuse", None)
-    function = getattr(libfuse, "fuse_invalidate_path", None)
-    if libfuse is None or function is None:
-        return None
-    fuse = ctypes.c_void_p(libfuse.fuse_get_context().contents.fuse)
-    function.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
-    function.restype = ctypes.c_int
-
-    def invalidate(path: str) -> None:
-        result = function(fuse, path.encode("utf-8", "surrogateescape"))
-        log.debug("kernel cache of %s invalidated (%d)", path, result)
-
-    return invalidate
-
-
 class XNATOperations(mfusepy.Operations):
     """FUSE callbacks of an XNAT mount."""
 
@@ -110,14 +89,11 @@ class XNATOperations(mfusepy.Operations):
         self._handles: dict[int, OpenFile] = {}
         self._lock = threading.Lock()
         self._next_fh = itertools.count(1)
-        self._invalidate_path: Callable[[str], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def init(self, path: str) -> None:
         """Called once the kernel has accepted the mount: the mount is ready."""
-        self._invalidate_path = kernel_invalidator()
-        self.fs.set_invalidator(self.forget_path)
         log.info("Mounted; ready")
         if self._on_ready is not None:
             self._on_ready()
@@ -130,13 +106,6 @@ class XNATOperations(mfusepy.Operations):
             handle.close()
         self.fs.close()
         log.info("Unmounted")
-
-    def forget_path(self, path: str) -> None:
-        """Make the kernel drop its cached attributes of ``path`` (which just vanished), off the calling
-        FUSE thread: the notification must not wait on the request being answered."""
-        invalidate = self._invalidate_path
-        if invalidate is not None:
-            threading.Thread(target=invalidate, args=(path,), name="xnatfs-invalidate", daemon=True).start()
 
     # -- attributes ---------------------------------------------------------------------------------
 

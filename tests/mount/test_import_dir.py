@@ -80,6 +80,7 @@ def test_cp_of_a_dicom_zip_lands_in_the_prearchive_byte_for_byte(server: Emulato
     assert imports_requested(counter) == 1
     folder = mounted.path / "import/DEMO"
     assert sorted(os.listdir(folder)) == ["scan.zip.result"]  # the zip was sent; its local copy is gone
+    assert not (folder / "scan.zip").exists()  # the kernel was told to forget it, despite the 60 s TTL
     uris = (folder / "scan.zip.result").read_text().split()
     assert len(uris) == 1 and uris[0].startswith("/data/prearchive/projects/DEMO/")
     with pytest.raises(OSError) as info:

@@ -21,7 +21,6 @@ import errno as _errno
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -122,11 +121,6 @@ class Filesystem:
     def close(self) -> None:
         self.tree.close()
         self.writes.close()
-
-    def set_invalidator(self, invalidate: Callable[[str], None]) -> None:
-        """``invalidate(path)`` makes the kernel forget what it cached about a path that just vanished
-        (an imported zip's local copy); the FUSE adapter provides it."""
-        self.writes.imports.on_gone = invalidate
 
     # -- caches ---------------------------------------------------------------------------------------
 

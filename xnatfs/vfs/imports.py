@@ -61,8 +61,6 @@ class ImportArea(Outbox):
         self.on_imported = on_imported
         self.mount_time = time.time() if mount_time is None else mount_time
         self._projects = TTLCache(1, ttl)
-        #: told the path of a zip that was imported (its local copy is gone): the kernel forgets it
-        self.on_gone: Callable[[str], None] | None = None
 
     # -- the tree ------------------------------------------------------------------------------------
 
@@ -130,6 +128,9 @@ class ImportArea(Outbox):
     # -- Outbox hooks --------------------------------------------------------------------------------
 
     def validate(self, entry: Entry) -> None:
+        if entry.spool.size >= 64 * 1024 * 1024:
+            log.info("Import %s: checking %d MiB (every member's CRC) before sending", entry.path,
+                     entry.spool.size // 2**20)
         members, dicom = check_import_zip(entry.spool.path, entry.name)
         log.info("Import %s: a complete zip, %d file(s), %d DICOM", entry.path, members, dicom)
 
@@ -140,8 +141,6 @@ class ImportArea(Outbox):
     def sent(self, entry: Entry) -> None:
         if self.on_imported is not None:
             self.on_imported()
-        if self.on_gone is not None:
-            self.on_gone(entry.path)
 
 
 __all__ = ["ImportArea", "IMPORT", "DESTINATIONS"]
