@@ -1,7 +1,7 @@
 """Getting uploaded bytes onto local disk: request bodies and the members of uploaded archives.
 
 Everything lands in ``store.tmp_dir`` first, copied in ``CHUNK`` pieces with its md5 computed on
-the way, and is then renamed into a resource by ``Store.add_file(move=True)``; so memory does not
+the way (the store's ``copy_stream``), and is then renamed into a resource by ``Store.add_file(move=True)``; so memory does not
 grow with the size of an upload and the store's lock is never held while bytes are copied.
 
 ``unpack`` serves ``extract=true`` (spec §13.4): a zip or tar archive is opened from its spooled
@@ -12,19 +12,16 @@ refuses the whole archive with 400 — and tar links, devices and directories ar
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Callable
 
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import Invalid, check_relative_path
-
-#: Bytes copied per read while spooling.
-CHUNK = 1024 * 1024
+from xnatfs.emulator.store import Invalid, check_relative_path, copy_stream
 
 ARCHIVE_SUFFIXES = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar"}
 
@@ -42,17 +39,13 @@ class Spooled:
 def spool(stream: BinaryIO | IO[bytes], tmp_dir: Path, name: str) -> Spooled:
     """Copy a stream to a new file under ``tmp_dir`` in chunks, computing its md5."""
     fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
-    digest, size = hashlib.md5(), 0
     try:
         with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+            size, md5 = copy_stream(stream, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return Spooled(name, Path(tmp_name), size, digest.hexdigest())
+    return Spooled(name, Path(tmp_name), size, md5)
 
 
 def archive_kind(name: str) -> str | None:
@@ -84,33 +77,31 @@ def _member_path(raw: str) -> str:
 
 
 def _unpack_zip(archive: Path, tmp_dir: Path) -> list[Spooled]:
-    spooled: list[Spooled] = []
     with zipfile.ZipFile(archive) as zf:
-        members = [(info, _member_path(info.filename)) for info in zf.infolist() if not info.is_dir()]
-        try:
-            for info, path in members:
-                with zf.open(info) as source:
-                    spooled.append(spool(source, tmp_dir, path))
-        except BaseException:
-            for item in spooled:
-                item.discard()
-            raise
-    return spooled
+        return _spool_members([(info.filename, partial(zf.open, info)) for info in zf.infolist()
+                               if not info.is_dir()], tmp_dir)
 
 
 def _unpack_tar(archive: Path, tmp_dir: Path) -> list[Spooled]:
-    spooled: list[Spooled] = []
     with tarfile.open(archive, mode="r:*") as tf:
-        members = [(m, _member_path(m.name)) for m in tf.getmembers() if m.isfile()]
-        try:
-            for member, path in members:
-                source = tf.extractfile(member)
-                if source is None:
-                    continue
-                with source:
-                    spooled.append(spool(source, tmp_dir, path))
-        except BaseException:
-            for item in spooled:
-                item.discard()
-            raise
+        return _spool_members([(m.name, partial(tf.extractfile, m)) for m in tf.getmembers() if m.isfile()],
+                              tmp_dir)
+
+
+def _spool_members(members: list[tuple[str, Callable[[], IO[bytes] | None]]], tmp_dir: Path) -> list[Spooled]:
+    """Spool each (member name, opener); every name is checked before the first byte is written, an
+    opener that gives None is skipped, and on any failure nothing spooled so far is kept."""
+    checked = [(_member_path(name), open_member) for name, open_member in members]
+    spooled: list[Spooled] = []
+    try:
+        for path, open_member in checked:
+            source = open_member()
+            if source is None:
+                continue
+            with source:
+                spooled.append(spool(source, tmp_dir, path))
+    except BaseException:
+        for item in spooled:
+            item.discard()
+        raise
     return spooled
