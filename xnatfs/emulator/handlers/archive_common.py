@@ -1,5 +1,6 @@
 """Pieces every archive handler shares: the answers of PUT/DELETE, the fields of a create/update
-request (query string and XML body merged), label rules and listing rows.
+request (query string and XML body merged) and what an update may not change, the project a PUT
+names, label rules and listing rows.
 
 Answers (spec §8.3, §9.3, §10.3, §11.1): a created subject/experiment/assessor → 201 with its
 accession ID as ``text/plain``; an update → 200 with the ID; projects, scans, reconstructions,
@@ -19,6 +20,7 @@ from xnatfs.emulator.handlers.archive_fields import (convert, fields_from_query,
 from xnatfs.emulator.handlers.archive_xmlbody import XmlDocument, read_xml_body
 from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError, result_set
+from xnatfs.emulator.store import Experiment, Store, Subject
 
 VALID_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -61,6 +63,20 @@ class Submission:
         value = self.fields.pop(key, None)
         if value not in (None, "") and value != current:
             raise HTTPError(status, message)
+
+    def check_identity(self, existing: Subject | Experiment) -> None:
+        """An update may repeat a subject's or experiment's ID, project and label, not change them."""
+        self.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
+        self.check_unchanged("project", existing.project, 409, "Project must be modified through separate URI.")
+        self.check_unchanged("label", existing.label, 400, "Label must be modified through separate URI.")
+
+
+def existing_project_id(store: Store, project: str) -> str:
+    """The ID of the project a create names; 404 as XNAT's create paths word it."""
+    found = store.get_project(project)
+    if found is None:
+        raise HTTPError(404, f"Unable to identify project {project}")
+    return found.id
 
 
 def document_fields(document: XmlDocument, kind: str, shape: str | None = None) -> dict[str, Any]:

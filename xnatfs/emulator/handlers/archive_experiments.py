@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from xnatfs.emulator import resolve
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import (Submission, accession, check_label, document_fields, empty,
-                                                     listing)
+                                                     existing_project_id, listing)
 from xnatfs.emulator.handlers.archive_fields import record, scan_join_types
 from xnatfs.emulator.handlers.archive_render import experiment_item, object_response
 from xnatfs.emulator.items import schema
@@ -116,7 +116,7 @@ def delete_experiment(ctx: Context, experiment: str, project: str | None = None,
 def put_experiment(ctx: Context, experiment: str, project: str | None = None, subject: str | None = None) -> Response:
     store = ctx.store
     if project is not None:
-        project = _project_id(store, project)
+        project = existing_project_id(store, project)
         existing = store.find_experiment(project, experiment)
     else:
         existing = store.get_experiment(experiment)
@@ -129,7 +129,7 @@ def put_experiment(ctx: Context, experiment: str, project: str | None = None, su
     if not owner:
         raise HTTPError(422, "Submitted experiment record must include the project attribute.")
     if project is None:
-        owner = _project_id(store, owner)
+        owner = existing_project_id(store, owner)
     submission.check_unchanged("project", owner, 409, "Project must be modified through separate URI.")
     submission.pop("ID")
     label = submission.pop("label") or experiment
@@ -149,9 +149,7 @@ def update_experiment(ctx: Context, existing: Experiment, submission: Submission
             check_label(submission.rename)
             ctx.store.update_experiment(existing.id, label=submission.rename)
         return empty()
-    submission.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
-    submission.check_unchanged("project", existing.project, 409, "Project must be modified through separate URI.")
-    submission.check_unchanged("label", existing.label, 400, "Label must be modified through separate URI.")
+    submission.check_identity(existing)
     subject_ref = submission.pop("subject_ID")
     if subject_ref and subject_ref != existing.subject_id:
         moved = ctx.store.find_subject(existing.project, subject_ref)
@@ -167,7 +165,7 @@ def post_experiment(ctx: Context, project: str, subject: str | None = None) -> R
     submission = Submission(ctx, "experiment", None)
     if submission.document is None:
         raise HTTPError(417, "Need POST Contents")
-    project_id = _project_id(ctx.store, project)
+    project_id = existing_project_id(ctx.store, project)
     label = submission.fields.get("label") or submission.fields.get("ID") or ""
     if label and ctx.store.find_experiment(project_id, label) is not None:
         raise HTTPError(409, "Specified experiment already exists.")
@@ -182,13 +180,6 @@ def post_experiment(ctx: Context, project: str, subject: str | None = None) -> R
         _create_scans(ctx, created, submission)
     url = f"{ctx.request.base_url.rstrip('/')}/{created.id}"
     return Response(url, mimetype="text/plain", headers={"Location": url})
-
-
-def _project_id(store: Store, project: str) -> str:
-    found = store.get_project(project)
-    if found is None:
-        raise HTTPError(404, f"Unable to identify project {project}")
-    return found.id
 
 
 def _subject_for(ctx: Context, project: str, path_subject: str | None, field_subject: str | None) -> Subject:

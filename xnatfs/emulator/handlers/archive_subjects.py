@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from xnatfs.emulator import resolve
 from xnatfs.emulator.app import Context, data_rules
-from xnatfs.emulator.handlers.archive_common import Submission, accession, empty, listing
+from xnatfs.emulator.handlers.archive_common import Submission, accession, empty, existing_project_id, listing
 from xnatfs.emulator.handlers.archive_fields import record
 from xnatfs.emulator.handlers.archive_render import object_response, subject_item
 from xnatfs.emulator.responses import HTTPError
@@ -42,10 +42,7 @@ def get_subject(ctx: Context, subject: str, project: str | None = None) -> Respo
 def put_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
     submission = Submission(ctx, "subject", SUBJECT_TYPE)
     if project is not None:
-        project_row = ctx.store.get_project(project)
-        if project_row is None:
-            raise HTTPError(404, f"Unable to identify project {project}")
-        project = project_row.id
+        project = existing_project_id(ctx.store, project)
         existing = ctx.store.find_subject(project, subject)
     else:
         existing = ctx.store.get_subject(subject)
@@ -58,8 +55,7 @@ def put_subject(ctx: Context, subject: str, project: str | None = None) -> Respo
         submission.check_unchanged("project", project, 409, "Project must be modified through separate URI.")
     else:
         submission.pop("project")
-        if ctx.store.get_project(owner) is None:
-            raise HTTPError(404, f"Unable to identify project {owner}")
+        existing_project_id(ctx.store, owner)
     submission.pop("ID")
     label = submission.pop("label") or subject
     created = ctx.store.create_subject(owner, label, submission.fields, user=ctx.user or "admin")
@@ -71,9 +67,7 @@ def _update(ctx: Context, existing: Subject, submission: Submission) -> Response
         if submission.rename != existing.label:
             ctx.store.update_subject(existing.id, label=submission.rename)
         return empty()
-    submission.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
-    submission.check_unchanged("project", existing.project, 409, "Project must be modified through separate URI.")
-    submission.check_unchanged("label", existing.label, 400, "Label must be modified through separate URI.")
+    submission.check_identity(existing)
     if submission.fields:
         ctx.store.update_subject(existing.id, submission.fields)
     return accession(existing.id, created=False)
