@@ -188,6 +188,40 @@ def test_what_cannot_map_onto_xnat_fails_with_a_clear_errno(server: EmulatorServ
     assert sorted(os.listdir(folder)) == ["kept.txt"]
 
 
+def test_cp_p_rsync_inplace_and_mv_work_and_unchanged_metadata_is_accepted(
+        server: EmulatorServer, mount_factory: MountFactory, tmp_path: Path) -> None:
+    require_tools("cp", "rsync", "mv")
+    mounted = mount_writable(server, mount_factory, tmp_path)
+    mounted.expect_errors = True
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(b"a\n")
+    (tree / "sub/b.txt").write_bytes(b"b\n")
+    (tree / "run.sh").write_bytes(b"#!/bin/sh\n")
+    os.chmod(tree / "run.sh", 0o755)
+    resources = mounted.path / PROJECT / "resources"
+    (resources / "TOOLS").mkdir()
+    result = run("cp", "-p", tree / "a.txt", resources / "TOOLS/")  # times and mode go to the local copy
+    assert result.returncode == 0, result.stderr
+    command = ("rsync", "-r", "--inplace", "--size-only", "--chmod=D755,F644", f"{tree}/", f"{resources}/SYNC/")
+    (resources / "SYNC").mkdir()
+    for _ in range(2):  # the second run finds everything there
+        result = run(*command)
+        assert result.returncode == 0, result.stderr
+    assert set(server_files(server, "projects/DEMO", "SYNC")) == {"a.txt", "sub/b.txt", "run.sh"}
+    moved = tmp_path / "moved.txt"
+    moved.write_bytes(b"moved\n")
+    assert run("mv", moved, resources / "TOOLS/").returncode == 0
+    assert not moved.exists() and "moved.txt" in server_files(server, "projects/DEMO", "TOOLS")
+    uploaded = resources / "TOOLS/a.txt"
+    os.chown(uploaded, os.getuid(), os.getgid())  # asks for what is there: accepted
+    os.chmod(uploaded, 0o644)
+    assert errno_of(lambda: os.chmod(uploaded, 0o755)) == errno.EPERM
+    result = run("cp", "-a", tree, resources)
+    assert result.returncode != 0 and "preserving times" in result.stderr  # the folders' times: refused
+    assert set(server_files(server, "projects/DEMO", "tree")) == {"a.txt", "sub/b.txt", "run.sh"}
+
+
 def test_a_failed_upload_fails_cp_and_keeps_the_file_with_an_error(server: EmulatorServer,
                                                                    mount_factory: MountFactory,
                                                                    tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ a file in ``import/<project>/``                        spooled, imported on clos
 anything in ``prearchive/`` (a read-only view)         EACCES
 files or folders anywhere else (``projects/P/x``)      EACCES: XNAT has nowhere to put them
 renames, links, symlinks, device nodes                 EPERM: XNAT cannot rename or link
-``chmod``/``chown``/``utimes`` of server objects        EPERM: XNAT keeps no modes, owners or times
+``chmod``/``chown``/``utimes`` of server objects        EPERM: XNAT keeps no modes, owners or times —
+                                                       unless they ask for what is there already
+                                                       (``chown`` to the mounting user, ``chmod 644``
+                                                       of a ``0644`` file), which succeeds
 ``chmod``/``utimes`` of a local file being written      applied to the local copy (``cp -p`` works);
                                                        the server does not keep them
 ``truncate`` of a server file (not ``O_TRUNC``)         EPERM: XNAT replaces files whole
@@ -27,6 +30,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +42,7 @@ from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind, writable
 from xnatfs.vfs.outbox import Entry, Handle, Refused
 from xnatfs.vfs.prearchive_view import PREARCHIVE
-from xnatfs.vfs.resource_writes import FILES, RESOURCES, LocalFolder, ResourceWrites
+from xnatfs.vfs.resource_writes import FILES, RESOURCES, ResourceWrites
 from xnatfs.vfs.spool import Spool, default_spool_root
 from xnatfs.vfs.writer import XNATWriter
 
@@ -181,28 +185,28 @@ class Writes:
     # -- attributes -----------------------------------------------------------------------------------
 
     def chmod(self, node: Node, mode: int) -> None:
+        """A local file takes the mode; elsewhere only a mode that changes nothing is accepted."""
         self._writable(node.path)
         if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
             node.local.mode = mode & 0o777
             return
-        raise Refused(f"{node.path}: XNAT keeps no file modes", _errno.EPERM)
+        if mode & 0o7777 != node.stat.mode & 0o7777:
+            raise Refused(f"{node.path}: XNAT keeps no file modes", _errno.EPERM)
 
     def chown(self, node: Node, uid: int, gid: int, owner: tuple[int, int]) -> None:
+        """Only an owner that changes nothing (the mounting user) is accepted."""
         self._writable(node.path)
-        unchanged = uid in (-1, owner[0], 0xFFFFFFFF) and gid in (-1, owner[1], 0xFFFFFFFF)
-        if node.kind in (NodeKind.LOCAL,) and unchanged:
-            return
-        raise Refused(f"{node.path}: XNAT keeps no owners", _errno.EPERM)
+        if uid not in (-1, owner[0], 0xFFFFFFFF) or gid not in (-1, owner[1], 0xFFFFFFFF):
+            raise Refused(f"{node.path}: XNAT keeps no owners", _errno.EPERM)
 
     def utimens(self, node: Node, mtime: float | None) -> None:
+        """A local file takes the time; elsewhere only a time that changes nothing is accepted."""
         self._writable(node.path)
         if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
-            if mtime is not None:
-                node.local.spool.mtime = mtime
+            node.local.spool.mtime = time.time() if mtime is None else mtime
             return
-        if isinstance(node.local, LocalFolder):
-            return
-        raise Refused(f"{node.path}: XNAT keeps no modification times", _errno.EPERM)
+        if mtime is None or int(mtime) != int(node.stat.mtime):
+            raise Refused(f"{node.path}: XNAT keeps no modification times", _errno.EPERM)
 
     def check_access(self, node: Node, write: bool) -> None:
         """access(2) with W_OK: EROFS on a read-only mount, EACCES where nothing can be written."""
