@@ -176,11 +176,6 @@ def _spool_multipart(ctx: Context) -> tuple[list[Spooled], MultiDict]:
     parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=1024 * 1024)
     try:
         _, form, files = parser.parse_from_environ(ctx.request.environ)
-    except Exception:
-        for path in created:
-            path.unlink(missing_ok=True)
-        raise
-    try:
         if "reference" in form:
             raise HTTPError(400, "multi-part form posts may not be used to upload files via reference.")
         spooled = []

@@ -24,7 +24,7 @@ from typing import IO, Callable
 
 from werkzeug.formparser import FormDataParser
 from werkzeug.routing import Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.importer import (ArchiveTarget, Destination, ImportOptions, archive_session, clean_label,
@@ -163,9 +163,11 @@ def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str |
 
 # ---- archive ----------------------------------------------------------------------------------------
 def _params(ctx: Context) -> tuple[dict[str, str], list[str]]:
-    """Query and form-body parameters (XNAT loads both); `src` may repeat."""
+    """Query and form-body parameters (XNAT loads both) and the `src` sessions (it may repeat; 404 when none)."""
     merged = {**ctx.request.form.to_dict(), **ctx.request.args.to_dict()}
     sources = ctx.request.args.getlist("src") + ctx.request.form.getlist("src")
+    if not sources:
+        raise HTTPError(404, "Unknown prearchive session.")
     return merged, sources
 
 
@@ -200,8 +202,6 @@ def _sessions(ctx: Context, sources: list[str]) -> list[PrearcSession]:
 
 def archive_service(ctx: Context) -> Response:
     params, sources = _params(ctx)
-    if not sources:
-        raise HTTPError(404, "Unknown prearchive session.")
     prearchive = prearchive_of(ctx.store)
     mode = overwrite_mode(params.get("overwrite"))
     overwrite_files = _true(params.get("overwrite_files"))
@@ -259,8 +259,6 @@ def _queued(sessions: list[PrearcSession], status: str) -> list[dict[str, str]]:
 def _batch(ctx: Context, status: str, operation: Callable[[Prearchive, PrearcSession, dict[str, str]], None],
            check: Callable[[Prearchive, PrearcSession, dict[str, str]], None] | None = None) -> Response:
     params, sources = _params(ctx)
-    if not sources:
-        raise HTTPError(404, "Unknown prearchive session.")
     prearchive = prearchive_of(ctx.store)
     sessions = _sessions(ctx, sources)
     for session in sessions:
