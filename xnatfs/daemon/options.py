@@ -3,7 +3,8 @@
 Parsing (``-o`` FUSE options, sizes), the URL, ``/dev/fuse``, the mount point (exists, is a directory,
 is not mounted already, is writable), and the credentials: ``--user`` with ``XNATFS_PASSWORD`` >
 netrc (refused if group or others can read it) > a prompt on a terminal > anonymous. A password is
-never read from the command line.
+never read from the command line. TLS certificates are verified; ``--ca-bundle FILE`` names a private
+certificate authority, ``--insecure`` turns checking off (the daemon logs a warning); not both.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class MountOptions:
     timeout: float = 30.0
     log_file: Path | None = None
     verbose: bool = False
+    ca_bundle: Path | None = None
+    insecure: bool = False
     read_only: bool = False
     allow_delete: bool = False
     import_destination: str = "prearchive"
@@ -77,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds any server call may take (default 30)")
     parser.add_argument("--log-file", metavar="FILE", help="write the daemon's log to FILE")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request (debug level)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-bundle", metavar="FILE",
+                     help="verify the server's TLS certificate against this CA bundle (a private CA)")
+    tls.add_argument("--insecure", action="store_true",
+                     help="do not verify the server's TLS certificate (unsafe: logged as a warning)")
     parser.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS",
                         help="FUSE mount options, comma separated (e.g. allow_other)")
     return parser
@@ -107,12 +115,16 @@ def parse_fuse_options(values: list[str]) -> dict[str, str | bool]:
 def options_from_args(args: argparse.Namespace) -> MountOptions:
     if args.metadata_ttl < 0 or args.timeout <= 0:
         raise ConfigError("--metadata-ttl must be >= 0 and --timeout > 0")
+    ca_bundle = Path(args.ca_bundle).expanduser().absolute() if args.ca_bundle else None
+    if ca_bundle is not None and not ca_bundle.exists():
+        raise ConfigError(f"The CA bundle {ca_bundle} does not exist")
     return MountOptions(
         url=args.url, mountpoint=Path(args.mountpoint).expanduser().absolute(), user=args.user, netrc=args.netrc,
         foreground=args.foreground, metadata_ttl=args.metadata_ttl,
         cache_dir=Path(args.cache_dir).expanduser().absolute() if args.cache_dir else None,
         cache_size=parse_size(args.cache_size), timeout=args.timeout,
         log_file=Path(args.log_file).expanduser().absolute() if args.log_file else None, verbose=args.verbose,
+        ca_bundle=ca_bundle, insecure=args.insecure,
         read_only=args.read_only, allow_delete=args.allow_delete, import_destination=args.import_destination,
         spool_dir=Path(args.spool_dir).expanduser().absolute() if args.spool_dir else None,
         fuse_options=parse_fuse_options(args.options))

@@ -81,7 +81,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     log.info("Connecting to %s as %s", redact_url(opts.url), credentials.user if credentials else "anonymous")
     connection = xnatfs.connect(opts.url, credentials.user if credentials else None,
                                 credentials.password if credentials else None, settings=settings,
-                                load_schemas=False)
+                                load_schemas=False, verify=not opts.insecure, ca_bundle=opts.ca_bundle)
     filesystem = None
     try:
         source = XNATSource(connection.session, settings.cache)

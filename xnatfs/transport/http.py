@@ -177,7 +177,14 @@ def build_http_session(policy: RetryPolicy, *, verify: bool | str = True) -> req
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    """True for a timeout wrapped anywhere in requests' and urllib3's exception chains."""
+    """True for a timeout wrapped anywhere in requests' and urllib3's exception chains.
+
+    urllib3 2 derives ``NewConnectionError`` (connection refused, no route, DNS) from
+    ``ConnectTimeoutError``, and requests then raises ``ConnectTimeout``: that is a failure to connect,
+    not a timeout (a real connect timeout is a plain ``ConnectTimeoutError``).
+    """
+    if _find(exc, (urllib3.exceptions.NewConnectionError,)) is not None:
+        return False
     return _find(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)) is not None
 
 

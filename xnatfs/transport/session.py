@@ -156,7 +156,7 @@ class XNATSession:
             self._load_body(resp, ok=None)
         if resp.status_code == 401:
             raise AuthenticationError(
-                f"Login failed for user {creds.user!r}", status=401, url=redact_url(url),
+                f"Login failed: the server refused the credentials of user {creds.user!r}", status=401, url=redact_url(url),
                 excerpt=self._excerpt(resp.content),
             )
         if resp.is_redirect:

@@ -1,0 +1,94 @@
+"""The mount's reader takes no answer on trust: a 200 that is not the file's size (a login page) and a 206
+whose length contradicts its range are errors, never bytes of the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from xnatfs.errors import ServerError
+from xnatfs.vfs.reader import RangeSupport, ReadBudget, ReaderSettings, RemoteFile
+
+pytestmark = pytest.mark.unit
+
+KiB, MiB = 1024, 1024 * 1024
+SETTINGS = ReaderSettings(first_block=16 * KiB, chunk=64 * KiB, max_ahead=512 * KiB, keep_behind=128 * KiB,
+                          total_budget=4 * MiB, max_streams=4, wait_timeout=2.0)
+LOGIN_PAGE = b"<html><head><title>XNAT Login</title></head><body><form>...</form></body></html>" * 40
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.status, self._body, self.headers = status, body, headers
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        data, self._body = (self._body, b"") if size < 0 else (self._body[:size], self._body[size:])
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def reader(size: int, answer) -> tuple[RemoteFile, RangeSupport, list[Answer]]:  # type: ignore[no-untyped-def]
+    support = RangeSupport()
+    sent: list[Answer] = []
+
+    def opener(start: int, end: int | None) -> Answer:
+        sent.append(answer(start, end))
+        return sent[-1]
+
+    return RemoteFile(opener, size, SETTINGS, ReadBudget(SETTINGS.total_budget), support, name="f"), support, sent
+
+
+@pytest.mark.parametrize("size", [100, 1000, len(LOGIN_PAGE) + 5000])
+def test_a_login_page_with_200_is_an_error_not_the_file(size: int) -> None:
+    """Shorter or longer than the file, a page with its own Content-Length never becomes the file's bytes."""
+    handle, support, sent = reader(size, lambda start, end: Answer(
+        200, LOGIN_PAGE, {"Content-Length": str(len(LOGIN_PAGE)), "Content-Type": "text/html;charset=UTF-8"}))
+    with pytest.raises(ServerError, match="login page") as caught:
+        handle.read(0, 4096)
+    assert "text/html" in str(caught.value) and f"a file of {size} bytes" in str(caught.value)
+    assert support.supported is None  # not taken for a server that ignores Range
+    assert all(answer.closed for answer in sent)
+    handle.close()
+
+
+def test_a_login_page_for_the_background_stream_is_an_error() -> None:
+    """The first block is honest; the stream of the sequential run gets a login page: an error, no bytes."""
+    data = bytes(range(256)) * 1024
+    size = len(data)
+
+    def answer(start: int, end: int | None) -> Answer:
+        if end is None:
+            return Answer(200, LOGIN_PAGE, {"Content-Length": str(len(LOGIN_PAGE)), "Content-Type": "text/html"})
+        return Answer(206, data[start:end], {"Content-Range": f"bytes {start}-{end - 1}/{size}",
+                                             "Content-Length": str(end - start)})
+
+    handle, support, _ = reader(size, answer)
+    assert handle.read(0, 16 * KiB) == data[:16 * KiB]
+    with pytest.raises(ServerError, match="login page"):
+        handle.read(16 * KiB, 32 * KiB)
+    assert support.supported is True
+    handle.close()
+
+
+def test_a_whole_file_answer_of_the_right_size_is_used() -> None:
+    data = bytes(range(256)) * 64
+    handle, support, _ = reader(len(data), lambda start, end: Answer(200, data, {"Content-Length": str(len(data))}))
+    assert handle.read(1000, 3000) == data[1000:4000]
+    assert support.supported is False
+    handle.close()
+
+
+def test_a_206_whose_length_contradicts_its_range_is_an_error() -> None:
+    size = 64 * KiB
+
+    def lying(start: int, end: int | None) -> Answer:
+        stop = size if end is None else end
+        return Answer(206, b"x" * (stop - start), {"Content-Range": f"bytes {start}-{stop - 1}/{size}",
+                                                   "Content-Length": str(stop - start + 10)})
+
+    handle, _, _ = reader(size, lying)
+    with pytest.raises(ServerError, match="Content-Length"):
+        handle.read(0, 4096)
+    handle.close()
