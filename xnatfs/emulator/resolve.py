@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import Experiment, Project, Reconstruction, Scan, Store, Subject
+from xnatfs.emulator.store import Experiment, Owner, Project, Reconstruction, Scan, Store, Subject
 
 PROJECT_PATH = "/projects/<project>"
 SUBJECT_PATHS = ("/projects/<project>/subjects/<subject>", "/subjects/<subject>")
@@ -33,8 +33,6 @@ ASSESSOR_PATHS = tuple(p + "/assessors/<assessor>" for p in EXPERIMENT_PATHS) + 
 
 #: Every path naming something that can own resources, shallowest first.
 OWNER_PATTERNS = (PROJECT_PATH, *SUBJECT_PATHS, *EXPERIMENT_PATHS, *SCAN_PATHS, *RECON_PATHS, *ASSESSOR_PATHS)
-
-Owner = Project | Subject | Experiment | Scan | Reconstruction
 
 
 def project(store: Store, project_id: str) -> Project:

@@ -26,9 +26,7 @@ from typing import Any
 
 from xnatfs.emulator import resolve
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import Experiment, Project, Reconstruction, Resource, Scan, Store, Subject
-
-Owner = Project | Subject | Experiment | Scan | Reconstruction
+from xnatfs.emulator.store import Experiment, Owner, Project, Reconstruction, Resource, Scan, Store, Subject
 
 _NON_WORD = re.compile(r"\W")
 

@@ -34,10 +34,10 @@ from werkzeug.wrappers import Response
 
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.handlers.files_resources import check_label, joined_tags
-from xnatfs.emulator.handlers.files_scope import Owner, Scope, truthy
+from xnatfs.emulator.handlers.files_scope import Scope, truthy
 from xnatfs.emulator.handlers.files_spool import Spooled, archive_kind, spool, unpack
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import Conflict, Invalid, Resource, Store, check_relative_path
+from xnatfs.emulator.store import Conflict, Invalid, Owner, Resource, Store, check_relative_path
 
 IN_BODY_MULTIPART = ("In-body File posts must include the file directly as the body of the message "
                      "(not as part of multi-part form data).")
