@@ -44,7 +44,8 @@ from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.nodes import Node
-from xnatfs.vfs.outbox import Handle, Refused
+from xnatfs.vfs.outbox import Handle
+from xnatfs.vfs.outcomes import Refused
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from xnatfs.errors import ServerError
-from xnatfs.vfs.outbox import Entry, NotSent, Outbox, SpoolWriteError, State, UploadFailed
+from xnatfs.vfs.outbox import Entry, Outbox, State
+from xnatfs.vfs.outcomes import NotSent, SpoolWriteError, UploadFailed
 from xnatfs.vfs.procstat import killed_by
 from xnatfs.vfs.spool import Spool
 from xnatfs.vfs.writer import UploadProgress
@@ -155,6 +156,7 @@ def test_at_unmount_kept_files_stay_on_disk_and_the_rest_goes(tmp_path: Path) ->
     outbox.spool.close(keep=spooled)
     remaining = sorted(p.read_bytes() for p in outbox.spool.directory.iterdir())
     assert remaining == [b"half", b"keep me"]  # nothing written is lost, nothing is sent half-written
+    assert len(Spool(tmp_path / "spool").leftovers()) == 2  # the next mount reminds the user of them
     empty = Spool(tmp_path / "other")
     empty.new_file("x").discard()
     empty.close()

@@ -33,7 +33,8 @@ from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotFound
 from xnatfs.vfs.naming import is_probe_name, split_path
 from xnatfs.vfs.nodes import Node, NodeKind, dir_stat, writable
-from xnatfs.vfs.outbox import NOTE_SUFFIXES, Entry, Handle, Outbox, Refused
+from xnatfs.vfs.outbox import NOTE_SUFFIXES, Entry, Handle, Outbox
+from xnatfs.vfs.outcomes import Refused
 from xnatfs.vfs.spool import Spool
 from xnatfs.vfs.writer import XNATWriter
 from xnatfs.vfs.zipcheck import check_import_zip

@@ -20,42 +20,40 @@ with ``<name>.error`` beside it saying why, and ``close()`` fails with ``EIO``. 
 local copy and the ``.error`` and may leave a note (an import's ``<name>.result``). When the last
 writer closes a file that was never attempted (``touch``), the attempt happens then (and fails: empty).
 
-Notes (``.error``/``.result``) are small and held in memory. Thread-safe: one lock for the tables,
+Notes (``.error``/``.result``) are small and held in memory; their words and the errors are
+:mod:`xnatfs.vfs.outcomes`'. Thread-safe: one lock for the tables,
 one per entry for attempts (a long upload blocks only its own file).
 """
 
 from __future__ import annotations
 
 import enum
-import errno as _errno
 import logging
-import re
 import stat as _stat
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from xnatfs.errors import (
-    AuthenticationError,
-    Conflict,
-    NotFound,
-    PermissionDenied,
-    RequestTimeout,
-    ResponseError,
-    TransportError,
-    XNATError,
-)
+from xnatfs.errors import NotFound, XNATError
 from xnatfs.redact import redact_text
 from xnatfs.vfs.nodes import Node, NodeKind, Stat
+from xnatfs.vfs.outcomes import (
+    Busy,
+    Gone,
+    NotSent,
+    SpoolLost,
+    SpoolWriteError,
+    UploadFailed,
+    default_failure_text,
+    spool_failure_text,
+)
 from xnatfs.vfs.procstat import killed_by
 from xnatfs.vfs.spool import Spool, SpoolFile
 from xnatfs.vfs.zipcheck import NotImportable
 
 log = logging.getLogger(__name__)
 
-_TITLE = re.compile(r"<title>.*?</title>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>?")
 ERROR_SUFFIX = ".error"
 RESULT_SUFFIX = ".result"
 NOTE_SUFFIXES = (ERROR_SUFFIX, RESULT_SUFFIX)
@@ -68,44 +66,6 @@ class State(enum.Enum):
     SENDING = "sending"
     KEPT = "kept"
     SENT = "sent"
-
-
-class NotSent(Exception):
-    """A local reason not to send a file; ``str(exc)`` is a sentence for the user."""
-
-
-class SpoolLost(NotSent):
-    """Data written to the spool was lost (a failed write): the file is incomplete."""
-
-
-class UploadFailed(XNATError):
-    """The file was not accepted (close() fails with EIO); the message is the ``.error`` text."""
-
-    errno = _errno.EIO
-    log_level = logging.DEBUG  # the outbox logged the reason already
-
-
-class Refused(XNATError):
-    """An operation the mount does not allow here (the errno says which kind: EACCES, EPERM, …)."""
-
-    log_level = logging.INFO  # a refusal is the mount working as documented, not a fault
-
-    def __init__(self, message: str, errno: int) -> None:
-        super().__init__(message)
-        self.errno = errno
-
-
-class Busy(XNATError):
-    """The file is being sent (or written by someone else) and cannot be changed now."""
-
-    errno = _errno.EBUSY
-    log_level = logging.INFO
-
-
-class Gone(XNATError):
-    """I/O on a handle whose file was already sent."""
-
-    errno = _errno.EIO
 
 
 @dataclass(eq=False)
@@ -401,60 +361,11 @@ class Outbox:
         return kept
 
 
-class SpoolWriteError(XNATError):
-    """A write to the local spool failed; the writer gets the same errno (``ENOSPC``…)."""
-
-    log_level = logging.DEBUG  # logged once where it happened
-
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(f"writing to the local spool failed: {exc.strerror}")
-        self.errno = exc.errno or _errno.EIO
-
-
 def entry_node(entry: Entry) -> Node:
     spool = entry.spool
     return Node(NodeKind.LOCAL, entry.path, Stat(_stat.S_IFREG | entry.mode, spool.size, spool.mtime),
                 {XATTR_STATE: entry.state.value}, local=entry)
 
 
-def spool_failure_text(name: str, spool: SpoolFile) -> str:
-    exc = spool.write_error
-    assert exc is not None
-    where = spool.path.parent
-    if exc.errno in (_errno.ENOSPC, _errno.EDQUOT):
-        return (f"{name} was not sent: the local spool disk ({where}) became full while the file was written. "
-                f"The partial copy was removed to give the space back; free space there (or mount with "
-                f"--spool-dir on a bigger disk) and copy the file again.")
-    return (f"{name} was not sent: writing it to the local spool ({where}) failed ({exc.strerror}); the partial "
-            f"copy was removed. Copy the file again.")
-
-
-def default_failure_text(name: str, exc: XNATError) -> str:
-    detail = redact_text(str(exc))
-    if isinstance(exc, (AuthenticationError, PermissionDenied)):
-        return f"{name} was not accepted: the server says you may not add data here ({detail})."
-    if isinstance(exc, Conflict):
-        return f"{name} was not accepted: {detail}."
-    if isinstance(exc, RequestTimeout):
-        return (f"{name} may not have been accepted: the server did not answer in time ({detail}). It may "
-                f"still be working on it: look on the server before sending the file again.")
-    if isinstance(exc, TransportError):
-        return f"{name} was not sent: the server could not be reached ({detail}). Copy it again later."
-    if isinstance(exc, ResponseError):
-        status = f" (HTTP {exc.status})" if exc.status is not None else ""
-        return f"{name} was refused by the server{status}: {server_words(exc)}"
-    return f"{name} was not sent: {detail}"
-
-
-def server_words(exc: ResponseError) -> str:
-    """What the server said, as text: XNAT's error pages are HTML ("Status page" and an ``<h3>``)."""
-    text = exc.excerpt or ""
-    if "<" in text:
-        text = _TITLE.sub(" ", text)
-        text = _TAG.sub(" ", text)
-    text = " ".join(text.split()).strip(" .")
-    return (text + ".") if text else redact_text(str(exc))
-
-
-__all__ = ["Outbox", "Entry", "Handle", "State", "NotSent", "UploadFailed", "Busy", "Refused", "SpoolWriteError",
-           "entry_node", "ERROR_SUFFIX", "RESULT_SUFFIX", "NOTE_SUFFIXES", "XATTR_STATE"]
+__all__ = ["Outbox", "Entry", "Handle", "State", "Note", "entry_node", "ERROR_SUFFIX", "RESULT_SUFFIX",
+           "NOTE_SUFFIXES", "XATTR_STATE"]

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from xnatfs.errors import Conflict, NotFound, XNATError
 from xnatfs.vfs.naming import decode_name
 from xnatfs.vfs.nodes import Node, NodeKind, WRITABLE_DIR_MODE, Stat
-from xnatfs.vfs.outbox import Entry, Handle, NotSent, Outbox, Refused, default_failure_text
+from xnatfs.vfs.outbox import Entry, Handle, Outbox
+from xnatfs.vfs.outcomes import NotSent, Refused, default_failure_text
 from xnatfs.vfs.records import ResourceInfo
 from xnatfs.vfs.spool import Spool
 from xnatfs.vfs.writer import XNATWriter
@@ -183,13 +184,6 @@ class ResourceWrites(Outbox):
         self.writer.delete_file(node.file.uri)
         self._changed(node.resource.scope_uri if node.resource else node.file.uri, FILES)
 
-    def forget_folders(self, under: str) -> None:
-        """Drop local folders below ``under`` (after the server shows them, or at unmount)."""
-        prefix = under.rstrip("/") + "/"
-        with self._folders_lock:
-            for path in [p for p in self._folders if p.startswith(prefix)]:
-                del self._folders[path]
-
     # -- Outbox hooks --------------------------------------------------------------------------------
 
     def validate(self, entry: Entry) -> None:
@@ -204,6 +198,11 @@ class ResourceWrites(Outbox):
 
     def sent(self, entry: Entry) -> None:
         self._changed(entry.target.resource.scope_uri, FILES)
+        folder = entry.path.rsplit("/", 1)[0]
+        with self._folders_lock:  # the folders above the file exist on the server now
+            while folder in self._folders:
+                del self._folders[folder]
+                folder = folder.rsplit("/", 1)[0]
 
     def describe_failure(self, entry: Entry, exc: XNATError) -> str:
         if isinstance(exc, Conflict):

@@ -159,6 +159,13 @@ class Spool:
         safe = _UNSAFE.sub("_", name)[-100:] or "file"
         return SpoolFile(self.directory / f"{next(self._counter):06d}-{safe}", self._opener)
 
+    def leftovers(self) -> list[Path]:
+        """Files earlier mounts kept (uploads that failed then), for a reminder in the log."""
+        if not self.root.is_dir():
+            return []
+        return sorted(f for d in self.root.glob("mount-*") if d.is_dir() and d != self.directory
+                      for f in d.iterdir() if f.is_file())
+
     def statvfs(self) -> os.statvfs_result:
         """The spool disk's sizes (of the nearest existing folder before the first file)."""
         path = self.directory

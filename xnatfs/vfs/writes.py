@@ -40,11 +40,15 @@ from xnatfs.transport.session import XNATSession
 from xnatfs.vfs.imports import IMPORT, ImportArea
 from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind, writable
-from xnatfs.vfs.outbox import Entry, Handle, Refused
+from xnatfs.vfs.outbox import Entry, Handle
+from xnatfs.vfs.outcomes import Refused
 from xnatfs.vfs.prearchive_view import PREARCHIVE
 from xnatfs.vfs.resource_writes import FILES, RESOURCES, ResourceWrites
 from xnatfs.vfs.spool import Spool, default_spool_root
 from xnatfs.vfs.writer import XNATWriter
+
+
+log = logging.getLogger(__name__)
 
 
 class ReadOnlyError(XNATError):
@@ -93,6 +97,10 @@ class Writes:
                                   read_only=settings.read_only, on_imported=on_imported, mount_time=mount_time)
         self.resources = ResourceWrites(self.writer, self.spool, allow_delete=settings.allow_delete,
                                         on_changed=on_changed)
+        kept = [] if settings.read_only else self.spool.leftovers()
+        if kept:
+            log.warning("%d file(s) that earlier mounts could not upload are still kept in %s (remove them when "
+                        "no longer needed)", len(kept), self.spool.root)
 
     def close(self) -> None:
         """Unmount: kept files stay in the spool (logged); everything else is removed."""
@@ -214,8 +222,8 @@ class Writes:
             return
         if self.read_only:
             raise ReadOnlyError("read-only mount")
-        if not node.stat.mode & 0o200:
-            raise Refused(f"{node.path} cannot be written", _errno.EACCES)
+        if not node.stat.mode & 0o200:  # desktops ask this of every folder: not worth a log line
+            raise Refused(f"{node.path} cannot be written", _errno.EACCES, log_level=logging.DEBUG)
 
     def statfs(self) -> os.statvfs_result | None:
         """The spool disk's sizes (where written files wait), or None on a read-only mount."""
