@@ -89,6 +89,20 @@ def test_a_refused_file_is_kept_with_an_error_and_sent_when_written_again(outbox
     assert outbox.node("/d/b.zip.error") is None and outbox.node("/d/b.zip") is None
 
 
+def test_an_early_close_of_a_duplicate_fails_and_the_final_close_sends(outbox: Recorder) -> None:
+    outbox.refuse = ServerError("incomplete", status=400)  # what the check would say of a partial file
+    handle = outbox.start("/d/c.zip", target=None)
+    handle.write(b"first part", 0)
+    with pytest.raises(UploadFailed):
+        handle.flush(os.getpid())  # a child holding a duplicate exits: its close comes first
+    outbox.refuse = None
+    handle.write(b", second part", 10)  # the parent keeps writing through its own descriptor
+    handle.flush(os.getpid())
+    handle.close()
+    assert outbox.sent_data == [b"first part, second part"]
+    assert outbox.node("/d/c.zip.error") is None
+
+
 def test_a_file_never_written_is_attempted_when_its_last_writer_closes(outbox: Recorder) -> None:
     handle = outbox.start("/d/touched", target=None)
     handle.flush(os.getpid())

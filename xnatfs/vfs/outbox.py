@@ -232,8 +232,13 @@ class Outbox:
         if not handle.writable:
             raise XNATError("not open for writing")
         handle._check_live()
-        if entry.state is not State.WRITING:
-            raise Busy(f"{entry.name} is being sent")
+        with self._lock:
+            # a close of one descriptor failed while another stays open and keeps writing (a child that
+            # inherited it exited early): the file is being written again, and its next close retries
+            if entry.state is State.KEPT and entry.writers > 0 and entry.spool.write_error is None:
+                entry.state = State.WRITING
+            if entry.state is not State.WRITING:
+                raise Busy(f"{entry.name} is being sent")
         entry.dirty = True
         try:
             return entry.spool.write(data, offset)
