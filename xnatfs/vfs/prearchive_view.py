@@ -33,6 +33,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -225,7 +226,10 @@ class PrearchiveView:
 
 
 def _text(path: str, data: bytes, mtime: float) -> Node:
-    return Node(NodeKind.TEXT, path, Stat(FILE_MODE, len(data), mtime), data=data)
+    """An ``xnat.json``: its time's microseconds are a checksum of its content, so that the kernel (which
+    keeps a file's pages while its size and time are unchanged) sees a status that changed in place."""
+    return Node(NodeKind.TEXT, path, Stat(FILE_MODE, len(data), int(mtime) + zlib.crc32(data) % 10**6 / 1e6),
+                data=data)
 
 
 def _file_info(row: Row, resource_id: str) -> FileInfo | None:
