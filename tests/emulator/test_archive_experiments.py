@@ -156,77 +156,74 @@ def test_session_xml_documents(emulator: EmulatorServer, http: requests.Session,
     assert scans[0].find(f"{{{XNAT}}}file").get("label") == "DICOM"
 
 
-def test_experiment_create_update_rename_delete(fresh_emulator: EmulatorServer) -> None:
+def test_experiment_create_update_rename_delete(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = fresh_emulator.url
     store = fresh_emulator.store
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
-        need = s.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E1", timeout=10)
-        assert need.status_code == 417 and "Need PUT Contents" in need.text
-        assert store.find_subject("P1", "NEWSUBJ") is None
-        created = s.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E1",
-                        params={"xsiType": "xnat:mrSessionData", "date": "03/04/2021",
-                                "xnat:mrSessionData/time": "10:11:12",
-                                "xnat:imageSessionData/scanner/manufacturer": "ACME", "scanner/model": "ignored"},
-                        timeout=10)
-        assert created.status_code == 201 and re.fullmatch(r"XNAT_E\d{5}", created.text)
-        experiment = store.get_experiment(created.text)
-        subject = store.find_subject("P1", "NEWSUBJ")  # the missing subject was created with that label
-        assert experiment.subject_id == subject.id and experiment.label == "E1"
-        assert experiment.fields == {"date": "2021-03-04", "time": "10:11:12", "scanner/manufacturer": "ACME"}
+    assert fresh_http.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+    need = fresh_http.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E1", timeout=10)
+    assert need.status_code == 417 and "Need PUT Contents" in need.text
+    assert store.find_subject("P1", "NEWSUBJ") is None
+    created = fresh_http.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E1",
+                             params={"xsiType": "xnat:mrSessionData", "date": "03/04/2021",
+                                     "xnat:mrSessionData/time": "10:11:12",
+                                     "xnat:imageSessionData/scanner/manufacturer": "ACME", "scanner/model": "ignored"},
+                             timeout=10)
+    assert created.status_code == 201 and re.fullmatch(r"XNAT_E\d{5}", created.text)
+    experiment = store.get_experiment(created.text)
+    subject = store.find_subject("P1", "NEWSUBJ")  # the missing subject was created with that label
+    assert experiment.subject_id == subject.id and experiment.label == "E1"
+    assert experiment.fields == {"date": "2021-03-04", "time": "10:11:12", "scanner/manufacturer": "ACME"}
 
-        updated = s.put(f"{url}/data/experiments/{experiment.id}",
-                        params={"xsiType": "xnat:mrSessionData", "xnat:experimentData/note": "hello",
-                                "xnat:mrSessionData/fields/field[name=visit]/field": "v1"}, timeout=10)
-        assert (updated.status_code, updated.text) == (200, experiment.id)
-        listed = rows(s.get(f"{url}/data/projects/P1/experiments",
-                            params={"columns": "ID,label,note,date,subject_label", "format": "json"}, timeout=10))
-        assert listed == [{"ID": experiment.id, "label": "E1", "note": "hello", "date": "2021-03-04",
-                           "subject_label": "NEWSUBJ", "URI": f"/data/experiments/{experiment.id}"}]
+    updated = fresh_http.put(f"{url}/data/experiments/{experiment.id}",
+                             params={"xsiType": "xnat:mrSessionData", "xnat:experimentData/note": "hello",
+                                     "xnat:mrSessionData/fields/field[name=visit]/field": "v1"}, timeout=10)
+    assert (updated.status_code, updated.text) == (200, experiment.id)
+    listed = rows(fresh_http.get(f"{url}/data/projects/P1/experiments",
+                                 params={"columns": "ID,label,note,date,subject_label", "format": "json"}, timeout=10))
+    assert listed == [{"ID": experiment.id, "label": "E1", "note": "hello", "date": "2021-03-04",
+                       "subject_label": "NEWSUBJ", "URI": f"/data/experiments/{experiment.id}"}]
 
-        renamed = s.put(f"{url}/data/projects/P1/experiments/E1", params={"label": "E1B"}, timeout=10)
-        assert (renamed.status_code, renamed.text) == (200, "")
-        assert store.get_experiment(experiment.id).label == "E1B"
-        other = s.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E2",
-                      params={"xsiType": "xnat:ctSessionData"}, timeout=10)
-        assert other.status_code == 201
-        in_use = s.put(f"{url}/data/projects/P1/experiments/E2", params={"label": "E1B"}, timeout=10)
-        assert in_use.status_code == 409 and "Specified label is already in use." in in_use.text
-        bad_label = s.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/bad%20label",
-                          params={"xsiType": "xnat:mrSessionData"}, timeout=10)
-        assert bad_label.status_code == 417 and "Invalid character in experiment label." in bad_label.text
-        bad_date = s.put(f"{url}/data/experiments/{experiment.id}", params={"date": "yesterday"}, timeout=10)
-        assert bad_date.status_code == 400
+    renamed = fresh_http.put(f"{url}/data/projects/P1/experiments/E1", params={"label": "E1B"}, timeout=10)
+    assert (renamed.status_code, renamed.text) == (200, "")
+    assert store.get_experiment(experiment.id).label == "E1B"
+    other = fresh_http.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/E2",
+                           params={"xsiType": "xnat:ctSessionData"}, timeout=10)
+    assert other.status_code == 201
+    in_use = fresh_http.put(f"{url}/data/projects/P1/experiments/E2", params={"label": "E1B"}, timeout=10)
+    assert in_use.status_code == 409 and "Specified label is already in use." in in_use.text
+    bad_label = fresh_http.put(f"{url}/data/projects/P1/subjects/NEWSUBJ/experiments/bad%20label",
+                               params={"xsiType": "xnat:mrSessionData"}, timeout=10)
+    assert bad_label.status_code == 417 and "Invalid character in experiment label." in bad_label.text
+    bad_date = fresh_http.put(f"{url}/data/experiments/{experiment.id}", params={"date": "yesterday"}, timeout=10)
+    assert bad_date.status_code == 400
 
-        deleted = s.delete(f"{url}/data/archive/projects/P1/subjects/NEWSUBJ/experiments/E1B",
-                           params={"removeFiles": "true"}, timeout=10)
-        assert (deleted.status_code, deleted.text) == (200, "")
-        assert s.get(f"{url}/data/experiments/{experiment.id}?format=json", timeout=10).status_code == 404
-        assert [r["label"] for r in rows(s.get(f"{url}/data/experiments?format=json", timeout=10))] == ["E2"]
+    deleted = fresh_http.delete(f"{url}/data/archive/projects/P1/subjects/NEWSUBJ/experiments/E1B",
+                                params={"removeFiles": "true"}, timeout=10)
+    assert (deleted.status_code, deleted.text) == (200, "")
+    assert fresh_http.get(f"{url}/data/experiments/{experiment.id}?format=json", timeout=10).status_code == 404
+    assert [r["label"] for r in rows(fresh_http.get(f"{url}/data/experiments?format=json", timeout=10))] == ["E2"]
 
 
-def test_experiment_put_needs_project_and_subject(fresh_emulator: EmulatorServer) -> None:
+def test_experiment_put_needs_project_and_subject(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
-        subject_id = s.put(f"{url}/data/projects/P1/subjects/S1", timeout=10).text
-        no_subject = s.put(f"{url}/data/projects/P1/experiments/E1", params={"xsiType": "xnat:mrSessionData"},
-                           timeout=10)
-        assert no_subject.status_code == 422 and "must include the subject" in no_subject.text
-        no_project = s.put(f"{url}/data/experiments/E1", params={"xsiType": "xnat:mrSessionData"}, timeout=10)
-        assert no_project.status_code == 422 and "must include the project attribute" in no_project.text
-        unknown_project = s.put(f"{url}/data/projects/NOPE/subjects/S1/experiments/E1",
-                                params={"xsiType": "xnat:mrSessionData"}, timeout=10)
-        assert unknown_project.status_code == 404
-        created = s.put(f"{url}/data/projects/P1/experiments/E1",
-                        params={"xsiType": "xnat:petSessionData", "subject_ID": subject_id}, timeout=10)
-        assert created.status_code == 201
-        assert fresh_emulator.store.get_experiment(created.text).subject_id == subject_id
+    assert fresh_http.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+    subject_id = fresh_http.put(f"{url}/data/projects/P1/subjects/S1", timeout=10).text
+    no_subject = fresh_http.put(f"{url}/data/projects/P1/experiments/E1", params={"xsiType": "xnat:mrSessionData"},
+                                timeout=10)
+    assert no_subject.status_code == 422 and "must include the subject" in no_subject.text
+    no_project = fresh_http.put(f"{url}/data/experiments/E1", params={"xsiType": "xnat:mrSessionData"}, timeout=10)
+    assert no_project.status_code == 422 and "must include the project attribute" in no_project.text
+    unknown_project = fresh_http.put(f"{url}/data/projects/NOPE/subjects/S1/experiments/E1",
+                                     params={"xsiType": "xnat:mrSessionData"}, timeout=10)
+    assert unknown_project.status_code == 404
+    created = fresh_http.put(f"{url}/data/projects/P1/experiments/E1",
+                             params={"xsiType": "xnat:petSessionData", "subject_ID": subject_id}, timeout=10)
+    assert created.status_code == 201
+    assert fresh_emulator.store.get_experiment(created.text).subject_id == subject_id
 
 
-def test_session_xml_body_with_scans_by_put_and_post(fresh_emulator: EmulatorServer) -> None:
+def test_session_xml_body_with_scans_by_put_and_post(fresh_emulator: EmulatorServer,
+                                                     fresh_http: requests.Session) -> None:
     url = fresh_emulator.url
     document = (b'<xnat:MRSession xmlns:xnat="http://nrg.wustl.edu/xnat" '
                 b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" label="XE1" modality="MR">'
@@ -234,25 +231,23 @@ def test_session_xml_body_with_scans_by_put_and_post(fresh_emulator: EmulatorSer
                 b'<xnat:scans><xnat:scan ID="5" type="T1" xsi:type="xnat:mrScanData">'
                 b'<xnat:quality>usable</xnat:quality><xnat:parameters><xnat:tr>2.5</xnat:tr></xnat:parameters>'
                 b'</xnat:scan></xnat:scans></xnat:MRSession>')
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
-        created = s.put(f"{url}/data/projects/P1/subjects/S1/experiments/XE1", data=document,
-                        headers={"Content-Type": "text/xml"}, timeout=10)
-        assert created.status_code == 201
-        session = fresh_emulator.store.get_experiment(created.text)
-        assert session.xsi_type == "xnat:mrSessionData"
-        assert session.fields == {"modality": "MR", "date": "2020-02-03", "scanner": "MR1",
-                                  "scanner/manufacturer": "GE"}
-        (scan,) = fresh_emulator.store.list_scans(session.id)
-        assert (scan.id, scan.xsi_type, scan.fields) == ("5", "xnat:mrScanData",
-                                                         {"type": "T1", "quality": "usable", "parameters/tr": "2.5"})
-        posted = s.post(f"{url}/data/projects/P1/subjects/S1/experiments",
-                        data=document.replace(b'label="XE1"', b'label="XE2"'),
-                        headers={"Content-Type": "text/xml"}, timeout=10)
-        assert posted.status_code == 200
-        new_id = posted.headers["Location"].rsplit("/", 1)[-1]
-        assert fresh_emulator.store.get_experiment(new_id).label == "XE2"
-        again = s.post(f"{url}/data/projects/P1/experiments", data=document, headers={"Content-Type": "text/xml"},
-                       timeout=10)
-        assert again.status_code == 409 and "Specified experiment already exists." in again.text
+    assert fresh_http.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+    created = fresh_http.put(f"{url}/data/projects/P1/subjects/S1/experiments/XE1", data=document,
+                             headers={"Content-Type": "text/xml"}, timeout=10)
+    assert created.status_code == 201
+    session = fresh_emulator.store.get_experiment(created.text)
+    assert session.xsi_type == "xnat:mrSessionData"
+    assert session.fields == {"modality": "MR", "date": "2020-02-03", "scanner": "MR1",
+                              "scanner/manufacturer": "GE"}
+    (scan,) = fresh_emulator.store.list_scans(session.id)
+    assert (scan.id, scan.xsi_type, scan.fields) == ("5", "xnat:mrScanData",
+                                                     {"type": "T1", "quality": "usable", "parameters/tr": "2.5"})
+    posted = fresh_http.post(f"{url}/data/projects/P1/subjects/S1/experiments",
+                             data=document.replace(b'label="XE1"', b'label="XE2"'),
+                             headers={"Content-Type": "text/xml"}, timeout=10)
+    assert posted.status_code == 200
+    new_id = posted.headers["Location"].rsplit("/", 1)[-1]
+    assert fresh_emulator.store.get_experiment(new_id).label == "XE2"
+    again = fresh_http.post(f"{url}/data/projects/P1/experiments", data=document, headers={"Content-Type": "text/xml"},
+                            timeout=10)
+    assert again.status_code == 409 and "Specified experiment already exists." in again.text

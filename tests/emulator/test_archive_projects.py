@@ -114,46 +114,42 @@ def test_non_admin_cannot_create_a_project(emulator: EmulatorServer) -> None:
     assert emulator.store.get_project("ALICEPROJ") is None
 
 
-def test_project_create_update_delete_round_trip(fresh_emulator: EmulatorServer) -> None:
+def test_project_create_update_delete_round_trip(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = f"{fresh_emulator.url}/data/projects"
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        created = s.put(f"{url}/P1", params={"name": "Project one", "secondary_ID": "P-one",
-                                             "xnat:projectData/description": "first"}, timeout=10)
-        assert created.status_code == 200 and created.text == ""
-        (row,) = rows(s.get(f"{url}?format=json", timeout=10))
-        assert row == {"ID": "P1", "secondary_ID": "P-one", "name": "Project one", "description": "first",
-                       "pi_firstname": "", "pi_lastname": "", "URI": "/data/projects/P1"}
-        updated = s.put(f"{fresh_emulator.url}/data/archive/projects/P1",
-                        params={"xsiType": "xnat:projectData", "description": "changed", "pi_lastname": "Curie",
-                                "xnat:projectData/fields/field[name=site]/field": "north"}, timeout=10)
-        assert updated.status_code == 200
-        item = s.get(f"{url}/P1?format=json", timeout=10).json()["items"][0]
-        assert item["data_fields"]["description"] == "changed"
-        children = {c["field"]: c["items"] for c in item["children"]}
-        assert children["PI"][0]["data_fields"] == {"lastname": "Curie"}
-        assert children["fields/field"][0]["data_fields"] == {"field": "north", "name": "site"}
-        assert s.get(f"{url}?columns=ID,pi_lastname&format=json", timeout=10).json()[
-            "ResultSet"]["Result"][0]["pi_lastname"] == "Curie"
-        deleted = s.delete(f"{url}/P1", params={"removeFiles": "true"}, timeout=10)
-        assert deleted.status_code == 200 and deleted.text == ""
-        assert s.get(f"{url}/P1?format=json", timeout=10).status_code == 404
-        assert s.delete(f"{url}/P1", timeout=10).status_code == 404
+    created = fresh_http.put(f"{url}/P1", params={"name": "Project one", "secondary_ID": "P-one",
+                                                  "xnat:projectData/description": "first"}, timeout=10)
+    assert created.status_code == 200 and created.text == ""
+    (row,) = rows(fresh_http.get(f"{url}?format=json", timeout=10))
+    assert row == {"ID": "P1", "secondary_ID": "P-one", "name": "Project one", "description": "first",
+                   "pi_firstname": "", "pi_lastname": "", "URI": "/data/projects/P1"}
+    updated = fresh_http.put(f"{fresh_emulator.url}/data/archive/projects/P1",
+                             params={"xsiType": "xnat:projectData", "description": "changed", "pi_lastname": "Curie",
+                                     "xnat:projectData/fields/field[name=site]/field": "north"}, timeout=10)
+    assert updated.status_code == 200
+    item = fresh_http.get(f"{url}/P1?format=json", timeout=10).json()["items"][0]
+    assert item["data_fields"]["description"] == "changed"
+    children = {c["field"]: c["items"] for c in item["children"]}
+    assert children["PI"][0]["data_fields"] == {"lastname": "Curie"}
+    assert children["fields/field"][0]["data_fields"] == {"field": "north", "name": "site"}
+    assert fresh_http.get(f"{url}?columns=ID,pi_lastname&format=json", timeout=10).json()[
+        "ResultSet"]["Result"][0]["pi_lastname"] == "Curie"
+    deleted = fresh_http.delete(f"{url}/P1", params={"removeFiles": "true"}, timeout=10)
+    assert deleted.status_code == 200 and deleted.text == ""
+    assert fresh_http.get(f"{url}/P1?format=json", timeout=10).status_code == 404
+    assert fresh_http.delete(f"{url}/P1", timeout=10).status_code == 404
 
 
-def test_project_id_rules_and_conflicts(fresh_emulator: EmulatorServer) -> None:
+def test_project_id_rules_and_conflicts(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = f"{fresh_emulator.url}/data/projects"
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        bad = s.put(f"{url}/bad.id", timeout=10)
-        assert bad.status_code == 417 and "Invalid character in project ID." in bad.text
-        assert s.put(f"{url}/P1", params={"name": "Shared name"}, timeout=10).status_code == 200
-        clash = s.put(f"{url}/P2", params={"name": "Shared name"}, timeout=10)
-        assert clash.status_code == 409 and "conflicts with existing projects: P1" in clash.text
-        assert fresh_emulator.store.get_project("P2") is None
+    bad = fresh_http.put(f"{url}/bad.id", timeout=10)
+    assert bad.status_code == 417 and "Invalid character in project ID." in bad.text
+    assert fresh_http.put(f"{url}/P1", params={"name": "Shared name"}, timeout=10).status_code == 200
+    clash = fresh_http.put(f"{url}/P2", params={"name": "Shared name"}, timeout=10)
+    assert clash.status_code == 409 and "conflicts with existing projects: P1" in clash.text
+    assert fresh_emulator.store.get_project("P2") is None
 
 
-def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer) -> None:
+def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     document = (b'<?xml version="1.0"?>'
                 b'<xnat:Project xmlns:xnat="http://nrg.wustl.edu/xnat" ID="XMLP" secondary_ID="xml">'
                 b'<xnat:name>From XML</xnat:name><xnat:description>described</xnat:description>'
@@ -161,54 +157,52 @@ def test_post_xml_document_creates_a_project(fresh_emulator: EmulatorServer) -> 
     hostile = document.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', 1) \
         .replace(b"XMLP", b"XXEP").replace(b"described", b"&secret;")
     url = f"{fresh_emulator.url}/data/projects"
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        refused = s.post(url, data=hostile, headers={"Content-Type": "text/xml"}, timeout=10)
-        assert refused.status_code == 422 and "DOCTYPE is disallowed" in refused.text and "root:" not in refused.text
-        assert fresh_emulator.store.get_project("XXEP") is None
-        created = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
-        assert created.status_code == 200
-        assert created.headers["Location"].endswith("/data/projects/XMLP")
-        project = fresh_emulator.store.get_project("XMLP")
-        assert (project.name, project.secondary_id, project.fields["keywords"]) == ("From XML", "xml", "k1 k2")
-        assert project.description == "described"
-        again = s.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
-        assert again.status_code == 409 and "Project already exists." in again.text
-        assert s.post(url, timeout=10).status_code == 417
+    refused = fresh_http.post(url, data=hostile, headers={"Content-Type": "text/xml"}, timeout=10)
+    assert refused.status_code == 422 and "DOCTYPE is disallowed" in refused.text and "root:" not in refused.text
+    assert fresh_emulator.store.get_project("XXEP") is None
+    created = fresh_http.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
+    assert created.status_code == 200
+    assert created.headers["Location"].endswith("/data/projects/XMLP")
+    project = fresh_emulator.store.get_project("XMLP")
+    assert (project.name, project.secondary_id, project.fields["keywords"]) == ("From XML", "xml", "k1 k2")
+    assert project.description == "described"
+    again = fresh_http.post(url, data=document, headers={"Content-Type": "text/xml"}, timeout=10)
+    assert again.status_code == 409 and "Project already exists." in again.text
+    assert fresh_http.post(url, timeout=10).status_code == 417
 
 
-def test_project_settings_by_path(fresh_emulator: EmulatorServer) -> None:
+def test_project_settings_by_path(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     """accessibility, prearchive_code, quarantine_code, current_arc (ProjectResource filepath branches)."""
     url = f"{fresh_emulator.url}/data/projects"
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{url}/P1", params={"accessibility": "public"}, timeout=10).status_code == 200
-        assert s.put(f"{url}/P2", params={"accessibility": "secret"}, timeout=10).status_code == 400
-        assert fresh_emulator.store.get_project("P2") is None
-        access = s.get(f"{url}/P1/accessibility", timeout=10)
-        assert (access.status_code, access.text, access.headers["Content-Type"].split(";")[0]) == (
-            200, "public", "text/plain")
-        assert s.get(f"{url}/P1/accessibility", headers={"Accept": "application/json"}, timeout=10).status_code == 406
-        assert s.put(f"{url}/P1/accessibility/protected", timeout=10).text == "protected"
-        assert s.put(f"{url}/P1/accessibility/bogus", timeout=10).status_code == 400
-        code = s.get(f"{url}/P1/prearchive_code", timeout=10)
-        assert code.text == "0" and code.headers["Content-Type"].startswith("text/html")  # the object's variants
-        assert s.get(f"{url}/P1/prearchive_code", params={"format": "xml"}, timeout=10).headers[
-            "Content-Type"].startswith("text/xml")
-        assert s.put(f"{url}/P1/prearchive_code/5", timeout=10).status_code == 200
-        assert s.put(f"{url}/P1/quarantine_code/true", timeout=10).status_code == 200
-        bad = s.put(f"{url}/P1/prearchive_code/five", timeout=10)
-        assert bad.status_code == 400 and "Prearchive code must be an integer." in bad.text
-        assert [s.get(f"{url}/P1/{k}", timeout=10).text for k in ("prearchive_code", "quarantine_code")] == ["5", "1"]
-        assert s.put(f"{url}/P1/current_arc/arc002", timeout=10).status_code == 200
-        assert s.get(f"{url}/P1/current_arc", timeout=10).text == "arc002"
-        assert s.delete(f"{url}/P1/prearchive_code", timeout=10).status_code == 400
-        assert s.get(f"{url}/NOPE/prearchive_code", timeout=10).status_code == 404
-        # settings are never fields: not in the listing, the item, or the document
-        row = s.get(url, params={"columns": "ID,settings"}, timeout=10).json()["ResultSet"]["Result"][0]
-        assert set(row) == {"ID", "URI"}
-        item = s.get(f"{url}/P1", params={"format": "json"}, timeout=10).json()["items"][0]
-        assert "settings" not in item["data_fields"]
+    assert fresh_http.put(f"{url}/P1", params={"accessibility": "public"}, timeout=10).status_code == 200
+    assert fresh_http.put(f"{url}/P2", params={"accessibility": "secret"}, timeout=10).status_code == 400
+    assert fresh_emulator.store.get_project("P2") is None
+    access = fresh_http.get(f"{url}/P1/accessibility", timeout=10)
+    assert (access.status_code, access.text, access.headers["Content-Type"].split(";")[0]) == (
+        200, "public", "text/plain")
+    assert fresh_http.get(f"{url}/P1/accessibility", headers={"Accept": "application/json"},
+                          timeout=10).status_code == 406
+    assert fresh_http.put(f"{url}/P1/accessibility/protected", timeout=10).text == "protected"
+    assert fresh_http.put(f"{url}/P1/accessibility/bogus", timeout=10).status_code == 400
+    code = fresh_http.get(f"{url}/P1/prearchive_code", timeout=10)
+    assert code.text == "0" and code.headers["Content-Type"].startswith("text/html")  # the object's variants
+    assert fresh_http.get(f"{url}/P1/prearchive_code", params={"format": "xml"}, timeout=10).headers[
+        "Content-Type"].startswith("text/xml")
+    assert fresh_http.put(f"{url}/P1/prearchive_code/5", timeout=10).status_code == 200
+    assert fresh_http.put(f"{url}/P1/quarantine_code/true", timeout=10).status_code == 200
+    bad = fresh_http.put(f"{url}/P1/prearchive_code/five", timeout=10)
+    assert bad.status_code == 400 and "Prearchive code must be an integer." in bad.text
+    assert [fresh_http.get(f"{url}/P1/{k}", timeout=10).text
+            for k in ("prearchive_code", "quarantine_code")] == ["5", "1"]
+    assert fresh_http.put(f"{url}/P1/current_arc/arc002", timeout=10).status_code == 200
+    assert fresh_http.get(f"{url}/P1/current_arc", timeout=10).text == "arc002"
+    assert fresh_http.delete(f"{url}/P1/prearchive_code", timeout=10).status_code == 400
+    assert fresh_http.get(f"{url}/NOPE/prearchive_code", timeout=10).status_code == 404
+    # settings are never fields: not in the listing, the item, or the document
+    row = fresh_http.get(url, params={"columns": "ID,settings"}, timeout=10).json()["ResultSet"]["Result"][0]
+    assert set(row) == {"ID", "URI"}
+    item = fresh_http.get(f"{url}/P1", params={"format": "json"}, timeout=10).json()["items"][0]
+    assert "settings" not in item["data_fields"]
     fresh_emulator.stop()
     restarted = EmulatorServer(fresh_emulator.data_dir, users={"admin": "admin", "alice": "alice"})
     restarted.start()

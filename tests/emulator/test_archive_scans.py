@@ -101,86 +101,71 @@ def test_assessor_listing_and_item(emulator: EmulatorServer, http: requests.Sess
     assert root.find(f"{{{XNAT}}}out/{{{XNAT}}}file").get("label") == "QC"
 
 
-def _session(emulator: EmulatorServer, s: requests.Session) -> str:
-    url = emulator.url
-    assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
-    created = s.put(f"{url}/data/projects/P1/subjects/S1/experiments/E1", params={"xsiType": "xnat:mrSessionData"},
-                    timeout=10)
-    assert created.status_code == 201
-    return created.text
-
-
-def test_scan_put_and_delete(fresh_emulator: EmulatorServer) -> None:
+def test_scan_put_and_delete(fresh_emulator: EmulatorServer, fresh_http: requests.Session,
+                             mr_session_id: str) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        session_id = _session(fresh_emulator, s)
-        scan_url = f"{url}/data/projects/P1/subjects/S1/experiments/E1/scans/7"
-        need = s.put(scan_url, timeout=10)
-        assert need.status_code == 417 and "Need PUT Contents" in need.text
-        generic = s.put(scan_url, params={"xsiType": "xnat:imageScanData"}, timeout=10)
-        assert generic.status_code == 400 and "Multiple scan modalities" in generic.text
-        created = s.put(scan_url, params={"xsiType": "xnat:mrScanData", "type": "T1", "quality": "usable",
-                                          "xnat:mrScanData/parameters/tr": "2.3",
-                                          "xnat:imageScanData/series_description": "T1 MPRAGE"}, timeout=10)
-        assert (created.status_code, created.text) == (200, "")
-        scan = fresh_emulator.store.get_scan(session_id, "7")
-        assert scan.fields == {"type": "T1", "quality": "usable", "parameters/tr": "2.3",
-                               "series_description": "T1 MPRAGE"}
-        updated = s.put(f"{url}/data/experiments/{session_id}/scans/7",
-                        params={"xsiType": "xnat:mrScanData", "xnat:mrScanData/quality": "questionable"},
-                        timeout=10)
-        assert (updated.status_code, updated.text) == (200, "")
-        (row,) = rows(s.get(f"{url}/data/experiments/{session_id}/scans?format=json", timeout=10))
-        assert (row["ID"], row["quality"], row["series_description"]) == ("7", "questionable", "T1 MPRAGE")
-        other_type = s.put(scan_url, params={"xsiType": "xnat:ctScanData"}, timeout=10)
-        assert other_type.status_code == 409 and "Specified xsiType differs from existing xsiType" in other_type.text
-        no_session = s.put(f"{url}/data/projects/P1/experiments/NOPE/scans/1", params={"xsiType": "xnat:mrScanData"},
-                           timeout=10)
-        assert no_session.status_code == 404 and "Specified image session doesn't exist." in no_session.text
-        deleted = s.delete(scan_url, params={"removeFiles": "true"}, timeout=10)
-        assert (deleted.status_code, deleted.text) == (200, "")
-        assert rows(s.get(f"{url}/data/experiments/{session_id}/scans?format=json", timeout=10)) == []
-        assert s.delete(scan_url, timeout=10).status_code == 404
+    scan_url = f"{url}/data/projects/P1/subjects/S1/experiments/E1/scans/7"
+    need = fresh_http.put(scan_url, timeout=10)
+    assert need.status_code == 417 and "Need PUT Contents" in need.text
+    generic = fresh_http.put(scan_url, params={"xsiType": "xnat:imageScanData"}, timeout=10)
+    assert generic.status_code == 400 and "Multiple scan modalities" in generic.text
+    created = fresh_http.put(scan_url, params={"xsiType": "xnat:mrScanData", "type": "T1", "quality": "usable",
+                                               "xnat:mrScanData/parameters/tr": "2.3",
+                                               "xnat:imageScanData/series_description": "T1 MPRAGE"}, timeout=10)
+    assert (created.status_code, created.text) == (200, "")
+    scan = fresh_emulator.store.get_scan(mr_session_id, "7")
+    assert scan.fields == {"type": "T1", "quality": "usable", "parameters/tr": "2.3",
+                           "series_description": "T1 MPRAGE"}
+    updated = fresh_http.put(f"{url}/data/experiments/{mr_session_id}/scans/7",
+                             params={"xsiType": "xnat:mrScanData", "xnat:mrScanData/quality": "questionable"},
+                             timeout=10)
+    assert (updated.status_code, updated.text) == (200, "")
+    (row,) = rows(fresh_http.get(f"{url}/data/experiments/{mr_session_id}/scans?format=json", timeout=10))
+    assert (row["ID"], row["quality"], row["series_description"]) == ("7", "questionable", "T1 MPRAGE")
+    other_type = fresh_http.put(scan_url, params={"xsiType": "xnat:ctScanData"}, timeout=10)
+    assert other_type.status_code == 409 and "Specified xsiType differs from existing xsiType" in other_type.text
+    no_session = fresh_http.put(f"{url}/data/projects/P1/experiments/NOPE/scans/1",
+                                params={"xsiType": "xnat:mrScanData"}, timeout=10)
+    assert no_session.status_code == 404 and "Specified image session doesn't exist." in no_session.text
+    deleted = fresh_http.delete(scan_url, params={"removeFiles": "true"}, timeout=10)
+    assert (deleted.status_code, deleted.text) == (200, "")
+    assert rows(fresh_http.get(f"{url}/data/experiments/{mr_session_id}/scans?format=json", timeout=10)) == []
+    assert fresh_http.delete(scan_url, timeout=10).status_code == 404
 
 
-def test_reconstruction_put_and_delete(fresh_emulator: EmulatorServer) -> None:
+def test_reconstruction_put_and_delete(fresh_emulator: EmulatorServer, fresh_http: requests.Session,
+                                       mr_session_id: str) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        session_id = _session(fresh_emulator, s)
-        recon_url = f"{url}/data/experiments/{session_id}/reconstructions/R1"
-        created = s.put(recon_url, params={"xsiType": "xnat:reconstructedImageData", "type": "bc",
-                                           "xnat:reconstructedImageData/baseScanType": "T1"}, timeout=10)
-        assert (created.status_code, created.text) == (200, "")
-        assert s.put(recon_url, params={"type": "bc2"}, timeout=10).status_code == 200
-        (row,) = rows(s.get(f"{url}/data/experiments/{session_id}/reconstructions?format=json", timeout=10))
-        assert (row["ID"], row["type"], row["baseScanType"]) == ("R1", "bc2", "T1")
-        assert s.delete(recon_url, timeout=10).status_code == 200
-        assert fresh_emulator.store.list_reconstructions(session_id) == []
+    recon_url = f"{url}/data/experiments/{mr_session_id}/reconstructions/R1"
+    created = fresh_http.put(recon_url, params={"xsiType": "xnat:reconstructedImageData", "type": "bc",
+                                                "xnat:reconstructedImageData/baseScanType": "T1"}, timeout=10)
+    assert (created.status_code, created.text) == (200, "")
+    assert fresh_http.put(recon_url, params={"type": "bc2"}, timeout=10).status_code == 200
+    (row,) = rows(fresh_http.get(f"{url}/data/experiments/{mr_session_id}/reconstructions?format=json", timeout=10))
+    assert (row["ID"], row["type"], row["baseScanType"]) == ("R1", "bc2", "T1")
+    assert fresh_http.delete(recon_url, timeout=10).status_code == 200
+    assert fresh_emulator.store.list_reconstructions(mr_session_id) == []
 
 
-def test_assessor_put_and_delete(fresh_emulator: EmulatorServer) -> None:
+def test_assessor_put_and_delete(fresh_emulator: EmulatorServer, fresh_http: requests.Session,
+                                 mr_session_id: str) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        session_id = _session(fresh_emulator, s)
-        base = f"{url}/data/projects/P1/subjects/S1/experiments/E1/assessors"
-        need = s.put(f"{base}/QC1", timeout=10)
-        assert need.status_code == 417
-        created = s.put(f"{base}/QC1", params={"xsiType": "xnat:qcAssessmentData", "label": "QC1",
-                                               "req_format": "qs", "xnat:qcAssessmentData/date": "12/31/2020"},
-                        timeout=10)
-        assert created.status_code == 201 and re.fullmatch(r"XNAT_E\d{5}", created.text)
-        assessor = fresh_emulator.store.get_experiment(created.text)
-        assert (assessor.session_id, assessor.label, assessor.fields) == (session_id, "QC1", {"date": "2020-12-31"})
-        updated = s.put(f"{base}/{assessor.id}", params={"xsiType": "xnat:qcAssessmentData", "note": "ok"},
-                        timeout=10)
-        assert (updated.status_code, updated.text) == (200, assessor.id)
-        (row,) = rows(s.get(f"{base}?columns=ID,label,note&format=json", timeout=10))
-        assert (row["label"], row["note"]) == ("QC1", "ok")
-        # an assessor is not a subject assessor: it stays out of the project's experiment list
-        assert [r["label"] for r in rows(s.get(f"{url}/data/projects/P1/experiments?format=json",
-                                               timeout=10))] == ["E1"]
-        assert s.delete(f"{base}/QC1", timeout=10).status_code == 200
-        assert s.get(f"{base}/QC1?format=json", timeout=10).status_code == 404
+    base = f"{url}/data/projects/P1/subjects/S1/experiments/E1/assessors"
+    need = fresh_http.put(f"{base}/QC1", timeout=10)
+    assert need.status_code == 417
+    created = fresh_http.put(f"{base}/QC1", params={"xsiType": "xnat:qcAssessmentData", "label": "QC1",
+                                                    "req_format": "qs", "xnat:qcAssessmentData/date": "12/31/2020"},
+                             timeout=10)
+    assert created.status_code == 201 and re.fullmatch(r"XNAT_E\d{5}", created.text)
+    assessor = fresh_emulator.store.get_experiment(created.text)
+    assert (assessor.session_id, assessor.label, assessor.fields) == (mr_session_id, "QC1", {"date": "2020-12-31"})
+    updated = fresh_http.put(f"{base}/{assessor.id}", params={"xsiType": "xnat:qcAssessmentData", "note": "ok"},
+                             timeout=10)
+    assert (updated.status_code, updated.text) == (200, assessor.id)
+    (row,) = rows(fresh_http.get(f"{base}?columns=ID,label,note&format=json", timeout=10))
+    assert (row["label"], row["note"]) == ("QC1", "ok")
+    # an assessor is not a subject assessor: it stays out of the project's experiment list
+    assert [r["label"] for r in rows(fresh_http.get(f"{url}/data/projects/P1/experiments?format=json",
+                                                    timeout=10))] == ["E1"]
+    assert fresh_http.delete(f"{base}/QC1", timeout=10).status_code == 200
+    assert fresh_http.get(f"{base}/QC1?format=json", timeout=10).status_code == 404

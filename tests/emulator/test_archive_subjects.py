@@ -110,78 +110,73 @@ def test_subject_xml_document(emulator: EmulatorServer, http: requests.Session) 
     assert http.get(url, headers={"Accept": "text/xml"}, timeout=10).content == response.content
 
 
-def test_subject_create_update_rename_delete(fresh_emulator: EmulatorServer) -> None:
+def test_subject_create_update_rename_delete(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     base = f"{fresh_emulator.url}/data/projects/P1/subjects"
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
-        created = s.put(f"{base}/SUBJ1", params={"xsiType": "xnat:subjectData", "gender": "female",
-                                                 "yob": "1980", "group": "control"}, timeout=10)
-        assert created.status_code == 201
-        assert created.headers["Content-Type"].startswith("text/plain")
-        subject_id = created.text
-        assert re.fullmatch(r"XNAT_S\d{5}", subject_id)
-        stored = fresh_emulator.store.get_subject(subject_id)
-        assert (stored.label, stored.fields["gender"], stored.fields["group"]) == ("SUBJ1", "female", "control")
+    assert fresh_http.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
+    created = fresh_http.put(f"{base}/SUBJ1", params={"xsiType": "xnat:subjectData", "gender": "female",
+                                                      "yob": "1980", "group": "control"}, timeout=10)
+    assert created.status_code == 201
+    assert created.headers["Content-Type"].startswith("text/plain")
+    subject_id = created.text
+    assert re.fullmatch(r"XNAT_S\d{5}", subject_id)
+    stored = fresh_emulator.store.get_subject(subject_id)
+    assert (stored.label, stored.fields["gender"], stored.fields["group"]) == ("SUBJ1", "female", "control")
 
-        updated = s.put(f"{fresh_emulator.url}/data/archive/projects/P1/subjects/{subject_id}",
-                        params={"xsiType": "xnat:subjectData",
-                                "xnat:subjectData/demographics[@xsi:type=xnat:demographicData]/handedness": "left",
-                                "xnat:subjectData/fields/field[name=site]/field": "north"}, timeout=10)
-        assert (updated.status_code, updated.text) == (200, subject_id)
-        stored = fresh_emulator.store.get_subject(subject_id)
-        assert stored.fields["handedness"] == "left" and stored.fields["fields"] == {"site": "north"}
+    updated = fresh_http.put(f"{fresh_emulator.url}/data/archive/projects/P1/subjects/{subject_id}",
+                             params={"xsiType": "xnat:subjectData",
+                                     "xnat:subjectData/demographics[@xsi:type=xnat:demographicData]/handedness": "left",
+                                     "xnat:subjectData/fields/field[name=site]/field": "north"}, timeout=10)
+    assert (updated.status_code, updated.text) == (200, subject_id)
+    stored = fresh_emulator.store.get_subject(subject_id)
+    assert stored.fields["handedness"] == "left" and stored.fields["fields"] == {"site": "north"}
 
-        renamed = s.put(f"{base}/SUBJ1", params={"label": "SUBJ1B"}, timeout=10)
-        assert (renamed.status_code, renamed.text) == (200, "")
-        assert s.get(f"{base}/SUBJ1?format=json", timeout=10).status_code == 404
-        assert s.get(f"{base}/SUBJ1B?format=json", timeout=10).json()["items"][0]["data_fields"]["ID"] == subject_id
+    renamed = fresh_http.put(f"{base}/SUBJ1", params={"label": "SUBJ1B"}, timeout=10)
+    assert (renamed.status_code, renamed.text) == (200, "")
+    assert fresh_http.get(f"{base}/SUBJ1?format=json", timeout=10).status_code == 404
+    renamed_item = fresh_http.get(f"{base}/SUBJ1B?format=json", timeout=10).json()["items"][0]
+    assert renamed_item["data_fields"]["ID"] == subject_id
 
-        second = s.put(f"{base}/SUBJ2", timeout=10)
-        assert second.status_code == 201 and second.text != subject_id
-        in_use = s.put(f"{base}/SUBJ2", params={"label": "SUBJ1B"}, timeout=10)
-        assert in_use.status_code == 409 and "Specified label is already in use." in in_use.text
-        moved = s.put(f"{base}/SUBJ2", params={"project": "OTHER"}, timeout=10)
-        assert moved.status_code == 409 and "Project must be modified through separate URI." in moved.text
-        new_id = s.put(f"{base}/SUBJ2", params={"ID": "XNAT_S99999"}, timeout=10)
-        assert new_id.status_code == 400 and "ID cannot be modified" in new_id.text
+    second = fresh_http.put(f"{base}/SUBJ2", timeout=10)
+    assert second.status_code == 201 and second.text != subject_id
+    in_use = fresh_http.put(f"{base}/SUBJ2", params={"label": "SUBJ1B"}, timeout=10)
+    assert in_use.status_code == 409 and "Specified label is already in use." in in_use.text
+    moved = fresh_http.put(f"{base}/SUBJ2", params={"project": "OTHER"}, timeout=10)
+    assert moved.status_code == 409 and "Project must be modified through separate URI." in moved.text
+    new_id = fresh_http.put(f"{base}/SUBJ2", params={"ID": "XNAT_S99999"}, timeout=10)
+    assert new_id.status_code == 400 and "ID cannot be modified" in new_id.text
 
-        deleted = s.delete(f"{base}/SUBJ1B", params={"removeFiles": "true"}, timeout=10)
-        assert (deleted.status_code, deleted.text) == (200, "")
-        assert s.get(f"{fresh_emulator.url}/data/subjects/{subject_id}?format=json", timeout=10).status_code == 404
-        assert [r["label"] for r in rows(s.get(f"{base}?format=json", timeout=10))] == ["SUBJ2"]
-
-
-def test_subject_put_errors(fresh_emulator: EmulatorServer) -> None:
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        missing_project = s.put(f"{fresh_emulator.url}/data/projects/NOPE/subjects/S1", timeout=10)
-        assert missing_project.status_code == 404 and "Unable to identify project NOPE" in missing_project.text
-        no_project = s.put(f"{fresh_emulator.url}/data/subjects/S1", timeout=10)
-        assert no_project.status_code == 422
-        assert "Submitted subject record must include the project attribute." in no_project.text
-        assert s.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
-        created = s.put(f"{fresh_emulator.url}/data/subjects/S1", params={"project": "P1"}, timeout=10)
-        assert created.status_code == 201
-        assert fresh_emulator.store.get_subject(created.text).label == "S1"
-        assert s.delete(f"{fresh_emulator.url}/data/subjects/NOPE", timeout=10).status_code == 404
+    deleted = fresh_http.delete(f"{base}/SUBJ1B", params={"removeFiles": "true"}, timeout=10)
+    assert (deleted.status_code, deleted.text) == (200, "")
+    assert fresh_http.get(f"{fresh_emulator.url}/data/subjects/{subject_id}?format=json", timeout=10).status_code == 404
+    assert [r["label"] for r in rows(fresh_http.get(f"{base}?format=json", timeout=10))] == ["SUBJ2"]
 
 
-def test_subject_created_from_xml_body(fresh_emulator: EmulatorServer) -> None:
+def test_subject_put_errors(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
+    missing_project = fresh_http.put(f"{fresh_emulator.url}/data/projects/NOPE/subjects/S1", timeout=10)
+    assert missing_project.status_code == 404 and "Unable to identify project NOPE" in missing_project.text
+    no_project = fresh_http.put(f"{fresh_emulator.url}/data/subjects/S1", timeout=10)
+    assert no_project.status_code == 422
+    assert "Submitted subject record must include the project attribute." in no_project.text
+    assert fresh_http.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
+    created = fresh_http.put(f"{fresh_emulator.url}/data/subjects/S1", params={"project": "P1"}, timeout=10)
+    assert created.status_code == 201
+    assert fresh_emulator.store.get_subject(created.text).label == "S1"
+    assert fresh_http.delete(f"{fresh_emulator.url}/data/subjects/NOPE", timeout=10).status_code == 404
+
+
+def test_subject_created_from_xml_body(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     document = (b'<xnat:Subject xmlns:xnat="http://nrg.wustl.edu/xnat" '
                 b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" project="P1" label="XS1" group="g1">'
                 b'<xnat:demographics xsi:type="xnat:demographicData"><xnat:gender>male</xnat:gender>'
                 b'<xnat:dob>1970-05-06</xnat:dob></xnat:demographics>'
                 b'<xnat:fields><xnat:field name="cohort">a</xnat:field></xnat:fields></xnat:Subject>')
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
-        created = s.put(f"{fresh_emulator.url}/data/projects/P1/subjects/XS1", data=document,
-                        headers={"Content-Type": "application/xml"}, timeout=10)
-        assert created.status_code == 201
-        stored = fresh_emulator.store.get_subject(created.text)
-        assert stored.label == "XS1"
-        assert stored.fields == {"group": "g1", "gender": "male", "dob": "1970-05-06", "fields": {"cohort": "a"}}
-        broken = s.put(f"{fresh_emulator.url}/data/projects/P1/subjects/XS2", data=b"<not xml",
-                       headers={"Content-Type": "text/xml"}, timeout=10)
-        assert broken.status_code == 422
+    assert fresh_http.put(f"{fresh_emulator.url}/data/projects/P1", timeout=10).status_code == 200
+    created = fresh_http.put(f"{fresh_emulator.url}/data/projects/P1/subjects/XS1", data=document,
+                             headers={"Content-Type": "application/xml"}, timeout=10)
+    assert created.status_code == 201
+    stored = fresh_emulator.store.get_subject(created.text)
+    assert stored.label == "XS1"
+    assert stored.fields == {"group": "g1", "gender": "male", "dob": "1970-05-06", "fields": {"cohort": "a"}}
+    broken = fresh_http.put(f"{fresh_emulator.url}/data/projects/P1/subjects/XS2", data=b"<not xml",
+                            headers={"Content-Type": "text/xml"}, timeout=10)
+    assert broken.status_code == 422

@@ -89,7 +89,7 @@ def test_unknown_format_on_a_list_is_the_html_table(emulator: EmulatorServer, ht
         assert "<td>DEMO</td>" in response.text
 
 
-def test_import_answer_ignores_accept(fresh_emulator: EmulatorServer) -> None:
+def test_import_answer_ignores_accept(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     """Importer answers through returnDefaultRepresentation: only format= changes the body."""
     study = make_uid("formats", "study")
     slices = make_series(study_uid=study, series_uid=make_uid(study, "1"), frame_of_reference_uid=make_uid(study, "f"),
@@ -100,20 +100,18 @@ def test_import_answer_ignores_accept(fresh_emulator: EmulatorServer) -> None:
         for index, data in enumerate(slices):
             archive.writestr(f"{index}.dcm", data)
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        assert s.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
-        for accept, fmt, mimetype in (("text/plain", None, "text/uri-list"), ("garbage;q=x", None, "text/uri-list"),
-                                      ("application/json", "txt", "text/plain"), ("*/*", "html", "text/html")):
-            params = {"dest": "/prearchive/projects/P1", "overwrite": "append"}
-            if fmt:
-                params["format"] = fmt
-            response = s.post(f"{url}/data/services/import", params=params, data=buffer.getvalue(),
-                              headers={"Content-Type": "application/zip", "Accept": accept}, timeout=30)
-            assert response.status_code == 200, response.text
-            assert response.headers["Content-Type"].startswith(mimetype), (accept, fmt)
-            assert "/data/prearchive/projects/P1/" in response.text
-            if mimetype == "text/uri-list":
-                assert response.text.endswith("\r\n")
-            if mimetype == "text/plain":
-                assert not response.text.endswith("\n")
+    assert fresh_http.put(f"{url}/data/projects/P1", timeout=10).status_code == 200
+    for accept, fmt, mimetype in (("text/plain", None, "text/uri-list"), ("garbage;q=x", None, "text/uri-list"),
+                                  ("application/json", "txt", "text/plain"), ("*/*", "html", "text/html")):
+        params = {"dest": "/prearchive/projects/P1", "overwrite": "append"}
+        if fmt:
+            params["format"] = fmt
+        response = fresh_http.post(f"{url}/data/services/import", params=params, data=buffer.getvalue(),
+                                   headers={"Content-Type": "application/zip", "Accept": accept}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith(mimetype), (accept, fmt)
+        assert "/data/prearchive/projects/P1/" in response.text
+        if mimetype == "text/uri-list":
+            assert response.text.endswith("\r\n")
+        if mimetype == "text/plain":
+            assert not response.text.endswith("\n")

@@ -9,7 +9,6 @@ import base64
 import http.client
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 

@@ -135,7 +135,8 @@ def test_missing_catalog_and_missing_owner_are_404(archive: SimpleNamespace) -> 
                             timeout=10).status_code == 404
 
 
-def test_create_resource_on_every_owner_then_conflict(fresh_emulator: EmulatorServer) -> None:
+def test_create_resource_on_every_owner_then_conflict(fresh_emulator: EmulatorServer,
+                                                      fresh_http: requests.Session) -> None:
     store = fresh_emulator.store
     store.create_project("P")
     subject = store.create_subject("P", "S")
@@ -146,37 +147,33 @@ def test_create_resource_on_every_owner_then_conflict(fresh_emulator: EmulatorSe
     owners = ["/data/projects/P", "/data/projects/P/subjects/S", "/data/projects/P/subjects/S/experiments/E",
               "/data/projects/P/experiments/E/scans/1", f"/data/experiments/{session.id}/reconstructions/R",
               f"/data/experiments/{session.id}/assessors/QC"]
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        for i, owner in enumerate(owners):
-            method = http.put if i % 2 else http.post
-            created = method(f"{fresh_emulator.url}{owner}/resources/NIFTI",
-                             params={"format": "NIFTI", "content": "T1_RAW", "tags": "x,y", "description": "d"},
-                             timeout=10)
-            assert created.status_code == 200 and created.text == "", owner
-            rows = http.get(f"{fresh_emulator.url}{owner}/resources", timeout=10).json()["ResultSet"]["Result"]
-            assert [(r["label"], r["format"], r["content"], r["tags"], r["file_count"]) for r in rows] == \
-                [("NIFTI", "NIFTI", "T1_RAW", "x,y", "0")], owner
-            again = http.put(f"{fresh_emulator.url}{owner}/resources/NIFTI", timeout=10)
-            assert again.status_code == 409 and "Specified resource already exists." in again.text
-        missing_owner = http.put(f"{fresh_emulator.url}/data/projects/NOPE/resources/X", timeout=10)
-        assert missing_owner.status_code == 404
+    for i, owner in enumerate(owners):
+        method = fresh_http.put if i % 2 else fresh_http.post
+        created = method(f"{fresh_emulator.url}{owner}/resources/NIFTI",
+                         params={"format": "NIFTI", "content": "T1_RAW", "tags": "x,y", "description": "d"},
+                         timeout=10)
+        assert created.status_code == 200 and created.text == "", owner
+        rows = fresh_http.get(f"{fresh_emulator.url}{owner}/resources", timeout=10).json()["ResultSet"]["Result"]
+        assert [(r["label"], r["format"], r["content"], r["tags"], r["file_count"]) for r in rows] == \
+            [("NIFTI", "NIFTI", "T1_RAW", "x,y", "0")], owner
+        again = fresh_http.put(f"{fresh_emulator.url}{owner}/resources/NIFTI", timeout=10)
+        assert again.status_code == 409 and "Specified resource already exists." in again.text
+    missing_owner = fresh_http.put(f"{fresh_emulator.url}/data/projects/NOPE/resources/X", timeout=10)
+    assert missing_owner.status_code == 404
 
 
-def test_delete_resource_removes_its_files(fresh_emulator: EmulatorServer) -> None:
+def test_delete_resource_removes_its_files(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     store = fresh_emulator.store
     project = store.create_project("P")
     resource = store.create_resource(project, "DOCS")
     row = store.add_file(resource.id, "deep/a.txt", b"abc")
     assert row.disk_path.exists()
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        deleted = http.delete(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10)
-        assert deleted.status_code == 200
-        assert http.get(f"{fresh_emulator.url}/data/projects/P/resources", timeout=10).json()[
-            "ResultSet"]["Result"] == []
-        assert http.get(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 404
-        # XNAT's CatalogResource.handleDelete returns without a status when nothing matched: 200
-        assert http.delete(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 200
+    deleted = fresh_http.delete(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10)
+    assert deleted.status_code == 200
+    assert fresh_http.get(f"{fresh_emulator.url}/data/projects/P/resources", timeout=10).json()[
+        "ResultSet"]["Result"] == []
+    assert fresh_http.get(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 404
+    # XNAT's CatalogResource.handleDelete returns without a status when nothing matched: 200
+    assert fresh_http.delete(f"{fresh_emulator.url}/data/projects/P/resources/DOCS", timeout=10).status_code == 200
     assert not row.disk_path.exists()
     assert store.get_resource(resource.id) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -105,39 +104,35 @@ def test_root_page_shows_who_is_logged_in(emulator: EmulatorServer, http: reques
     assert ">admin</a>" in http.get(f"{emulator.url}/", timeout=10).text
 
 
-def test_request_counter_and_faults(fresh_emulator: EmulatorServer) -> None:
+def test_request_counter_and_faults(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        s.delete(f"{url}/emulator/requests", timeout=10)
-        for _ in range(3):
-            s.get(f"{url}/data/auth", timeout=10)
-        counts = s.get(f"{url}/emulator/requests", timeout=10).json()
-        assert counts["total"] == 3
-        assert counts["by_route"]["GET /data/auth"] == 3
-        assert s.put(f"{url}/emulator/faults", json={"fail_rate": 1.0}, timeout=10).json()["fail_rate"] == 1.0
-        failed = s.get(f"{url}/data/auth", timeout=10)
-        assert failed.status_code == 503 and failed.text.startswith("<html>")
-        s.put(f"{url}/emulator/faults", params={"fail_rate": "0", "latency_ms": "200"}, timeout=10)
-        start = time.monotonic()
-        assert s.get(f"{url}/data/auth", timeout=10).status_code == 200
-        assert time.monotonic() - start >= 0.2
-        assert s.put(f"{url}/emulator/faults", json={"bogus": 1}, timeout=10).status_code == 400
+    fresh_http.delete(f"{url}/emulator/requests", timeout=10)
+    for _ in range(3):
+        fresh_http.get(f"{url}/data/auth", timeout=10)
+    counts = fresh_http.get(f"{url}/emulator/requests", timeout=10).json()
+    assert counts["total"] == 3
+    assert counts["by_route"]["GET /data/auth"] == 3
+    assert fresh_http.put(f"{url}/emulator/faults", json={"fail_rate": 1.0}, timeout=10).json()["fail_rate"] == 1.0
+    failed = fresh_http.get(f"{url}/data/auth", timeout=10)
+    assert failed.status_code == 503 and failed.text.startswith("<html>")
+    fresh_http.put(f"{url}/emulator/faults", params={"fail_rate": "0", "latency_ms": "200"}, timeout=10)
+    start = time.monotonic()
+    assert fresh_http.get(f"{url}/data/auth", timeout=10).status_code == 200
+    assert time.monotonic() - start >= 0.2
+    assert fresh_http.put(f"{url}/emulator/faults", json={"bogus": 1}, timeout=10).status_code == 400
     # control routes are for administrators only
     assert requests.get(f"{url}/emulator/requests", timeout=10).status_code == 401
 
 
-def test_bandwidth_cap_limits_body_rate(fresh_emulator: EmulatorServer) -> None:
+def test_bandwidth_cap_limits_body_rate(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
     url = fresh_emulator.url
-    with requests.Session() as s:
-        s.auth = ("admin", "admin")
-        s.put(f"{url}/emulator/faults", json={"bandwidth_mibps": 1}, timeout=10)
-        # the schema is ~180 KB: at 1 MiB/s it takes well over 0.1 s (unlimited: a few ms)
-        start = time.monotonic()
-        body = s.get(f"{url}/xapi/schemas/xnat", timeout=10).content
-        elapsed = time.monotonic() - start
-        assert len(body) > 150_000
-        assert elapsed >= 0.8 * (len(body) - 64 * 1024) / (1024 * 1024)
+    fresh_http.put(f"{url}/emulator/faults", json={"bandwidth_mibps": 1}, timeout=10)
+    # the schema is ~180 KB: at 1 MiB/s it takes well over 0.1 s (unlimited: a few ms)
+    start = time.monotonic()
+    body = fresh_http.get(f"{url}/xapi/schemas/xnat", timeout=10).content
+    elapsed = time.monotonic() - start
+    assert len(body) > 150_000
+    assert elapsed >= 0.8 * (len(body) - 64 * 1024) / (1024 * 1024)
 
 
 def test_command_line_prints_ready_line_and_stops_on_sigterm(tmp_path) -> None:
