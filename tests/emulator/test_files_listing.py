@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -22,8 +21,8 @@ FILES = {"1.dcm": b"\x00DICM" * 100, "sub/2.dcm": b"second", "sub/deeper/3.dcm":
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    server = EmulatorServer(tmp_path_factory.mktemp("listing")).start()
+def archive(module_emulator: EmulatorServer, module_http: requests.Session) -> SimpleNamespace:
+    server = module_emulator
     store = server.store
     project = store.create_project("PRJ")
     subject = store.create_subject("PRJ", "SUBJ")
@@ -37,11 +36,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     store.add_file(extra.id, "extra.txt", b"x")
     docs = store.create_resource(project, "DOCS")
     store.add_file(docs.id, "readme.txt", b"read me")
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        yield SimpleNamespace(server=server, url=server.url, http=http, subject=subject, session=session,
-                              dicom=dicom, extra=extra, docs=docs, store=store)
-    server.stop()
+    return SimpleNamespace(server=server, url=server.url, http=module_http, subject=subject, session=session,
+                           dicom=dicom, extra=extra, docs=docs, store=store)
 
 
 def listing(a: SimpleNamespace, path: str, **params: str) -> dict:

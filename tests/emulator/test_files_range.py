@@ -6,7 +6,6 @@ import hashlib
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,8 +25,8 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    server = EmulatorServer(tmp_path_factory.mktemp("range")).start()
+def archive(module_emulator: EmulatorServer, module_http: requests.Session) -> SimpleNamespace:
+    server = module_emulator
     store = server.store
     resource = store.create_resource(store.create_project("P"), "R")
     store.add_file(resource.id, "data.bin", DATA)
@@ -38,10 +37,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
             out.seek(offset)
             out.write(mark)
     store.add_file(resource.id, "big.bin", Path(tmp), move=True, md5="not-checked-here")
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        yield SimpleNamespace(server=server, http=http, url=f"{server.url}/data/projects/P/resources/R/files")
-    server.stop()
+    return SimpleNamespace(server=server, http=module_http, url=f"{server.url}/data/projects/P/resources/R/files")
 
 
 def get_range(a: SimpleNamespace, spec: str, name: str = "data.bin") -> requests.Response:

@@ -25,16 +25,14 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def site(fresh_emulator: EmulatorServer) -> Iterator[SimpleNamespace]:
+def site(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> SimpleNamespace:
     store = fresh_emulator.store
     store.create_project("P")
     subject = store.create_subject("P", "S")
     session = store.create_experiment("P", subject.id, "E")
     store.create_scan(session.id, "1", fields={"type": "T1"})
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        yield SimpleNamespace(server=fresh_emulator, store=store, http=http, session=session,
-                              base=f"{fresh_emulator.url}/data/experiments/{session.id}/scans/1/resources")
+    return SimpleNamespace(server=fresh_emulator, store=store, http=fresh_http, session=session,
+                           base=f"{fresh_emulator.url}/data/experiments/{session.id}/scans/1/resources")
 
 
 def rows_by_path(site: SimpleNamespace, resource: str) -> dict[str, dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -18,9 +17,8 @@ pytestmark = pytest.mark.emulator
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    server = EmulatorServer(tmp_path_factory.mktemp("zip")).start()
-    store = server.store
+def archive(module_emulator: EmulatorServer, module_http: requests.Session) -> SimpleNamespace:
+    store = module_emulator.store
     project = store.create_project("PRJ")
     subject = store.create_subject("PRJ", "SUBJ")
     session = store.create_experiment("PRJ", subject.id, "SESS_LABEL")
@@ -43,11 +41,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     add(subject, "consent", {"consent.txt": b"yes"}, "subject")
     assessor = store.create_assessor(session.id, "SESS_QC")
     add(assessor, "QC", {"qc.txt": b"pass"}, "assessor")
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        yield SimpleNamespace(url=server.url, http=http, session=session, subject=subject, content=content,
-                              store=store)
-    server.stop()
+    return SimpleNamespace(url=module_emulator.url, http=module_http, session=session, subject=subject,
+                           content=content, store=store)
 
 
 def fetch_zip(a: SimpleNamespace, path: str, **params: str) -> tuple[requests.Response, dict[str, bytes]]:

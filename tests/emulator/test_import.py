@@ -13,7 +13,6 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import pydicom.data
 import pytest
@@ -53,13 +52,11 @@ def pydicom_file(name: str) -> bytes:
 
 
 @pytest.fixture
-def site(fresh_emulator: EmulatorServer) -> Iterator[SimpleNamespace]:
+def site(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> SimpleNamespace:
     fresh_emulator.store.create_project("P1")
     fresh_emulator.store.create_project("P2")
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        assert http.get(f"{fresh_emulator.url}/data/prearchive", timeout=10).status_code == 200
-        yield SimpleNamespace(server=fresh_emulator, store=fresh_emulator.store, http=http, url=fresh_emulator.url)
+    assert fresh_http.get(f"{fresh_emulator.url}/data/prearchive", timeout=10).status_code == 200
+    return SimpleNamespace(server=fresh_emulator, store=fresh_emulator.store, http=fresh_http, url=fresh_emulator.url)
 
 
 def post_import(site: SimpleNamespace, body: bytes, headers: dict[str, str] | None = None, path: str = "",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -19,9 +18,9 @@ CAT = "{http://nrg.wustl.edu/catalog}"
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def archive(module_emulator: EmulatorServer, module_http: requests.Session) -> SimpleNamespace:
     """A small archive with a resource on every kind of owner, built through the store."""
-    server = EmulatorServer(tmp_path_factory.mktemp("resources")).start()
+    server = module_emulator
     store = server.store
     store.create_project("PRJ")
     subject = store.create_subject("PRJ", "SUBJ")
@@ -36,11 +35,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
         store.add_file(resource.id, "one.txt", b"1")
         store.add_file(resource.id, "sub/two.txt", b"22")
         made[name] = resource
-    with requests.Session() as http:
-        http.auth = ("admin", "admin")
-        yield SimpleNamespace(server=server, url=server.url, http=http, subject=subject, session=session,
-                              scan=scan, recon=recon, assessor=assessor, resources=made)
-    server.stop()
+    return SimpleNamespace(server=server, url=server.url, http=module_http, subject=subject, session=session,
+                           scan=scan, recon=recon, assessor=assessor, resources=made)
 
 
 def owner_paths(a: SimpleNamespace) -> dict[str, list[str]]:
