@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pydicom
 import pytest
 
 from xnatfs.emulator.dicomgen import (CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, PET_IMAGE_STORAGE, make_series,
-                                      make_uid, make_zip)
+                                      make_tar, make_uid, make_zip)
 
 pytestmark = pytest.mark.emulator
 
@@ -96,6 +97,20 @@ def test_make_zip_is_deterministic_and_readable() -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.namelist() == ["a/1.dcm", "b.txt"]
         assert archive.read("b.txt") == b"two"
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_make_tar_is_deterministic_and_readable(gzipped: bool) -> None:
+    files = {"a/1.dcm": b"one", "b.txt": b"two"}
+    data = make_tar(files, gzipped=gzipped, prefix="./")
+    assert make_tar(files, gzipped=gzipped, prefix="./") == data
+    if gzipped:  # no clock in the bytes: the gzip header's MTIME field is zero
+        assert data[:2] == b"\x1f\x8b" and struct.unpack("<I", data[4:8]) == (0,)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        members = archive.getmembers()
+        assert [m.name for m in members] == ["./a/1.dcm", "./b.txt"]
+        assert all(m.isfile() and m.mtime == 0 and m.uid == 0 for m in members)
+        assert archive.extractfile("./b.txt").read() == b"two"
 
 
 @pytest.mark.parametrize("modality", ["MR", "CT", "PT"])

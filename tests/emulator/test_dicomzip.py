@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from xnatfs.emulator.dicomgen import make_series, make_uid, make_zip
+from xnatfs.emulator.dicomgen import make_series, make_tar, make_uid, make_zip
 from xnatfs.emulator.dicomheaders import DicomInstance, group_studies, read_instance
 from xnatfs.emulator.dicomzip import (HEADER_CAP, ArchiveError, extract_entry, open_archive, read_archive,
                                       safe_entry_name)
@@ -39,16 +39,6 @@ def series_files(study: str = "S1", numbers: tuple[int, ...] = (2, 1), slices: i
     return files
 
 
-def tar_bytes(files: dict[str, bytes], mode: str = "w", prefix: str = "") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(prefix + name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def refused(data: bytes, name_hint: str = "") -> str:
     with pytest.raises(ArchiveError) as caught:
         read_archive(io.BytesIO(data), name_hint=name_hint)
@@ -69,8 +59,8 @@ def assert_nothing_written(tmp_path: Path, data: bytes, root: Path) -> None:
 @pytest.mark.parametrize("kind", ["zip", "tar", "tar.gz"])
 def test_zip_tar_and_targz_give_the_same_instances(kind: str) -> None:
     files = series_files()
-    data = {"zip": lambda: make_zip(files), "tar": lambda: tar_bytes(files, prefix="./"),
-            "tar.gz": lambda: tar_bytes(files, "w:gz")}[kind]()
+    data = {"zip": lambda: make_zip(files), "tar": lambda: make_tar(files, prefix="./"),
+            "tar.gz": lambda: make_tar(files, gzipped=True)}[kind]()
 
     contents = read_archive(io.BytesIO(data), name_hint="upload.bin")
 
@@ -82,7 +72,7 @@ def test_zip_tar_and_targz_give_the_same_instances(kind: str) -> None:
 
 def test_format_comes_from_magic_bytes_not_the_name(tmp_path: Path) -> None:
     path = tmp_path / "upload.zip"
-    path.write_bytes(tar_bytes(series_files(), "w:gz"))
+    path.write_bytes(make_tar(series_files(), gzipped=True))
     with open_archive(path, name_hint="upload.zip") as archive:
         assert archive.format == "tar.gz"
 
@@ -186,7 +176,7 @@ def test_a_zip_with_a_damaged_entry_fails_its_crc_check() -> None:
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
 def test_a_truncated_tar_is_refused(mode: str) -> None:
     files = series_files(numbers=(1,), slices=3)
-    data = tar_bytes(files, mode)
+    data = make_tar(files, gzipped=mode == "w:gz")
     first_member_end = 512 + len(next(iter(files.values())))
     first_member_end += -first_member_end % 512
     cuts = [len(data) // 2, 700] + ([first_member_end, first_member_end + 100] if mode == "w" else [len(data) - 8])
@@ -203,7 +193,7 @@ def test_a_zip_with_an_unsafe_entry_name_is_refused(tmp_path: Path, name: str) -
 
 
 def test_a_tar_with_an_unsafe_entry_name_is_refused(tmp_path: Path) -> None:
-    data = tar_bytes({**series_files(numbers=(1,), slices=1), "../evil": b"payload"})
+    data = make_tar({**series_files(numbers=(1,), slices=1), "../evil": b"payload"})
     assert refused(data) == "Refused archive entry with an unsafe path: ../evil"
     assert_nothing_written(tmp_path, data, tmp_path / "root")
 
@@ -260,7 +250,7 @@ def test_entry_names_are_normalised() -> None:
 def test_extract_writes_chosen_entries_under_the_root(tmp_path: Path) -> None:
     files = series_files(numbers=(1,), slices=3)
     archive_path = tmp_path / "upload.tar.gz"
-    archive_path.write_bytes(tar_bytes(files, "w:gz", prefix="./"))
+    archive_path.write_bytes(make_tar(files, gzipped=True, prefix="./"))
     root = tmp_path / "root"
     names = list(files)
 

@@ -8,7 +8,6 @@ import io
 import os
 import tarfile
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ import psutil
 import pytest
 import requests
 
+from xnatfs.emulator.dicomgen import make_zip
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.emulator
@@ -122,23 +122,15 @@ def test_overwrite_semantics(site: SimpleNamespace) -> None:
     assert len(rows_by_path(site, "R")) == 1
 
 
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_extract_zip_and_tar_into_resource_root(site: SimpleNamespace) -> None:
     members = {"top.txt": b"top", "d1/d2/deep.dcm": os.urandom(5000), "./dot.txt": b"dot"}
-    response = site.http.put(f"{site.base}/X/files/upload/archive.zip", data=_zip_bytes(members),
+    response = site.http.put(f"{site.base}/X/files/upload/archive.zip", data=make_zip(members),
                              params={"extract": "true"}, headers={"Content-Type": "application/zip"}, timeout=10)
     assert response.status_code == 200
     assert set(rows_by_path(site, "X")) == {"top.txt", "d1/d2/deep.dcm", "dot.txt"}  # archive itself not kept
     assert_round_trip(site, "X", "d1/d2/deep.dcm", members["d1/d2/deep.dcm"])
 
-    again = site.http.put(f"{site.base}/X/files/archive.zip", data=_zip_bytes({"top.txt": b"new", "more.txt": b"m"}),
+    again = site.http.put(f"{site.base}/X/files/archive.zip", data=make_zip({"top.txt": b"new", "more.txt": b"m"}),
                           params={"extract": "true"}, timeout=10)
     assert again.json() == {"duplicates": ["top.txt"]}
     assert_round_trip(site, "X", "top.txt", b"top")
@@ -156,7 +148,7 @@ def test_extract_zip_and_tar_into_resource_root(site: SimpleNamespace) -> None:
                          timeout=10).status_code == 200
     assert set(rows_by_path(site, "T")) == {"t/a.txt"}  # the symlink is skipped
 
-    kept = site.http.put(f"{site.base}/K/files/keep.zip", data=_zip_bytes({"a": b"a"}), timeout=10)
+    kept = site.http.put(f"{site.base}/K/files/keep.zip", data=make_zip({"a": b"a"}), timeout=10)
     assert kept.status_code == 200 and set(rows_by_path(site, "K")) == {"keep.zip"}  # no extract → stored
 
 
@@ -164,7 +156,7 @@ def test_extract_zip_and_tar_into_resource_root(site: SimpleNamespace) -> None:
 def test_unsafe_zip_members_refuse_the_whole_archive(site: SimpleNamespace, evil: str) -> None:
     data_dir = site.store.data_dir
     before = tree_outside_data(data_dir)
-    response = site.http.put(f"{site.base}/Z/files/evil.zip", data=_zip_bytes({"good.txt": b"g", evil: b"evil"}),
+    response = site.http.put(f"{site.base}/Z/files/evil.zip", data=make_zip({"good.txt": b"g", evil: b"evil"}),
                              params={"extract": "true"}, timeout=10)
     assert response.status_code == 400
     assert tree_outside_data(data_dir) == before

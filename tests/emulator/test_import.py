@@ -18,7 +18,7 @@ import pydicom.data
 import pytest
 import requests
 
-from xnatfs.emulator.dicomgen import make_series, make_uid, make_zip
+from xnatfs.emulator.dicomgen import make_series, make_tar, make_uid, make_zip
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.emulator
@@ -232,38 +232,20 @@ def test_archive_overwrite_modes(site: SimpleNamespace) -> None:
     assert other_study.status_code == 409 and "Invalid modification of session UID" in other_study.text
 
 
-def _zip_with(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
-    return buffer.getvalue()
-
-
 GOOD = study_files("bad", series=((1, "T1w", "MR", 2),))
 GOOD_ZIP = make_zip(GOOD)
-
-
-def _tar_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 BAD_INPUTS = {
     "not a zip": (b"this is plain text, not an archive", ZIP, {}, 400, "not a zip or tar archive"),
     "truncated zip": (GOOD_ZIP[: len(GOOD_ZIP) // 2], ZIP, {}, 400, "truncated or corrupt"),
-    "no DICOM": (_zip_with({"readme.txt": b"hello", "notes/a.txt": b"x"}), ZIP, {}, 400, "no DICOM"),
-    "DICOM and a README": (_zip_with({**GOOD, "README.txt": b"hi"}), ZIP, {}, 400,
+    "no DICOM": (make_zip({"readme.txt": b"hello", "notes/a.txt": b"x"}), ZIP, {}, 400, "no DICOM"),
+    "DICOM and a README": (make_zip({**GOOD, "README.txt": b"hi"}), ZIP, {}, 400,
                            "unable to read DICOM object README.txt"),
-    "dot-dot entry": (_zip_with({**GOOD, "../evil.dcm": GOOD["bad/1/IM0001.dcm"]}), ZIP, {}, 400, "unsafe path"),
-    "absolute entry": (_zip_with({"/tmp/evil.dcm": GOOD["bad/1/IM0001.dcm"]}), ZIP, {}, 400, "unsafe path"),
+    "dot-dot entry": (make_zip({**GOOD, "../evil.dcm": GOOD["bad/1/IM0001.dcm"]}), ZIP, {}, 400, "unsafe path"),
+    "absolute entry": (make_zip({"/tmp/evil.dcm": GOOD["bad/1/IM0001.dcm"]}), ZIP, {}, 400, "unsafe path"),
     "unnamed octet-stream": (GOOD_ZIP, {"Content-Type": "application/octet-stream"}, {}, 400, "Unsupported format"),
-    "tar sent as a zip": (_tar_of(GOOD), ZIP, {}, 400, "is not a zip archive (it is a tar archive)"),
+    "tar sent as a zip": (make_tar(GOOD), ZIP, {}, 400, "is not a zip archive (it is a tar archive)"),
     "archive into a missing project": (GOOD_ZIP, ZIP, {"dest": "/archive/projects/NOPE", "project": ""}, 400,
                                        "Unable to identify project NOPE"),
     "bad dest": (GOOD_ZIP, ZIP, {"dest": "/elsewhere/P1"}, 400, "Parameter dest format error"),
@@ -318,7 +300,7 @@ def test_multipart_refusals(site: SimpleNamespace) -> None:
 
 
 def test_ignore_unparsable_skips_other_files_and_format_txt_has_no_newline(site: SimpleNamespace) -> None:
-    body = _zip_with({**GOOD, "README.txt": b"hi", "__MACOSX/._IM0001.dcm": b"junk"})
+    body = make_zip({**GOOD, "README.txt": b"hi", "__MACOSX/._IM0001.dcm": b"junk"})
     response = post_import(site, body, project="P1", format="txt", **{"Ignore-Unparsable": "true"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
     assert response.text.startswith("/data/prearchive/projects/P1/") and not response.text.endswith("\n")

@@ -2,8 +2,8 @@
 
 Owns: building a multi-slice MR, CT or PET series with pydicom, one encoded Part-10 file per slice,
 that real tools accept (dcm2niix turns one series into one volume: the tags it needs are listed in
-the project's testing notes under "DICOM test data"). Also a deterministic UID helper and a zip
-helper for import tests.
+the project's testing notes under "DICOM test data"). Also a deterministic UID helper and zip and
+tar helpers (`make_zip`, `make_tar`) for upload and import tests.
 
 Determinism is the contract: the same arguments give byte-identical files. Nothing reads the clock;
 UIDs come from `make_uid` (a hash of its inputs); pixel values come from `seed`.
@@ -15,7 +15,9 @@ Pixels: a 3-D ellipsoid phantom with two inner structures and seeded noise (neve
 
 from __future__ import annotations
 
+import gzip
 import io
+import tarfile
 import zipfile
 
 import numpy as np
@@ -49,6 +51,18 @@ def make_zip(files: dict[str, bytes]) -> bytes:
             info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
             archive.writestr(info, data)
     return buffer.getvalue()
+
+
+def make_tar(files: dict[str, bytes], *, gzipped: bool = False, prefix: str = "") -> bytes:
+    """A tar (gzipped: a .tar.gz) of `files` as regular entries named `prefix` + name, in the given
+    order; times and owners are zero, so the bytes depend only on the arguments."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(prefix + name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0) if gzipped else buffer.getvalue()
 
 
 def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str, patient_name: str,
