@@ -46,6 +46,7 @@ def instructions(url: str, mountpoint: Path, cwd: Path) -> str:
     """What to try, with paths relative to ``cwd`` where possible (libfuse changes the cwd later)."""
     shown = mountpoint.relative_to(cwd) if mountpoint.is_relative_to(cwd) else mountpoint
     session = f"{shown}/projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1"
+    python = sys.executable or "python3"
     return "\n".join([
         f"XNAT emulator with sample data at {url} (user {USER}, password {PASSWORD})",
         f"Mounted at {shown} - try:",
@@ -53,8 +54,12 @@ def instructions(url: str, mountpoint: Path, cwd: Path) -> str:
         f"  find {shown}/projects/DEMO | head -40",
         f"  cat {session}/xnat.json",
         f"  getfattr -d {session}",
-        f"  python -c \"import pydicom; print(pydicom.dcmread('{session}/scans/2/resources/DICOM/2.MR.0001.dcm'))\"",
+        f"  {python} -c \"import pydicom; print(pydicom.dcmread('{session}/scans/2/resources/DICOM/2.MR.0001.dcm'))\"",
         f"  dcm2niix -o /tmp {session}/scans/2/resources/DICOM",
+        "upload a zip of DICOM through the import directory, then find it in the prearchive:",
+        f"  {python} -c \"import shutil; shutil.make_archive('/tmp/t1', 'zip', '{session}/scans/2/resources/DICOM')\"",
+        f"  cp /tmp/t1.zip {shown}/import/STUDY2/ && cat {shown}/import/STUDY2/t1.zip.result",
+        f"  ls -R {shown}/prearchive/STUDY2",
         "Press Ctrl-C to unmount and stop.",
     ])
 
