@@ -69,12 +69,12 @@ from __future__ import annotations
 from xnatfs.emulator.store_archive import ArchiveRecords
 from xnatfs.emulator.store_db import SCHEMA
 from xnatfs.emulator.store_files import CHUNK, check_relative_path, copy_stream, md5_of
-from xnatfs.emulator.store_rows import (SITE_ID, Child, Conflict, Experiment, FileRow, Invalid, NotFound, Owner,
-                                        Project, Reconstruction, Resource, Scan, StoreError, Subject,
+from xnatfs.emulator.store_rows import (SITE_ID, Conflict, Experiment, ExperimentChild, FileRow, Invalid, NotFound,
+                                        Owner, Project, Reconstruction, Resource, Scan, StoreError, Subject,
                                         merge_fields, natural_key, now_string)
 
-__all__ = ["CHUNK", "SCHEMA", "SITE_ID", "Child", "Conflict", "Experiment", "FileRow", "Invalid", "NotFound",
-           "Owner", "Project", "Reconstruction", "Resource", "Scan", "Store", "StoreError", "Subject",
+__all__ = ["CHUNK", "SCHEMA", "SITE_ID", "Conflict", "Experiment", "ExperimentChild", "FileRow", "Invalid",
+           "NotFound", "Owner", "Project", "Reconstruction", "Resource", "Scan", "Store", "StoreError", "Subject",
            "check_relative_path", "copy_stream", "md5_of", "merge_fields", "natural_key", "now_string"]
 
 

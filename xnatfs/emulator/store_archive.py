@@ -11,14 +11,11 @@ reconstructions live in two tables of the same shape, served by one private help
 from __future__ import annotations
 
 import json
-from typing import TypeVar
 
 from xnatfs.emulator.store_files import ResourceFiles
-from xnatfs.emulator.store_rows import (SITE_ID, Conflict, Experiment, NotFound, Project, Reconstruction, Scan,
-                                        Subject, child_from_row, experiment_from_row, merge_fields, natural_key,
+from xnatfs.emulator.store_rows import (SITE_ID, ChildT, Conflict, Experiment, NotFound, Project, Reconstruction,
+                                        Scan, Subject, child_from_row, experiment_from_row, merge_fields, natural_key,
                                         now_string, project_from_row, subject_from_row)
-
-ChildT = TypeVar("ChildT", Scan, Reconstruction)
 
 #: The table that holds each kind of experiment child.
 _CHILD_TABLES: dict[type, str] = {Scan: "scans", Reconstruction: "reconstructions"}
@@ -29,6 +26,19 @@ class ArchiveRecords(ResourceFiles):
 
     def is_empty(self) -> bool:
         return self._one("SELECT 1 FROM projects LIMIT 1") is None
+
+    def _check_label_free(self, table: str, project: str, label: str) -> None:
+        """Subject labels and experiment labels are each unique within a project (409 otherwise)."""
+        if self._one(f"SELECT 1 FROM {table} WHERE project=? AND label=?", (project, label)):
+            raise Conflict("Specified label is already in use.")
+
+    def _relabel(self, table: str, item: Subject | Experiment, label: str | None) -> None:
+        """Give a subject or experiment a new label (None or its own label: nothing to do)."""
+        if label is None or label == item.label:
+            return
+        with self.transaction() as db:
+            self._check_label_free(table, item.project, label)
+            db.execute(f"UPDATE {table} SET label=? WHERE id=?", (label, item.id))
 
     # ---- projects -------------------------------------------------------------------------------
     def create_project(self, id: str, *, name: str | None = None, secondary_id: str | None = None,
@@ -77,8 +87,7 @@ class ArchiveRecords(ResourceFiles):
         with self.transaction() as db:
             if self.get_project(project) is None:
                 raise NotFound(f"Unable to identify project {project}")
-            if self._one("SELECT 1 FROM subjects WHERE project=? AND label=?", (project, label)):
-                raise Conflict("Specified label is already in use.")
+            self._check_label_free("subjects", project, label)
             sid = f"{SITE_ID}_S{self._next_id('subject'):05d}"
             db.execute("INSERT INTO subjects VALUES (?,?,?,?,?,?)",
                        (sid, project, label, json.dumps(fields or {}), now_string(), user))
@@ -105,10 +114,7 @@ class ArchiveRecords(ResourceFiles):
             subject = self.get_subject(id)
             if subject is None:
                 raise NotFound("Unable to find the specified subject.")
-            if label is not None and label != subject.label:
-                if self._one("SELECT 1 FROM subjects WHERE project=? AND label=?", (subject.project, label)):
-                    raise Conflict("Specified label is already in use.")
-                db.execute("UPDATE subjects SET label=? WHERE id=?", (label, id))
+            self._relabel("subjects", subject, label)
             if fields:
                 db.execute("UPDATE subjects SET fields=? WHERE id=?",
                            (json.dumps(merge_fields(subject.fields, fields)), id))
@@ -135,8 +141,7 @@ class ArchiveRecords(ResourceFiles):
                 raise NotFound(f"Unable to identify project {project}")
             if self.get_subject(subject_id) is None:
                 raise NotFound(f"Unable to identify subject {subject_id}")
-            if self._one("SELECT 1 FROM experiments WHERE project=? AND label=?", (project, label)):
-                raise Conflict("Specified label is already in use.")
+            self._check_label_free("experiments", project, label)
             eid = f"{SITE_ID}_E{self._next_id('experiment'):05d}"
             db.execute("INSERT INTO experiments VALUES (?,?,?,?,?,?,?,?,?)",
                        (eid, project, subject_id, label, xsi_type, json.dumps(fields or {}),
@@ -184,11 +189,7 @@ class ArchiveRecords(ResourceFiles):
             experiment = self.get_experiment(id)
             if experiment is None:
                 raise NotFound("Unable to find the specified experiment.")
-            if label is not None and label != experiment.label:
-                if self._one("SELECT 1 FROM experiments WHERE project=? AND label=?",
-                             (experiment.project, label)):
-                    raise Conflict("Specified label is already in use.")
-                db.execute("UPDATE experiments SET label=? WHERE id=?", (label, id))
+            self._relabel("experiments", experiment, label)
             if fields:
                 fields = dict(fields)
                 subject_id = fields.pop("subject_ID", None)
@@ -221,7 +222,7 @@ class ArchiveRecords(ResourceFiles):
 
     def get_scan_by_pk(self, pk: int) -> Scan | None:
         row = self._one("SELECT * FROM scans WHERE pk=?", (pk,))
-        return child_from_row(row, Scan) if row else None  # type: ignore[return-value]
+        return child_from_row(row, Scan) if row else None
 
     def list_scans(self, experiment_id: str) -> list[Scan]:
         """An experiment's scans in natural ID order ("2" before "10")."""
@@ -264,16 +265,16 @@ class ArchiveRecords(ResourceFiles):
                              "VALUES (?,?,?,?,?)",
                              (experiment_id, child_id, xsi_type, json.dumps(fields or {}), now_string()))
             row = db.execute(f"SELECT * FROM {table} WHERE pk=?", (cur.lastrowid,)).fetchone()
-        return child_from_row(row, cls)  # type: ignore[return-value]
+        return child_from_row(row, cls)
 
     def _get_child(self, cls: type[ChildT], experiment_id: str, child_id: str) -> ChildT | None:
         row = self._one(f"SELECT * FROM {_CHILD_TABLES[cls]} WHERE experiment_id=? AND id=?",
                         (experiment_id, child_id))
-        return child_from_row(row, cls) if row else None  # type: ignore[return-value]
+        return child_from_row(row, cls) if row else None
 
     def _list_children(self, cls: type[ChildT], experiment_id: str) -> list[ChildT]:
         rows = self.query(f"SELECT * FROM {_CHILD_TABLES[cls]} WHERE experiment_id=? ORDER BY pk", (experiment_id,))
-        return [child_from_row(r, cls) for r in rows]  # type: ignore[misc]
+        return [child_from_row(r, cls) for r in rows]
 
     def _existing_child(self, cls: type[ChildT], experiment_id: str, child_id: str) -> ChildT:
         child = self._get_child(cls, experiment_id, child_id)

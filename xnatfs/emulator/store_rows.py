@@ -1,12 +1,12 @@
 """What the emulator's store hands out: its row objects, its errors, and the small value rules they share.
 
-Owns the dataclasses one SQLite row becomes (`Project`, `Subject`, `Experiment`, `Scan`,
-`Reconstruction`, `Resource`, `FileRow`), the functions that build them from `sqlite3.Row`s, the
-store's errors (`StoreError` and its `NotFound`/`Conflict`/`Invalid`, each with the HTTP `.status`
-a handler answers with), and the value rules every table follows: XNAT's timestamp text
-(`now_string`), how a field update merges into stored fields (`merge_fields`) and the natural order
-of scan IDs (`natural_key`). Kept apart from the SQL so the handlers, the importer and the
-prearchive can name these types without reading how they are stored.
+Owns the dataclasses one SQLite row becomes (`Project`, `Subject`, `Experiment`, `Scan` and
+`Reconstruction` on their common `ExperimentChild`, `Resource`, `FileRow`), the functions that
+build them from `sqlite3.Row`s, the store's errors (`StoreError` and its `NotFound`/`Conflict`/
+`Invalid`, each with the HTTP `.status` a handler answers with), and the value rules every table
+follows: XNAT's timestamp text (`now_string`), how a field update merges into stored fields
+(`merge_fields`) and the natural order of scan IDs (`natural_key`). Kept apart from the SQL so the
+handlers, the importer and the prearchive can name these types without reading how they are stored.
 
 Import them from `xnatfs.emulator.store`, which re-exports all of this.
 """
@@ -18,7 +18,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
 #: The site ID that prefixes accession numbers (XNAT_S00001, XNAT_E00001).
 SITE_ID = "XNAT"
@@ -104,13 +104,19 @@ class Experiment:
 
 
 @dataclass
-class Scan:
+class ExperimentChild:
+    """What scans and reconstructions share: their tables have the same columns."""
     pk: int
     experiment_id: str
     id: str
     xsi_type: str
     fields: dict
     insert_date: str
+    kind = "child"
+
+
+@dataclass
+class Scan(ExperimentChild):
     kind = "scan"
 
     @property
@@ -119,13 +125,7 @@ class Scan:
 
 
 @dataclass
-class Reconstruction:
-    pk: int
-    experiment_id: str
-    id: str
-    xsi_type: str
-    fields: dict
-    insert_date: str
+class Reconstruction(ExperimentChild):
     kind = "reconstruction"
 
 
@@ -163,8 +163,10 @@ class FileRow:
 
 
 Owner = Union[Project, Subject, Experiment, Scan, Reconstruction]
-#: A scan or a reconstruction: the two kinds of experiment child, stored in tables of one shape.
-Child = Union[Scan, Reconstruction]
+
+
+#: A scan or a reconstruction, in functions that serve both.
+ChildT = TypeVar("ChildT", Scan, Reconstruction)
 
 
 def _fields(row: sqlite3.Row) -> dict:
@@ -185,7 +187,7 @@ def experiment_from_row(row: sqlite3.Row) -> Experiment:
                       _fields(row), row["insert_date"], row["insert_user"], row["session_id"])
 
 
-def child_from_row(row: sqlite3.Row, cls: type[Scan] | type[Reconstruction]) -> Child:
+def child_from_row(row: sqlite3.Row, cls: type[ChildT]) -> ChildT:
     """A row of `scans` or `reconstructions` (the same columns) as a `cls`."""
     return cls(row["pk"], row["experiment_id"], row["id"], row["xsi_type"], _fields(row), row["insert_date"])
 
