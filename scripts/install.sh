@@ -11,6 +11,7 @@ command -v getfattr   >/dev/null || need_apt+=(attr)
 command -v rsync      >/dev/null || need_apt+=(rsync)
 command -v curl       >/dev/null || need_apt+=(curl)
 command -v openssl    >/dev/null || need_apt+=(openssl)   # the TLS tests make a self-signed certificate
+command -v strace     >/dev/null || need_apt+=(strace)    # the fault tests time each system call of ls/cat
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -28,12 +28,19 @@ class RetryPolicy:
 
     A ``Retry-After`` of at most ``max_retry_after`` seconds is honoured; a server asking for a longer
     wait gets no retry (its error is returned at once), so no call waits hours on a server's word.
+
+    ``total`` retries follow a failed connection; ``status_retries`` (default ``total``) follow a
+    502/503/504 answer: a server that is up but busy deserves more patience than one that is not
+    there. Sleeps between tries are ``backoff_factor × 2ⁿ⁻¹`` (none before the first retry), at most
+    ``backoff_max`` seconds.
     """
 
     total: int = 3
     backoff_factor: float = 0.2
     status_forcelist: tuple[int, ...] = (502, 503, 504)
     max_retry_after: int = 2
+    status_retries: int | None = None
+    backoff_max: float = 2.0
 
 
 @dataclass(frozen=True)

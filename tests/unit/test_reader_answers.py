@@ -1,12 +1,16 @@
 """The mount's reader takes no answer on trust: a 200 that is not the file's size (a login page) and a 206
-whose length contradicts its range are errors, never bytes of the file."""
+whose length contradicts its range are errors, never bytes of the file. A failed read is remembered
+briefly, so the kernel's retries of the same pages do not wait for the server again."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 
-from xnatfs.errors import ServerError
-from xnatfs.vfs.reader import RangeSupport, ReadBudget, ReaderSettings, RemoteFile
+from xnatfs.errors import ServerError, TransportError
+from xnatfs.vfs.reader import RangeSupport, ReadBudget, ReaderSettings, RecentFailure, RemoteFile
 
 pytestmark = pytest.mark.unit
 
@@ -91,4 +95,31 @@ def test_a_206_whose_length_contradicts_its_range_is_an_error() -> None:
     handle, _, _ = reader(size, lying)
     with pytest.raises(ServerError, match="Content-Length"):
         handle.read(0, 4096)
+    handle.close()
+
+
+def test_a_failed_read_is_remembered_briefly_then_tried_again() -> None:
+    data = bytes(range(256)) * 64
+    calls: list[tuple[int, int | None]] = []
+    down = [True]
+
+    def opener(start: int, end: int | None) -> Answer:
+        calls.append((start, end))
+        if down[0]:
+            raise TransportError("connection refused")
+        stop = len(data) if end is None else end
+        return Answer(206, data[start:stop], {"Content-Range": f"bytes {start}-{stop - 1}/{len(data)}"})
+
+    settings = dataclasses.replace(SETTINGS, failure_memory=0.3)
+    handle = RemoteFile(opener, len(data), settings, ReadBudget(SETTINGS.total_budget), RangeSupport(), name="f")
+    with pytest.raises(TransportError):
+        handle.read(0, 4096)
+    down[0] = False
+    with pytest.raises(RecentFailure) as again:  # the kernel's retry: the same error at once, no request
+        handle.read(0, 4096)
+    assert again.value.errno == TransportError.errno and "connection refused" in str(again.value)
+    assert len(calls) == 1
+    time.sleep(0.35)
+    assert handle.read(0, 4096) == data[:4096]
+    assert len(calls) == 2
     handle.close()

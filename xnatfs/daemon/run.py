@@ -51,10 +51,15 @@ from xnatfs.daemon.options import (
 from xnatfs.daemon.process import LibfuseStderr, setup_logging, tune_malloc
 from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text, redact_url
-from xnatfs.settings import CacheSettings, ReadSettings, Settings, Timeouts
+from xnatfs.settings import CacheSettings, ReadSettings, RetryPolicy, Settings, Timeouts
 from xnatfs.transport.auth import Credentials
 
 log = logging.getLogger("xnatfs.daemon")
+
+#: A mount is more patient with a busy server (502/503/504) than the library: an EIO in the middle of a
+#: ``cp -r`` costs the user more than a few seconds. 8 retries, sleeps of at most 0.5 s (about 3.4 s
+#: in all); a server that refuses connections is given up on after 3 retries (0.9 s).
+MOUNT_RETRY = RetryPolicy(total=3, backoff_factor=0.2, status_retries=8, backoff_max=0.5)
 
 
 def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
@@ -77,7 +82,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
 
     tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
-                        cache=CacheSettings(ttl=opts.metadata_ttl), read=ReadSettings())
+                        cache=CacheSettings(ttl=opts.metadata_ttl), read=ReadSettings(), retry=MOUNT_RETRY)
     log.info("Connecting to %s as %s", redact_url(opts.url), credentials.user if credentials else "anonymous")
     connection = xnatfs.connect(opts.url, credentials.user if credentials else None,
                                 credentials.password if credentials else None, settings=settings,

@@ -148,13 +148,15 @@ def requested_wait(value: str | None) -> float | None:
 
 def make_retry(policy: RetryPolicy) -> Retry:
     """Retry for idempotent verbs on connection errors, one dropped connection, ``policy.status_forcelist``."""
+    status = policy.total if policy.status_retries is None else policy.status_retries
     return IdempotentRetry(
-        total=policy.total,
+        total=max(policy.total, status),
         connect=policy.total,
         read=1,
-        status=policy.total,
+        status=status,
         other=0,
         backoff_factor=policy.backoff_factor,
+        backoff_max=policy.backoff_max,
         status_forcelist=policy.status_forcelist,
         allowed_methods=IDEMPOTENT_METHODS,
         raise_on_status=False,

@@ -29,7 +29,9 @@ their read-ahead when the total is exceeded, and caps the number of live streams
 reader needs are always fetched, so the budget never deadlocks a read.
 
 Every wait is bounded: socket reads have the session's read timeout, and a reader waits at most
-``wait_timeout`` for the stream before failing with :class:`~xnatfs.errors.RequestTimeout`.
+``wait_timeout`` for the stream before failing with :class:`~xnatfs.errors.RequestTimeout`. A failed
+read is remembered for ``failure_memory`` seconds: the kernel's own retries of the same pages (and
+other reads of the file that need the server) get the same error at once instead of waiting again.
 
 Thread-safe: one lock per file (shared by the FUSE threads and its stream thread; readers and the
 stream wait on two conditions of it); the budget has its own lock and never calls into a file while
@@ -59,6 +61,17 @@ from xnatfs.vfs.window import Blocks, Window
 log = logging.getLogger(__name__)
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class RecentFailure(XNATError):
+    """A read refused at once because a read of the same open file failed moments ago (the kernel
+    retrying a page): the same errno, logged at debug level (the first failure was logged)."""
+
+    log_level = logging.DEBUG
+
+    def __init__(self, cause: XNATError) -> None:
+        super().__init__(f"{cause} (the same error again)")
+        self.errno = cause.errno
 
 
 class RemoteFile:
@@ -92,6 +105,7 @@ class RemoteFile:
         self._run_start = 0
         self._victims: list[RemoteFile] = []
         self._closed = False
+        self._failure: tuple[float, XNATError] | None = None
         self.last_used = time.monotonic()
         self.requests = 0
         self.waits = 0
@@ -134,7 +148,16 @@ class RemoteFile:
             if self._closed:
                 raise ServerError(f"read after close: {self.name}")
             self.last_used = time.monotonic()
-            data = self._read_locked(offset, end)
+            failure = self._failure
+            if failure is not None and self.last_used - failure[0] < self.settings.failure_memory:
+                raise RecentFailure(failure[1])
+            try:
+                data = self._read_locked(offset, end)
+            except XNATError as exc:
+                if self.settings.failure_memory > 0:
+                    self._failure = (time.monotonic(), exc)
+                    self._cond.notify_all()  # readers waiting for the same stream fail now, too
+                raise
             self._last_end = end
             victims, self._victims = self._victims, []
             if self._paused and not self._should_pause():
@@ -304,9 +327,12 @@ class RemoteFile:
         self._demand = max(self._demand, end)
         if self._paused:
             self._space.notify()
-        deadline = time.monotonic() + self.settings.wait_timeout
+        started = time.monotonic()
+        deadline = started + self.settings.wait_timeout
         restarts = 0
         while self._window.end < end:
+            if self._failure is not None and self._failure[0] >= started:
+                raise RecentFailure(self._failure[1])
             if self._stream_error is not None:
                 error, self._stream_error = self._stream_error, None
                 raise error
@@ -401,4 +427,4 @@ class RemoteFile:
         return ahead >= limit or (self._budget.over and ahead >= self.settings.chunk)
 
 
-__all__ = ["RemoteFile", "ReadBudget", "ReaderSettings", "RangeSupport", "Opener", "CacheSink"]
+__all__ = ["RemoteFile", "RecentFailure", "ReadBudget", "ReaderSettings", "RangeSupport", "Opener", "CacheSink"]

@@ -24,6 +24,8 @@ from xnatfs.settings import MiB, ReadSettings
 log = logging.getLogger(__name__)
 
 KiB = 1024
+#: how long the mount remembers a failed read of an open file (see ReaderSettings)
+FAILURE_MEMORY = 2.0
 
 
 class RangeStream(Protocol):
@@ -61,6 +63,11 @@ class ReaderSettings:
 
     ``chunk`` (1 MiB) is the size of one socket read of the stream: measured on loopback, 256 KiB
     reads were up to 15% slower (more Python per byte) and 4 MiB reads about 25% slower.
+
+    ``failure_memory`` (0: off; the mount uses :data:`FAILURE_MEMORY`): after a read of an open file
+    failed, further reads of it that need the server fail at once with the same error for this long.
+    The kernel retries a failed page read itself (its read-ahead, then a synchronous read of the same
+    page), so without it one ``read()`` of a tool would wait for a hung server two or three times over.
     """
 
     first_block: int = 128 * KiB
@@ -70,11 +77,13 @@ class ReaderSettings:
     total_budget: int = 96 * MiB
     max_streams: int = 32
     wait_timeout: float = 30.0
+    failure_memory: float = 0.0
 
     @classmethod
-    def from_read_settings(cls, read: ReadSettings, wait_timeout: float) -> ReaderSettings:
+    def from_read_settings(cls, read: ReadSettings, wait_timeout: float,
+                           failure_memory: float = FAILURE_MEMORY) -> ReaderSettings:
         return cls(first_block=read.first_block_size, max_ahead=read.max_readahead,
-                   total_budget=read.total_budget, wait_timeout=wait_timeout)
+                   total_budget=read.total_budget, wait_timeout=wait_timeout, failure_memory=failure_memory)
 
 
 class RangeSupport:
@@ -178,4 +187,4 @@ class CacheSink(Protocol):
 
 
 __all__ = ["RangeStream", "Opener", "header_of", "identity_length", "ReaderSettings", "RangeSupport", "ReadBudget", "BudgetMember", "CacheSink",
-           "KiB"]
+           "KiB", "FAILURE_MEMORY"]

@@ -18,6 +18,9 @@ Which request answers what (xnat-rest-spec §8–§13):
 ``open_range(uri, a, b)``  ``GET <file uri>`` with ``Range: bytes=a-b`` (206, or 200 if ignored)
 =========================  =====================================================================
 
+After a transport failure (server down or hung) requests fail at once for a moment
+(:mod:`xnatfs.vfs.reachability`), so a walk over a dead server does not wait once per directory.
+
 Results are kept in a :class:`~xnatfs.cache.ttl.TTLCache` (TTL and size bound from the mount
 options) and the same record objects are returned while cached. Concurrent calls for the same key
 share one request (the later callers wait, bounded by the request timeout). Errors are not cached.
@@ -49,6 +52,7 @@ from xnatfs.rest.paths import normalize
 from xnatfs.rest.resultset import parse_resultset
 from xnatfs.settings import CacheSettings
 from xnatfs.transport.session import Stream, XNATSession
+from xnatfs.vfs.reachability import Reachability
 from xnatfs.vfs.records import (
     ASSESSOR,
     EXPERIMENT,
@@ -88,6 +92,7 @@ class XNATSource:
         self._cache = TTLCache(cache.maxsize, cache.ttl, timer=timer)
         self._inflight: dict[Any, Future] = {}
         self._lock = threading.Lock()
+        self.reachability = Reachability()
         timeouts = session.settings.timeouts
         #: how long a caller waits for another thread's identical request
         self._wait = timeouts.connect + 2 * timeouts.read + 5.0
@@ -178,7 +183,7 @@ class XNATSource:
 
     def document(self, obj: XObject, fmt: str) -> bytes:
         def load() -> bytes:
-            return self.session.get(obj.uri, params={"format": fmt}).content
+            return self.reachability.call(lambda: self.session.get(obj.uri, params={"format": fmt}).content)
         return self._cached(("document", obj.uri, fmt), load)
 
     # -- file data ---------------------------------------------------------------------------------
@@ -192,16 +197,16 @@ class XNATSource:
         headers = dict(IDENTITY)
         if start > 0 or end is not None:
             headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
-        return self.session.open_stream("GET", uri, headers=headers, ok=(200, 206))
+        return self.reachability.call(lambda: self.session.open_stream("GET", uri, headers=headers, ok=(200, 206)))
 
     # -- parsing -------------------------------------------------------------------------------------
 
     def _rows(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, str], ...]:
-        body = self.session.get_json(path, params=params)
+        body = self.reachability.call(lambda: self.session.get_json(path, params=params))
         return parse_resultset(body, what=f"listing {path}").rows
 
     def _object(self, row: XObject, uri: str) -> XObject:
-        item = current_item(self.session.get_json(uri))
+        item = current_item(self.reachability.call(lambda: self.session.get_json(uri)))
         return _from_item(item, row.kind, uri, fallback=row)
 
 
