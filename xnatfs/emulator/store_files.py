@@ -194,7 +194,8 @@ class ResourceFiles(StoreDatabase):
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        sql, args = f"SELECT * FROM files WHERE resource_id IN ({marks})", list(ids)
+        sql = f"SELECT * FROM files WHERE resource_id IN ({marks})"
+        args: list[int | str] = list(ids)
         if prefix:
             sql += " AND path LIKE ? ESCAPE '\\'"
             args.append(_like_prefix(prefix))
