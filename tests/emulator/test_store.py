@@ -1,0 +1,126 @@
+"""The emulator's store on its own (no HTTP): scans and reconstructions through their shared helpers,
+label uniqueness, cascading deletes, all-or-nothing transactions and the byte helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xnatfs.emulator.store import (Conflict, Experiment, Invalid, NotFound, Reconstruction, Scan, Store,
+                                   check_relative_path, copy_stream, md5_of, natural_key)
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "data")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def session(store: Store) -> Experiment:
+    store.create_project("P")
+    subject = store.create_subject("P", "S")
+    return store.create_experiment("P", subject.id, "E")
+
+
+def test_scans_list_in_natural_order_reconstructions_in_creation_order(store: Store, session: Experiment) -> None:
+    for scan_id in ("10", "2", "b", "1"):
+        store.create_scan(session.id, scan_id)
+        store.create_reconstruction(session.id, scan_id)
+    assert [s.id for s in store.list_scans(session.id)] == ["1", "2", "10", "b"]
+    assert [r.id for r in store.list_reconstructions(session.id)] == ["10", "2", "b", "1"]
+    assert all(type(s) is Scan for s in store.list_scans(session.id))
+    assert all(type(r) is Reconstruction for r in store.list_reconstructions(session.id))
+    assert sorted(["10", "x", "9", "100", "a"], key=natural_key) == ["9", "10", "100", "a", "x"]
+
+
+@pytest.mark.parametrize("kind", ["scan", "reconstruction"])
+def test_child_create_update_delete(store: Store, session: Experiment, kind: str) -> None:
+    create, get, update, delete = (getattr(store, f"{verb}_{kind}") for verb in ("create", "get", "update", "delete"))
+    created = create(session.id, "7", fields={"type": "T1", "note": "n"})
+    assert (created.kind, created.experiment_id, created.fields) == (kind, session.id, {"type": "T1", "note": "n"})
+    with pytest.raises(Conflict, match=f"Specified {kind} already exists."):
+        create(session.id, "7")
+    with pytest.raises(NotFound, match="Specified image session doesn't exist."):
+        create("XNAT_E99999", "7")
+
+    updated = update(session.id, "7", {"note": "NULL", "quality": "usable"})
+    assert updated.fields == {"type": "T1", "quality": "usable"} and updated.xsi_type == created.xsi_type
+    with pytest.raises(NotFound, match=f"Unable to find the specified {kind}.") as missing:
+        update(session.id, "8", {"note": "x"})
+    assert missing.value.status == 404
+
+    resource = store.create_resource(updated, "R")
+    kept = store.add_file(resource.id, "a/b.txt", b"bytes")
+    delete(session.id, "7")
+    assert get(session.id, "7") is None and store.get_resource(resource.id) is None
+    assert not kept.disk_path.exists()
+    with pytest.raises(NotFound, match=f"Unable to find the specified {kind}."):
+        delete(session.id, "7")
+
+
+def test_update_scan_may_change_its_type(store: Store, session: Experiment) -> None:
+    store.create_scan(session.id, "1", "xnat:mrScanData")
+    assert store.update_scan(session.id, "1", {}, "xnat:ctScanData").xsi_type == "xnat:ctScanData"
+    assert store.update_scan(session.id, "1", {"type": "x"}).xsi_type == "xnat:ctScanData"
+
+
+def test_labels_are_unique_within_a_project(store: Store, session: Experiment) -> None:
+    other_subject = store.create_subject("P", "S2")
+    with pytest.raises(Conflict, match="Specified label is already in use."):
+        store.create_subject("P", "S")
+    with pytest.raises(Conflict):
+        store.update_subject(other_subject.id, label="S")
+    with pytest.raises(Conflict):
+        store.create_experiment("P", other_subject.id, "E")
+    second = store.create_experiment("P", other_subject.id, "E2")
+    with pytest.raises(Conflict):
+        store.update_experiment(second.id, label="E")
+    assert store.update_experiment(second.id, label="E2").label == "E2"  # its own label: no change, no conflict
+    assert store.update_subject(other_subject.id, label="S3").label == "S3"
+    store.create_project("Q")
+    assert store.create_subject("Q", "S").project == "Q"  # another project may use the label
+
+
+def test_failed_transaction_leaves_no_rows_and_no_new_files(store: Store, session: Experiment) -> None:
+    resource = store.create_resource(session, "R")
+    with pytest.raises(RuntimeError), store.transaction():
+        written = store.add_file(resource.id, "new.txt", b"new")
+        store.create_scan(session.id, "1")
+        raise RuntimeError("abort")
+    assert store.get_file(resource.id, "new.txt") is None and not written.disk_path.exists()
+    assert store.list_scans(session.id) == []
+
+
+def test_add_file_from_bytes_stream_and_moved_path_agree(store: Store, session: Experiment, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 9000  # more than one CHUNK
+    resource = store.create_resource(session, "R")
+    spooled = tmp_path / "spooled"
+    spooled.write_bytes(data)
+    rows = [store.add_file(resource.id, "bytes.bin", data),
+            store.add_file(resource.id, "stream.bin", io.BytesIO(data)),
+            store.add_file(resource.id, "path.bin", spooled),
+            store.add_file(resource.id, "moved.bin", spooled, move=True)]
+    expected = hashlib.md5(data).hexdigest()
+    assert [(r.size, r.md5) for r in rows] == [(len(data), expected)] * 4
+    assert all(r.disk_path.read_bytes() == data for r in rows) and not spooled.exists()
+    assert md5_of(rows[0].disk_path) == expected
+    out = io.BytesIO()
+    assert copy_stream(io.BytesIO(data), out) == (len(data), expected) and out.getvalue() == data
+
+
+@pytest.mark.parametrize("path", ["", "/abs", "a/../b", "..", "a//b", "a\\b", "./a", "a\0b"])
+def test_unsafe_relative_paths_are_refused(path: str) -> None:
+    with pytest.raises(Invalid):
+        check_relative_path(path)
+
+
+def test_relative_path_is_normalised() -> None:
+    assert check_relative_path("a/b/") == "a/b"
