@@ -1,6 +1,8 @@
 """Server faults under a real mount, with real tools: a crash and a hang in the middle of ``ls -R`` and of a
 large ``cat``, a 20 % failure rate, retries running out, a changed password, a slow server.
 
+Also an import (``cp`` of a zip into ``import/<project>/``) while the server goes down.
+
 The emulator runs in its own process (:class:`faultkit.EmulatorProcess`) over one data directory with
 the sample archive and a 256 MiB file, so it can be killed or stopped and started again on the same
 port. Each system call of the tools is timed with ``strace -T``: a call into the mount must return
@@ -26,6 +28,7 @@ import requests
 
 from faultkit import EmulatorProcess, StateWatch, slowest_calls, tool_pid, traced
 from mounting import MountFactory, daemon_process, expected_files, require_tools
+from writing import dicom_zip, mount_writable
 from xnatfs.emulator.sample import populate
 from xnatfs.emulator.store import Store
 from xnatfs.vfs.reachability import HOLD
@@ -292,3 +295,49 @@ def test_a_server_answering_just_within_the_timeout_never_adds_up_waits_in_one_c
     assert b"xnat.xml" in out and b".dcm" in out
     slowest = slowest_calls(log)
     assert slowest[0][0] < timeout, slowest
+
+
+# -- an import while the server goes down ----------------------------------------------------------------
+
+def wait_for_log(mounted, text: str, deadline: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + deadline
+    while text not in mounted.log_text():
+        assert time.monotonic() < end, f"{text!r} never logged:\n{mounted.log_text()}"
+        time.sleep(0.02)
+
+
+def test_an_import_while_the_server_goes_down_fails_cp_and_keeps_the_zip(
+        server: EmulatorProcess, mount_factory: MountFactory, tmp_path: Path) -> None:
+    """The server dies while the import request waits for its answer: ``cp`` fails with EIO, the zip stays
+    with a ``.error`` note, nothing was imported; once the server is back, ``cp`` of the same zip imports it."""
+    require_tools("cp")
+    mounted = mount_writable(server, mount_factory, tmp_path, "--timeout", str(TIMEOUT))
+    mounted.expect_errors = True
+    data, _ = dicom_zip("IMP_DOWN", slices=5)
+    source = tmp_path / "down.zip"
+    source.write_bytes(data)
+    folder = mounted.path / "import/DEMO"
+    assert os.listdir(folder) == []
+    server.set_faults(latency_ms=10_000)  # the server holds the request before reading it
+    copy = subprocess.Popen(["cp", str(source), str(folder / "down.zip")], stderr=subprocess.PIPE, text=True)
+    wait_for_log(mounted, "Importing /import/DEMO/down.zip")
+    time.sleep(0.3)
+    server.kill()
+    _, err = copy.communicate(timeout=60)
+    assert copy.returncode != 0 and "Input/output error" in err, err
+    assert sorted(os.listdir(folder)) == ["down.zip", "down.zip.error"]
+    assert (folder / "down.zip").read_bytes() == data
+    note = (folder / "down.zip.error").read_text()
+    assert "down.zip" in note and note.strip()
+    server.start()
+    prearchive = requests.get(f"{server.url}/data/prearchive/projects/DEMO", params={"format": "json"},
+                              auth=server.admin, timeout=30).json()["ResultSet"]["Result"]
+    assert not [row for row in prearchive if "IMP_DOWN" in json_text(row)]  # nothing half-imported
+    time.sleep(HOLD)
+    again = subprocess.run(["cp", str(source), str(folder / "down.zip")], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert sorted(os.listdir(folder)) == ["down.zip.result"]
+
+
+def json_text(row: dict) -> str:
+    return " ".join(str(value) for value in row.values())
