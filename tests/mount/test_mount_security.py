@@ -2,8 +2,9 @@
 TLS is verified, and a login page served instead of a file is an error, not the file.
 
 A small front server (:class:`Front`) sits between the mount and the emulator where a test needs one:
-it terminates TLS with a self-signed certificate, or answers file downloads with an HTML login page
-(as a single sign-on proxy in front of XNAT does), and forwards everything else. It records every
+it terminates TLS with a self-signed certificate, or answers some requests itself (file downloads with
+an HTML login page, as a single sign-on proxy in front of XNAT does; an object's XML with a hostile
+document), and forwards everything else. It records every
 request, so a test can assert that nothing was sent over an unverified connection.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import shutil
 import ssl
@@ -18,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,15 +45,19 @@ SESSION_FILE = ("projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans
 
 # -- the front server ------------------------------------------------------------------------------------
 
+#: ``answer(method, path)`` → ``(status, headers, body)`` to send instead of the server's answer, or None
+Answer = Callable[[str, str], "tuple[int, dict[str, str], bytes] | None"]
+
+
 class Front:
     """An HTTP(S) server on 127.0.0.1 that forwards to ``upstream``; see the module docstring."""
 
     HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
 
-    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None, login_page_for_files: bool = False) -> None:
+    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None, answer: Answer | None = None) -> None:
         self.upstream = urlsplit(upstream)
         self.tls = tls
-        self.login_page_for_files = login_page_for_files
+        self.answer = answer
         self.received: list[str] = []
         self.handshakes_failed = 0
         front = self
@@ -66,9 +72,9 @@ class Front:
                 front.received.append(f"{self.command} {self.path}")
                 length = self.headers.get("Content-Length", "")
                 body = self.rfile.read(int(length)) if length.isdigit() else None
-                if front.login_page_for_files and self.command == "GET" and "/files/" in self.path \
-                        and "format=" not in self.path:
-                    self._answer(200, {"Content-Type": "text/html;charset=UTF-8"}, LOGIN_PAGE)
+                own = front.answer(self.command, self.path) if front.answer is not None else None
+                if own is not None:
+                    self._answer(*own)
                     return
                 upstream = http.client.HTTPConnection(front.upstream.hostname, front.upstream.port, timeout=20)
                 try:
@@ -357,7 +363,12 @@ def emulator_at(emulator: EmulatorServer, url: str) -> EmulatorServer:
 def test_a_login_page_instead_of_a_file_is_eio_never_the_file(emulator: EmulatorServer,
                                                               mount_factory: MountFactory) -> None:
     require_tools("cat")
-    with Front(emulator.url, login_page_for_files=True) as front:
+    def login_page_for_files(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if method == "GET" and "/files/" in path and "format=" not in path:
+            return 200, {"Content-Type": "text/html;charset=UTF-8"}, LOGIN_PAGE
+        return None
+
+    with Front(emulator.url, answer=login_page_for_files) as front:
         mounted = mount_factory(emulator_at(emulator, front.url))
         mounted.expect_errors = True
         target = mounted.path / SESSION_FILE
@@ -372,3 +383,57 @@ def test_a_login_page_instead_of_a_file_is_eio_never_the_file(emulator: Emulator
         errors = [line for line in mounted.log_text().splitlines() if " ERROR " in line]
         assert len(errors) >= 2 and all("login page" in line and "text/html" in line for line in errors)
         assert "ignores HTTP Range" not in mounted.log_text()
+
+
+# -- hostile documents -----------------------------------------------------------------------------------
+
+SECRET_MARKER = "TOP-SECRET-7d41"
+HOSTILE_VALUES = {
+    "group": '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>&e;',
+    "evil": '"}\n\\\u0000</x> ]]> \u202e',
+    "note": "&lt;&e; <script>alert(1)</script> \u0007",
+}
+
+
+def hostile_xml(secret: Path) -> bytes:
+    """An external entity naming a local file, a parameter entity and a billion-laughs bomb."""
+    lols = "".join(f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10}">' for n in range(1, 10))
+    return (f'<?xml version="1.0"?>\n<!DOCTYPE xnat:Subject [<!ENTITY lol0 "lol">{lols}'
+            f'<!ENTITY secret SYSTEM "file://{secret}"><!ENTITY % remote SYSTEM "file://{secret}"> %remote;]>\n'
+            f'<xnat:Subject xmlns:xnat="http://nrg.wustl.edu/xnat" ID="X">&secret;&lol9;</xnat:Subject>\n').encode()
+
+
+def test_hostile_documents_are_served_as_sent_and_never_expanded(fresh_emulator: EmulatorServer,
+                                                                 mount_factory: MountFactory, tmp_path: Path) -> None:
+    """``xnat.xml`` is the server's bytes, never parsed (no entity is resolved or expanded);
+    ``xnat.json`` renders hostile field values as JSON strings that read back unchanged."""
+    require_tools("cat")
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET_MARKER)
+    store = fresh_emulator.store
+    store.create_project("HOST")
+    subject = store.create_subject("HOST", "S1", {"group": HOSTILE_VALUES["group"],
+                                                  "fields": {"evil": HOSTILE_VALUES["evil"]}})
+    store.create_experiment("HOST", subject.id, "E1", fields={"note": HOSTILE_VALUES["note"]})
+    bomb = hostile_xml(secret)
+
+    def hostile_object_xml(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if method == "GET" and "format=xml" in path:
+            return 200, {"Content-Type": "text/xml;charset=UTF-8"}, bomb
+        return None
+
+    with Front(fresh_emulator.url, answer=hostile_object_xml) as front:
+        mounted = mount_factory(emulator_at(fresh_emulator, front.url))
+        folder = mounted.path / "projects/HOST/subjects/S1"
+        started = time.monotonic()
+        served = subprocess.run(["cat", str(folder / "xnat.xml")], capture_output=True, timeout=30, check=True).stdout
+        assert time.monotonic() - started < 5
+        assert served == bomb  # byte for byte: nothing resolved, nothing expanded
+        assert os.stat(folder / "xnat.xml").st_size == len(bomb)
+        subject_doc = json.loads((folder / "xnat.json").read_bytes())
+        experiment_doc = json.loads((folder / "experiments/E1/xnat.json").read_bytes())
+    assert subject_doc["fields"]["group"] == HOSTILE_VALUES["group"]
+    assert [f["field"] for f in subject_doc["children"]["fields/field"]] == [HOSTILE_VALUES["evil"]]
+    assert experiment_doc["fields"]["note"] == HOSTILE_VALUES["note"]
+    everything = served.decode() + json.dumps([subject_doc, experiment_doc]) + mounted.log_text()
+    assert SECRET_MARKER not in everything and "lollollol" not in everything
