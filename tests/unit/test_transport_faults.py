@@ -1,6 +1,7 @@
 """Transport behaviour under faults that the mount relies on: a refused connection is a transport failure
 (EIO), not a timeout (urllib3 2 derives NewConnectionError from ConnectTimeoutError, and requests reports
-it as ConnectTimeout); a busy server (503) can be given more retries than an absent one, with capped sleeps."""
+it as ConnectTimeout); a host that drops packets times out once, within the connect timeout, without
+retries; a busy server (503) can be given more retries than an absent one, with capped sleeps."""
 
 from __future__ import annotations
 
@@ -30,6 +31,26 @@ def test_a_refused_connection_is_a_transport_error_not_a_timeout() -> None:
     assert "Request failed" in str(caught.value) and "refused" in str(caught.value)
     assert time.monotonic() - started < 5
     session.close()
+
+
+def test_a_host_that_drops_connections_times_out_once_within_the_connect_timeout() -> None:
+    """A listening socket whose accept queue is full: the kernel drops further SYNs, as a firewall would."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = [socket.create_connection(("127.0.0.1", port), timeout=2)]  # backlog 0 holds one
+        try:
+            session = XNATSession(f"http://127.0.0.1:{port}", settings=Settings(timeouts=Timeouts(connect=0.5, read=5)))
+            started = time.monotonic()
+            with pytest.raises(RequestTimeout):
+                session.get("/data/projects")
+            elapsed = time.monotonic() - started
+            session.close()
+        finally:
+            for connection in queued:
+                connection.close()
+    assert 0.4 < elapsed < 1.2  # one connect timeout: not four, not with backoff sleeps
 
 
 def test_status_retries_are_counted_apart_from_connection_retries_with_capped_sleeps() -> None:

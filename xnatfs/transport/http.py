@@ -5,8 +5,10 @@ What the session guarantees:
 - **Retries** (urllib3 ``Retry``): only idempotent verbs (GET, HEAD, PUT, DELETE, OPTIONS), on
   connection errors and on 502/503/504, with exponential backoff, plus once on a connection the server
   dropped mid-request (a pooled keep-alive connection it had just closed). A ``Retry-After`` longer
-  than ``RetryPolicy.max_retry_after`` ends the retries; a retried answer's body is not read. A read
-  *timeout* is never retried: a retry would double the time a caller waits past its timeout. POST is
+  than ``RetryPolicy.max_retry_after`` ends the retries; a retried answer's body is not read. A
+  *timeout* (read, or connect: a host that drops packets) is never retried: a retry would double the
+  time a caller waits past its timeout (the kernel already resends a connection's SYN within the
+  connect timeout). A refused connection is retried. POST is
   never retried (the import service is not idempotent). A retried PUT rewinds a seekable body.
 - **No implicit netrc**: ``session.auth`` is a no-op auth object, so requests does not read
   ``~/.netrc`` on its own (it would bypass our permission check, and send Basic on every request).
@@ -74,7 +76,8 @@ class NoImplicitAuth(requests.auth.AuthBase):
 class IdempotentRetry(Retry):
     """urllib3's Retry, except that
 
-    - a read timeout is raised at once instead of being retried;
+    - a read or connect timeout is raised at once instead of being retried (urllib3 2 derives
+      ``NewConnectionError``, a refused connection, from ``ConnectTimeoutError``: that one is retried);
     - an answer whose ``Retry-After`` asks for more than ``retry_after_max`` seconds is not retried
       (urllib3 would sleep up to six hours on the server's word);
     - the body of an answer that is retried (a 503…) is dropped unread: urllib3 would read it whole
@@ -83,7 +86,9 @@ class IdempotentRetry(Retry):
 
     def increment(self, method: str | None = None, url: str | None = None, response: object = None,
                   error: Exception | None = None, _pool: object = None, _stacktrace: object = None) -> Retry:
-        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError) or (
+                isinstance(error, urllib3.exceptions.ConnectTimeoutError)
+                and not isinstance(error, urllib3.exceptions.NewConnectionError)):
             raise error
         if isinstance(response, urllib3.response.BaseHTTPResponse) and self.respect_retry_after_header:
             wanted = requested_wait(response.headers.get("Retry-After"))
