@@ -13,10 +13,9 @@ Per open file (:class:`RemoteFile`):
   kernel asks for 128 KiB at a time). TCP flow control holds the server back while the window is full.
 - A **random** read stops the stream and resets the window; ``keep_behind`` bytes behind the reader
   stay so that the kernel's slightly out-of-order parallel reads still hit.
-- No answer is taken on trust: a 206 must start where asked and its ``Content-Length`` must match its
-  ``Content-Range``; a 200 (the whole file) whose ``Content-Length`` is not the file's size is a
-  :class:`~xnatfs.errors.ServerError` (a login page or a proxy's error page, never served as the
-  file's bytes, and not taken as a sign that the server ignores ``Range``).
+- No answer is taken on trust (:mod:`xnatfs.vfs.answers`): a 206 must match its range, a 200 must be
+  as long as the file (a login page is an error, never the file's bytes, and not taken as a sign
+  that the server ignores ``Range``).
 - If the server **ignores Range** (200 with the whole body, as real XNAT may; xnat-rest-spec §13.2),
   that response becomes the handle's stream: bytes before the wanted offset are skipped, reads go
   forward; a backward jump outside the window starts again from the beginning. The first such answer
@@ -41,26 +40,15 @@ holding it.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 
 from xnatfs.errors import RequestTimeout, ServerError, TransportError, XNATError
-from xnatfs.vfs.readpolicy import (
-    CacheSink,
-    Opener,
-    RangeStream,
-    RangeSupport,
-    ReadBudget,
-    ReaderSettings,
-    header_of,
-    identity_length,
-)
+from xnatfs.vfs.answers import check_range, check_whole_file
+from xnatfs.vfs.readpolicy import CacheSink, Opener, RangeStream, RangeSupport, ReadBudget, ReaderSettings
 from xnatfs.vfs.window import Blocks, Window
 
 log = logging.getLogger(__name__)
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 class RecentFailure(XNATError):
@@ -243,10 +231,10 @@ class RemoteFile:
         stream = self._open(start, stop)
         try:
             if stream.status != 206:
-                self._check_whole_file(stream)
+                check_whole_file(stream, self.size, self.name)
                 self._ranges.saw(False)
                 return None
-            self._check_range(stream, start)
+            check_range(stream, start, self.name)
             self._ranges.saw(True)
             return stream.read(stop - start)
         finally:
@@ -261,7 +249,7 @@ class RemoteFile:
         self.requests += 1
         stream = self._open(0, None)
         try:
-            self._check_whole_file(stream)
+            check_whole_file(stream, self.size, self.name)
             skip = offset
             while skip > 0:
                 piece = stream.read(min(self.settings.chunk, skip))
@@ -271,25 +259,6 @@ class RemoteFile:
             return stream.read(end - offset)
         finally:
             stream.close()
-
-    def _check_range(self, stream: RangeStream, start: int) -> None:
-        """A 206 must start at ``start``, and its ``Content-Length`` must be its ``Content-Range``'s span."""
-        header = header_of(stream, "Content-Range")
-        match = _CONTENT_RANGE.match(header)
-        if match is None or int(match.group(1)) != start:
-            raise ServerError(f"Unexpected Content-Range {header!r} for offset {start} of {self.name}")
-        length = identity_length(stream)
-        if length is not None and length != int(match.group(2)) - int(match.group(1)) + 1:
-            raise ServerError(f"The server answered a Range request for {self.name} with Content-Length {length} "
-                              f"for Content-Range {header!r}")
-
-    def _check_whole_file(self, stream: RangeStream) -> None:
-        """A 200 is the whole file: a ``Content-Length`` other than the file's size is not the file."""
-        length = identity_length(stream)
-        if length is not None and length != self.size:
-            kind = header_of(stream, "Content-Type").split(";", 1)[0].strip() or "no type"
-            raise ServerError(f"The server answered with {length} bytes ({kind}) for {self.name}, a file of "
-                              f"{self.size} bytes: a login page or a proxy's answer instead of the file?")
 
     # -- the background stream -----------------------------------------------------------------------
 
@@ -355,10 +324,10 @@ class RemoteFile:
             stream = self._open(start, None)
             skip = 0
             if stream.status == 206:
-                self._check_range(stream, start)
+                check_range(stream, start, self.name)
                 self._ranges.saw(True)
             else:
-                self._check_whole_file(stream)
+                check_whole_file(stream, self.size, self.name)
                 if start > 0:
                     self._ranges.saw(False)
                 skip = start

@@ -39,20 +39,6 @@ class RangeStream(Protocol):
     def close(self) -> None: ...
 
 
-def header_of(stream: RangeStream, name: str) -> str:
-    """A response header of ``stream`` ("" if absent)."""
-    headers = getattr(stream, "headers", None) or {}
-    return str(headers.get(name) or "")  # type: ignore[attr-defined]
-
-
-def identity_length(stream: RangeStream) -> int | None:
-    """The body length ``Content-Length`` announces, if the body is not content-encoded (else None)."""
-    if header_of(stream, "Content-Encoding").strip().lower() not in ("", "identity"):
-        return None
-    declared = header_of(stream, "Content-Length").strip()
-    return int(declared) if declared.isdigit() else None
-
-
 #: ``open_range(start, end_or_None)`` → a streamed response (206 ranged, or 200 whole file)
 Opener = Callable[[int, "int | None"], RangeStream]
 
@@ -186,5 +172,5 @@ class CacheSink(Protocol):
     def abandon(self) -> None: ...
 
 
-__all__ = ["RangeStream", "Opener", "header_of", "identity_length", "ReaderSettings", "RangeSupport", "ReadBudget", "BudgetMember", "CacheSink",
+__all__ = ["RangeStream", "Opener", "ReaderSettings", "RangeSupport", "ReadBudget", "BudgetMember", "CacheSink",
            "KiB", "FAILURE_MEMORY"]
