@@ -110,6 +110,18 @@ def retry_until_it_works(command: list[str], deadline: float = HOLD + 10) -> sub
         time.sleep(0.2)
 
 
+def wait_until_quiet(server: EmulatorProcess, quiet: float = 0.5, deadline: float = 10.0) -> None:
+    """Until the emulator has served no request for ``quiet`` seconds (background prefetches done)."""
+    end = time.monotonic() + deadline
+    last = server.counts()["total"]
+    while time.monotonic() < end:
+        time.sleep(quiet)
+        now = server.counts()["total"]
+        if now == last:
+            return
+        last = now
+
+
 def wait_for_size(path: Path, size: int, deadline: float = 60.0) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -222,6 +234,7 @@ def test_when_retries_run_out_a_read_is_eio_with_one_log_line_and_no_byte(
     mounted.expect_errors = True
     folder = mounted.path / SESSION / "scans/2/resources/DICOM"
     names = sorted(os.listdir(folder))  # the listing is cached; only the file's bytes are asked for below
+    wait_until_quiet(server)  # background prefetches done: every failure counted below is the read's
     server.set_faults(fail_rate=1.0, fail_status=503)
     started = time.monotonic()
     result = subprocess.run(["cat", str(folder / names[0])], capture_output=True, timeout=60)
@@ -256,28 +269,34 @@ def test_a_changed_password_is_eacces_with_a_log_line_that_says_so(
 
 def test_a_slow_server_never_keeps_a_call_past_the_timeout(
         server: EmulatorProcess, mount_factory: MountFactory, tmp_path: Path) -> None:
-    """Every request takes 2 s; the timeout is 1 s: each call fails with ETIMEDOUT after about 1 s."""
+    """Every request takes 2 s; the timeout is 1 s: each call fails with ETIMEDOUT after about 1 s.
+
+    Each tool gets a mount of its own, so that it meets the slow server itself and not the hold after
+    another tool's failure (or a background prefetch's).
+    """
     require_tools("ls", "cat", "strace")
     timeout = 1.0
-    mounted = mount_factory(server, "--timeout", str(timeout))
-    mounted.expect_errors = True
-    folder = mounted.path / SESSION / "scans/2/resources/DICOM"
-    first = sorted(os.listdir(folder))[0]
-    server.set_faults(latency_ms=2000)
-    for n, command in enumerate((["ls", "-R", str(mounted.path / "projects/STUDY2")], ["cat", str(folder / first)],
-                                 ["ls", "-l", str(mounted.path / SESSION)])):
-        log = tmp_path / f"{n}.strace"
-        time.sleep(HOLD)  # each command meets the slow server itself, not the hold after the last failure
+    dicom = f"{SESSION}/scans/2/resources/DICOM"
+    commands = {"ls-R": lambda root: ["ls", "-R", str(root / "projects/STUDY2")],
+                "cat": lambda root: ["cat", str(root / dicom / sorted(os.listdir(root / dicom))[0])],
+                "ls-l": lambda root: ["ls", "-l", str(root / SESSION)]}
+    for name, command_for in commands.items():
+        mounted = mount_factory(server, "--timeout", str(timeout), name=name)
+        mounted.expect_errors = True
+        command = command_for(mounted.path)  # listed while the server is quick
+        wait_until_quiet(server)  # no prefetch still on its way to meet the slow server
+        server.set_faults(latency_ms=2000)
+        log = tmp_path / f"{name}.strace"
         started = time.monotonic()
         tool = traced(command, log, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, err = tool.communicate(timeout=120)
+        server.set_faults(latency_ms=0)
         assert tool.returncode != 0, command
         assert any("Connection timed out" in line for line in tool_errors(err)), err
         slowest = slowest_calls(log)
         assert timeout * 0.9 < slowest[0][0] < timeout + 1.0, (command, slowest)
         assert time.monotonic() - started < 30
-    server.set_faults(latency_ms=0)
-    assert "S2_001" in retry_until_it_works(["ls", str(mounted.path / "projects/STUDY2/subjects")]).stdout.decode()
+        assert "S2_001" in retry_until_it_works(["ls", str(mounted.path / "projects/STUDY2/subjects")]).stdout.decode()
 
 
 def test_a_server_answering_just_within_the_timeout_never_adds_up_waits_in_one_call(
