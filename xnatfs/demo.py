@@ -47,6 +47,8 @@ def instructions(url: str, mountpoint: Path, cwd: Path) -> str:
     shown = mountpoint.relative_to(cwd) if mountpoint.is_relative_to(cwd) else mountpoint
     session = f"{shown}/projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1"
     python = sys.executable or "python3"
+    scratch = Path(tempfile.gettempdir())  # where the hints write their output: $TMPDIR, not a fixed path
+    example_zip = scratch / "xnatfs-demo-t1"
     return "\n".join([
         f"XNAT emulator with sample data at {url} (user {USER}, password {PASSWORD})",
         f"Mounted at {shown} - try:",
@@ -55,10 +57,10 @@ def instructions(url: str, mountpoint: Path, cwd: Path) -> str:
         f"  cat {session}/xnat.json",
         f"  getfattr -d {session}",
         f"  {python} -c \"import pydicom; print(pydicom.dcmread('{session}/scans/2/resources/DICOM/2.MR.0001.dcm'))\"",
-        f"  dcm2niix -o /tmp {session}/scans/2/resources/DICOM",
+        f"  dcm2niix -o {scratch} {session}/scans/2/resources/DICOM",
         "upload a zip of DICOM through the import directory, then find it in the prearchive:",
-        f"  {python} -c \"import shutil; shutil.make_archive('/tmp/t1', 'zip', '{session}/scans/2/resources/DICOM')\"",
-        f"  cp /tmp/t1.zip {shown}/import/STUDY2/ && cat {shown}/import/STUDY2/t1.zip.result",
+        f"  {python} -c \"import shutil; shutil.make_archive('{example_zip}', 'zip', '{session}/scans/2/resources/DICOM')\"",
+        f"  cp {example_zip}.zip {shown}/import/STUDY2/ && cat {shown}/import/STUDY2/{example_zip.name}.zip.result",
         f"  ls -R {shown}/prearchive/STUDY2",
         "Press Ctrl-C to unmount and stop.",
     ])
