@@ -213,33 +213,3 @@ def project_routes(files: dict[str, int] | None = None) -> dict[tuple[str, str],
             {"Name": name, "Size": str(size), "URI": f"/data/projects/P/resources/r/files/{name}", "digest": ""}
             for name, size in files.items()])),
     }
-
-
-class PeakRSS:
-    """Samples this process's resident memory every 5 ms in a thread; ``growth`` is the peak over the start."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.baseline = self._process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.baseline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile import PeakRSS
+from rss_sampler import PeakRSS
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.model.connect import Connection
 from xnatfs.settings import MiB

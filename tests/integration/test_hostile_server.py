@@ -22,12 +22,12 @@ from xnatfs.errors import ChecksumMismatch, SchemaError, ServerError, TransportE
 from xnatfs.model.connect import Connection
 from xnatfs.settings import MiB, Settings
 
+from rss_sampler import PeakRSS
 from hostile import (
     HTML_LOGIN_PAGE,
     TOKEN,
     Exchange,
     HostileServer,
-    PeakRSS,
     has_session,
     project_routes,
     xnat_routes,

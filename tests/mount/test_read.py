@@ -8,7 +8,6 @@ import os
 import random
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from rss_sampler import PeakRSS
 from mounting import MountFactory, Mounted, RequestCounter, daemon_process, expected_files, require_tools
 from xnatfs.emulator.server import EmulatorServer
 
@@ -173,24 +173,12 @@ def test_memory_stays_bounded_while_reading_a_big_file_twice_at_once(
     try:
         mounted = mount_factory(server)
         daemon = daemon_process(mounted.path)
-        baseline = daemon.memory_info().rss
-        peak = baseline
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, daemon.memory_info().rss)
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        readers = [subprocess.Popen(["dd", f"if={mounted.path / 'projects/HUGE/resources/data/huge.bin'}",
-                                     "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL) for _ in range(2)]
-        for reader in readers:
-            assert reader.wait(timeout=120) == 0
-        done.set()
-        sampler.join()
+        with PeakRSS(daemon, interval=0.02) as rss:
+            readers = [subprocess.Popen(["dd", f"if={mounted.path / 'projects/HUGE/resources/data/huge.bin'}",
+                                         "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL) for _ in range(2)]
+            for reader in readers:
+                assert reader.wait(timeout=120) == 0
+        baseline, peak = rss.baseline, rss.peak
         # two readers of 192 MiB: the growth stays within the read budget (96 MiB) and a margin for Python
         print(f"daemon RSS {baseline // MiB} MiB before, {peak // MiB} MiB peak")
         assert peak - baseline < 130 * MiB, (baseline // MiB, peak // MiB)
