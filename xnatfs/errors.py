@@ -7,12 +7,17 @@ place, :func:`error_for_status`, which the transport calls.
 Messages never contain credentials: URLs are redacted by the caller (see :mod:`xnatfs.redact`) and
 response bodies are cut to a short excerpt, never a whole HTML page.
 
+Every exception class of xnatfs is defined here, and each class has one errno (never chosen at run
+time): code that needs another errno raises another class. Classes may set ``log_level``: the FUSE
+adapter logs an error once at that level (a refusal the mount documents is not a fault).
+
 This module imports only the standard library.
 """
 
 from __future__ import annotations
 
 import errno as _errno
+import logging
 
 #: How much of a response body an exception keeps (characters).
 BODY_EXCERPT_CHARS = 200
@@ -138,6 +143,131 @@ class ChecksumMismatch(XNATError):
     errno = _errno.EIO
 
 
+class NotImportable(UploadError):
+    """A file that cannot be sent to the import service (not a zip, damaged, no DICOM); ``str(exc)``
+    is a sentence for the user. Raised by the local check, before anything is sent."""
+
+
+# -- the mount ------------------------------------------------------------------------------------
+
+
+class MountError(XNATError):
+    """The mount could not be set up (the message says why and what to do)."""
+
+
+class ReadOnlyError(XNATError):
+    """A change on a read-only mount."""
+
+    errno = _errno.EROFS
+    log_level = logging.DEBUG
+
+
+class IsADirectory(XNATError):
+    """A directory opened for reading as a file."""
+
+    errno = _errno.EISDIR
+
+
+class NotADirectory(XNATError):
+    """A file listed, or removed with rmdir, as if it were a directory."""
+
+    errno = _errno.ENOTDIR
+
+
+class Refused(XNATError):
+    """An operation the mount does not allow here (its subclasses say which kind). Logged at INFO: a
+    refusal is the mount working as documented, not a fault."""
+
+    errno = _errno.EACCES
+    log_level = logging.INFO
+
+
+class NotAllowed(Refused):
+    """Nothing may be written or removed here (a view, a note, a project folder)."""
+
+    errno = _errno.EACCES
+
+
+class QuietlyNotAllowed(NotAllowed):
+    """An ``access(W_OK)`` probe answered no: tools ask this all the time, so it is logged at DEBUG."""
+
+    log_level = logging.DEBUG
+
+
+class NotPermitted(Refused):
+    """An operation XNAT has no counterpart for (rename, links, modes, owners, partial rewrites)."""
+
+    errno = _errno.EPERM
+
+
+class NotSupported(Refused):
+    """A feature the filesystem does not have (extended attributes that XNAT does not keep)."""
+
+    errno = _errno.ENOTSUP
+
+
+class AlreadyExists(Refused):
+    """A name that is taken already (``mkdir`` of an existing folder)."""
+
+    errno = _errno.EEXIST
+
+
+class NotEmpty(Refused):
+    """``rmdir`` of a folder that has entries."""
+
+    errno = _errno.ENOTEMPTY
+
+
+class UploadFailed(XNATError):
+    """A file written into the mount was not accepted (close() fails); the message is the ``.error`` text."""
+
+    errno = _errno.EIO
+    log_level = logging.DEBUG  # the outbox logged the reason already
+
+
+class NotSent(XNATError):
+    """A local reason not to send a file written into the mount; ``str(exc)`` is a sentence for the user."""
+
+
+class SpoolLost(NotSent):
+    """Data written to the spool was lost (a failed write): the file is incomplete."""
+
+
+class Busy(XNATError):
+    """The file is being sent (or written by someone else) and cannot be changed now."""
+
+    errno = _errno.EBUSY
+    log_level = logging.INFO
+
+
+class Gone(XNATError):
+    """I/O on a handle whose file was already sent."""
+
+    errno = _errno.EIO
+
+
+class SpoolWriteError(XNATError):
+    """A write to the local spool failed (the writer's data is incomplete)."""
+
+    errno = _errno.EIO
+    log_level = logging.DEBUG  # logged once where it happened
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"writing to the local spool failed: {exc.strerror}")
+        self.cause_errno = exc.errno
+
+
+class SpoolFull(SpoolWriteError):
+    """The spool's disk is full (or over quota)."""
+
+    errno = _errno.ENOSPC
+
+
+def spool_write_error(exc: OSError) -> SpoolWriteError:
+    """The error for a failed spool write: :class:`SpoolFull` for a full disk, else :class:`SpoolWriteError`."""
+    return SpoolFull(exc) if exc.errno in (_errno.ENOSPC, _errno.EDQUOT) else SpoolWriteError(exc)
+
+
 def excerpt_of(body: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str:
     """A short single-line excerpt of a response body, for messages and logs."""
     if not body:
@@ -174,5 +304,8 @@ __all__ = [
     "XNATError", "ConfigError", "InsecureNetrcError", "MissingCredentialsError", "TransportError",
     "RequestTimeout", "TLSError", "ResponseError", "AuthenticationError", "PermissionDenied", "NotFound",
     "Conflict", "ServerError", "AmbiguousLabelError", "SchemaError", "UploadError",
-    "ChecksumMismatch", "error_for_status", "excerpt_of", "BODY_EXCERPT_CHARS",
+    "ChecksumMismatch", "NotImportable", "MountError", "ReadOnlyError", "IsADirectory", "NotADirectory", "Refused",
+    "NotAllowed", "QuietlyNotAllowed", "NotPermitted", "NotSupported", "AlreadyExists", "NotEmpty", "UploadFailed",
+    "NotSent", "SpoolLost", "Busy", "Gone", "SpoolWriteError", "SpoolFull", "spool_write_error",
+    "error_for_status", "excerpt_of", "BODY_EXCERPT_CHARS",
 ]

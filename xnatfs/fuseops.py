@@ -40,12 +40,11 @@ from typing import Any, TypeVar
 
 import mfusepy
 
-from xnatfs.errors import XNATError
+from xnatfs.errors import NotPermitted, NotSupported, XNATError
 from xnatfs.redact import redact_text
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.nodes import Node
 from xnatfs.vfs.outbox import Handle
-from xnatfs.vfs.outcomes import Refused
 
 log = logging.getLogger(__name__)
 
@@ -241,32 +240,32 @@ class XNATOperations(mfusepy.Operations):
     @fuse_errors
     def rename(self, old: str, new: str, flags: int = 0) -> None:
         self.fs.check_change(old)
-        raise Refused(f"XNAT cannot rename: {old} → {new}", errno.EPERM)
+        raise NotPermitted(f"XNAT cannot rename: {old} → {new}")
 
     @fuse_errors
     def link(self, target: str, source: str) -> None:
         self.fs.check_change(target)
-        raise Refused(f"XNAT has no hard links: {target}", errno.EPERM)
+        raise NotPermitted(f"XNAT has no hard links: {target}")
 
     @fuse_errors
     def symlink(self, target: str, source: str) -> None:
         self.fs.check_change(target)
-        raise Refused(f"XNAT has no symbolic links: {target}", errno.EPERM)
+        raise NotPermitted(f"XNAT has no symbolic links: {target}")
 
     @fuse_errors
     def mknod(self, path: str, mode: int, dev: int) -> None:
         self.fs.check_change(path)
-        raise Refused(f"XNAT stores only files and folders: {path}", errno.EPERM)
+        raise NotPermitted(f"XNAT stores only files and folders: {path}")
 
     @fuse_errors
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
         self.fs.check_change(path)
-        raise Refused(f"XNAT keeps no extended attributes: {path}", errno.ENOTSUP)
+        raise NotSupported(f"XNAT keeps no extended attributes: {path}")
 
     @fuse_errors
     def removexattr(self, path: str, name: str) -> None:
         self.fs.check_change(path)
-        raise Refused(f"XNAT keeps no extended attributes: {path}", errno.ENOTSUP)
+        raise NotSupported(f"XNAT keeps no extended attributes: {path}")
 
 
 __all__ = ["XNATOperations", "fuse_errors"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from xnatfs.emulator.server import EmulatorServer
-from xnatfs.errors import UploadError
+from xnatfs.errors import NotImportable, UploadError
 from xnatfs.model.connect import Connection
 from xnatfs.model.prearchive import PrearchiveSession
 
@@ -90,6 +90,28 @@ def test_a_corrupt_zip_is_never_sent(xnat_with_projects: Connection, fresh_emula
     fresh_emulator.faults.reset_counts()
     with pytest.raises(UploadError):
         xnat_with_projects.services.import_(broken, project="IMP")
+    assert not any("import" in route for route in fresh_emulator.faults.counts()["by_route"])
+
+
+def test_a_zip_with_a_damaged_member_is_never_sent(xnat_with_projects: Connection, fresh_emulator: EmulatorServer,
+                                                   tmp_path: Path, make_dicom_zip: MakeZip) -> None:
+    """The library and the mount's import/ share one check: every member's CRC, not only the directory."""
+    good = make_dicom_zip(tmp_path / "e.zip")
+    with zipfile.ZipFile(good) as archive:
+        first = archive.infolist()[0]
+        stored = {info.filename: archive.read(info) for info in archive.infolist()}
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in stored.items():
+            archive.writestr(name, data)
+    raw = bytearray(damaged.read_bytes())
+    offset = raw.index(stored[first.filename][200:232])  # inside the first member's data: its CRC no longer holds
+    raw[offset] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(damaged).namelist() == list(stored)  # the central directory is intact
+    fresh_emulator.faults.reset_counts()
+    with pytest.raises(NotImportable, match="damaged"):
+        xnat_with_projects.services.import_(damaged, project="IMP")
     assert not any("import" in route for route in fresh_emulator.faults.counts()["by_route"])
 
 

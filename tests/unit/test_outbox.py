@@ -17,11 +17,11 @@ import pytest
 
 from xnatfs.errors import ServerError
 from xnatfs.vfs.outbox import Entry, Outbox, State
-from xnatfs.vfs.outcomes import NotSent, SpoolWriteError, UploadFailed
+from xnatfs.errors import NotImportable, NotSent, SpoolWriteError, UploadFailed
 from xnatfs.vfs.procstat import killed_by
 from xnatfs.vfs.spool import Spool
-from xnatfs.vfs.writer import UploadProgress
-from xnatfs.vfs.zipcheck import NotImportable, check_import_zip, looks_like_dicom
+from xnatfs.model.writer import UploadProgress
+from xnatfs.model.zipcheck import check_import_zip, looks_like_dicom
 
 pytestmark = pytest.mark.unit
 
@@ -221,7 +221,7 @@ def test_dicom_sniffing() -> None:
 
 def test_upload_progress_goes_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
     progress = UploadProgress("/import/P/big.zip", 4 * 2**20, interval=0)
-    with caplog.at_level(logging.INFO, logger="xnatfs.vfs.writer"):
+    with caplog.at_level(logging.INFO, logger="xnatfs.model.writer"):
         progress(2**20, 4 * 2**20)
         progress(2 * 2**20, 4 * 2**20)
     lines = [r.getMessage() for r in caplog.records]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from xnatfs.errors import ServerError, UploadError
-from xnatfs.model.services import check_zip, content_type_for, destination_path
+from xnatfs.model.services import content_type_for, destination_path
+from xnatfs.model.zipcheck import check_import_zip
 from xnatfs.model.transfer import ProgressReader, open_upload_source, safe_extract
 
 pytestmark = pytest.mark.unit
@@ -84,12 +85,16 @@ def test_non_seekable_sources_are_spooled(tmp_path: Path) -> None:
 def test_a_truncated_zip_is_refused_before_upload(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "a.zip", {"1.dcm": b"x" * 1000})
     data = archive.read_bytes()
-    check_zip(io.BytesIO(data), "a.zip")
+    handle = io.BytesIO(data)
+    assert check_import_zip(handle, "a.zip", require_dicom=False) == (1, 0)
+    assert handle.tell() == 0  # left where it was, for the upload
     with pytest.raises(UploadError) as info:
-        check_zip(io.BytesIO(data[:-30]), "a.zip")
-    assert "nothing was uploaded" in str(info.value)
+        check_import_zip(io.BytesIO(data[:-30]), "a.zip", require_dicom=False)
+    assert "copy it again" in str(info.value)
     with pytest.raises(UploadError):
-        check_zip(io.BytesIO(b"not a zip at all"), "b.zip")
+        check_import_zip(io.BytesIO(b"not a zip at all"), "b.zip")
+    with pytest.raises(UploadError, match="no DICOM"):
+        check_import_zip(io.BytesIO(data), "a.zip")
 
 
 @pytest.mark.parametrize(("name", "head", "expected"), [

@@ -13,8 +13,9 @@ import pytest
 
 from xnatfs.errors import NotFound
 from xnatfs.vfs.nodes import XATTR_ID, XATTR_MD5, XATTR_URI, XATTR_XSITYPE, NodeKind
-from xnatfs.vfs.records import FileInfo, ResourceInfo, XObject
-from xnatfs.vfs.tree import NotADirectory, TreeSettings, VirtualTree
+from xnatfs.model.records import FileInfo, ResourceInfo, XObject
+from xnatfs.errors import NotADirectory
+from xnatfs.vfs.tree import TreeSettings, VirtualTree
 
 pytestmark = pytest.mark.unit
 

@@ -115,3 +115,73 @@ def test_concurrent_use_keeps_the_bound() -> None:
     for t in threads:
         t.join(timeout=30)
     assert len(cache) <= 50
+
+
+def test_concurrent_loads_of_one_key_share_one_load() -> None:
+    cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
+    gate, calls, results = threading.Event(), [], []
+
+    def load() -> str:
+        calls.append(1)
+        assert gate.wait(5)
+        return "value"
+
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_load("/k", load))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        pass
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1 and results == ["value"] * 4
+
+
+def test_a_load_that_began_before_an_invalidation_is_not_stored_nor_shared() -> None:
+    cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
+    entered, gate, versions = threading.Event(), threading.Event(), iter(["old", "new"])
+
+    def slow_old() -> str:
+        value = next(versions)
+        entered.set()
+        assert gate.wait(5)
+        return value
+
+    first: list[str] = []
+    thread = threading.Thread(target=lambda: first.append(cache.get_or_load("/data/x/files", slow_old)))
+    thread.start()
+    assert entered.wait(5)
+    cache.invalidate("/data/x")
+    # a caller arriving after the invalidation does not wait for the old load: it loads itself
+    assert cache.get_or_load("/data/x/files", lambda: next(versions)) == "new"
+    gate.set()
+    thread.join(5)
+    assert first == ["old"]
+    assert cache.get("/data/x/files") == "new"
+
+
+def test_a_failed_load_reaches_its_waiters_and_is_not_cached() -> None:
+    cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
+    gate, calls, errors = threading.Event(), [], []
+
+    def failing() -> str:
+        calls.append(1)
+        assert gate.wait(5)
+        raise ValueError("server down")
+
+    def call() -> None:
+        try:
+            cache.get_or_load("/k", failing)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        pass
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1 and errors == ["server down"] * 3
+    assert cache.get_or_load("/k", lambda: "ok") == "ok"

@@ -7,10 +7,13 @@ Keys are server paths (``/data/projects/P1/subjects?columns=…``). A write inva
 with :meth:`TTLCache.invalidate`, by path prefix on segment boundaries, so invalidating
 ``/data/projects/P1`` drops ``/data/projects/P1/subjects`` but not ``/data/projects/P10``.
 
-A value loaded while an invalidation happened is returned to its caller but not stored, so a reader
-racing a writer never puts stale data back into the cache.
+:meth:`TTLCache.get_or_load` is the one get-or-load of xnatfs (the library's documents and listings and
+the mount's records all go through it): concurrent callers of one key share one load (the later ones
+wait for it, bounded by ``wait_timeout``), and a value whose load began before an invalidation is
+returned to its caller but never stored, and never handed to a caller that arrived after the
+invalidation, so a reader racing a writer never puts stale data back into the cache.
 
-Imports the standard library and cachetools only.
+Imports the standard library, cachetools and :mod:`xnatfs.errors`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 import cachetools
+
+from xnatfs.errors import RequestTimeout
 
 V = TypeVar("V")
 
@@ -50,13 +57,19 @@ class TTLCache:
     ``ttl <= 0`` or ``maxsize <= 0`` turns caching off: nothing is stored.
     """
 
-    def __init__(self, maxsize: int, ttl: float, *, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, maxsize: int, ttl: float, *, timer: Callable[[], float] = time.monotonic,
+                 wait_timeout: float = 120.0) -> None:
+        """``wait_timeout`` bounds how long a caller waits for another thread's load of the same key
+        (the loads themselves are bounded by their request timeouts)."""
         self.maxsize = maxsize
+        self.wait_timeout = wait_timeout
         self.ttl = ttl
         self._enabled = maxsize > 0 and ttl > 0
         self._data: cachetools.TTLCache = cachetools.TTLCache(max(maxsize, 1), max(ttl, 1e-9), timer=timer)
         self._lock = threading.Lock()
         self._generation = 0
+        #: key -> (generation the load began in, its future)
+        self._inflight: dict[Hashable, tuple[int, Future]] = {}
 
     def __repr__(self) -> str:
         return f"TTLCache(maxsize={self.maxsize}, ttl={self.ttl}, entries={len(self)})"
@@ -86,17 +99,42 @@ class TTLCache:
             self._data.pop(key, None)
 
     def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
-        """The cached value, or ``load()`` stored and returned. ``load`` runs outside the lock."""
+        """The cached value, or ``load()`` stored and returned. ``load`` runs outside the lock.
+
+        One load per key at a time: a caller that finds a load of ``key`` in flight, begun since the
+        last invalidation, waits for its result (or its exception) instead of loading again.
+        """
         with self._lock:
             value = self._data.get(key, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[return-value]
             generation = self._generation
-        if value is not _MISSING:
-            return value  # type: ignore[return-value]
-        value = load()
-        if self._enabled:
+            running = self._inflight.get(key)
+            owner = running is None or running[0] != generation
+            if owner:
+                future: Future = Future()
+                mine = self._inflight[key] = (generation, future)
+            else:
+                future = running[1]  # type: ignore[index]
+        if not owner:
+            try:
+                return future.result(timeout=self.wait_timeout)
+            except FutureTimeout as exc:
+                raise RequestTimeout(f"Waited {self.wait_timeout:.0f} s for a request another thread sent") from exc
+        try:
+            value = load()
+        except BaseException as exc:
             with self._lock:
-                if generation == self._generation:
-                    self._data[key] = value
+                if self._inflight.get(key) is mine:
+                    del self._inflight[key]
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            if self._inflight.get(key) is mine:
+                del self._inflight[key]
+            if self._enabled and generation == self._generation:
+                self._data[key] = value
+        future.set_result(value)
         return value
 
     def invalidate(self, prefix: str, *, exact: bool = False) -> int:

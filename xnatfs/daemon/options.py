@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from xnatfs.errors import ConfigError, MissingCredentialsError, XNATError
+from xnatfs.errors import ConfigError, MissingCredentialsError, MountError
 from xnatfs.redact import redact_url
 from xnatfs.settings import MiB
 from xnatfs.transport.auth import Credentials, resolve_credentials
@@ -50,10 +50,6 @@ class MountOptions:
     import_destination: str = "prearchive"
     spool_dir: Path | None = None
     fuse_options: dict[str, str | bool] = field(default_factory=dict)
-
-
-class MountError(XNATError):
-    """The mount could not be set up (the message says why and what to do)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,14 @@ from xnatfs.errors import Conflict, NotFound, UploadError
 from xnatfs.model.base import XNATObject, field_params
 from xnatfs.model.files import File
 from xnatfs.model.listing import Listing, ListingKind
-from xnatfs.model.transfer import Progress, ProgressReader, download_and_extract, open_upload_source, walk_files
+from xnatfs.model.transfer import (
+    Progress,
+    ProgressReader,
+    download_and_extract,
+    open_upload_source,
+    upload_timeout,
+    walk_files,
+)
 from xnatfs.rest.items import Item
 from xnatfs.rest.paths import file_path, file_relpath, join
 from xnatfs.rest.resultset import Row
@@ -205,6 +212,17 @@ class ResourceBase(XNATObject):
             if not isinstance(source, (str, Path)):
                 raise TypeError("remote_path is required when uploading from a file object")
             remote_path = Path(source).name
+        self.put_file(source, remote_path, overwrite=overwrite, progress=progress, extract=extract, content=content,
+                      format=format, tags=tags)
+        return None if extract else self.files.refresh()[file_relpath(file_path(self._uri, remote_path))]
+
+    def put_file(self, source: str | Path | IO[bytes] | bytes, remote_path: str, *, overwrite: bool = False,
+                 progress: Progress | None = None, extract: bool = False, content: str | None = None,
+                 format: str | None = None, tags: str | None = None) -> None:
+        """The upload itself, one streamed ``PUT`` and no listing afterwards (what :meth:`upload` and the
+        mount share): an existing file without ``overwrite`` is a :class:`~xnatfs.errors.Conflict`
+        (XNAT answers 200 with ``{"duplicates": …}`` and keeps the old file); the read timeout grows
+        with the size, since XNAT answers only once it has stored the file."""
         path = file_path(self._uri, remote_path)
         options = (("overwrite", "true" if overwrite else None), ("extract", "true" if extract else None),
                    ("content", content), ("format", format), ("tags", tags))
@@ -215,15 +233,15 @@ class ResourceBase(XNATObject):
             if len(body) == 0:  # XNAT answers 400 to an empty PUT body (xnat-rest-spec §13.4)
                 raise UploadError(f"{remote_path} is empty; XNAT does not accept empty files")
             resp = self._ctx.session.put(path, params=params, data=body,
-                                         headers={"Content-Type": "application/octet-stream"})
+                                         headers={"Content-Type": "application/octet-stream"},
+                                         timeout=upload_timeout(self._ctx.settings.timeouts, len(body)))
         finally:
             if owned:
                 handle.close()
-        self._files_changed()
+            self._files_changed()
         if resp.content.lstrip().startswith(b"{") and b"duplicates" in resp.content:
-            raise Conflict(f"{remote_path} exists in {self._uri}; pass overwrite=True to replace it",
-                           status=resp.status_code, url=path)
-        return None if extract else self.files.refresh()[file_relpath(path)]
+            raise Conflict(f"{remote_path} exists on the server already and was not replaced (pass overwrite=True "
+                           "to replace it)", status=resp.status_code, url=path)
 
     def upload_dir(self, directory: str | Path, *, overwrite: bool = False, progress: Progress | None = None,
                    prefix: str = "") -> list[str]:

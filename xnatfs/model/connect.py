@@ -22,9 +22,11 @@ from xnatfs.errors import ConfigError, NotFound
 from xnatfs.model.base import ModelContext
 from xnatfs.model.behaviours import FAMILY_BASES, PROJECTS, HasResources
 from xnatfs.model.builder import ClassRegistry, build_registry
+from xnatfs.model.catalog import Catalog
 from xnatfs.model.listing import Listing
 from xnatfs.model.prearchive import Prearchive
 from xnatfs.model.services import Services
+from xnatfs.model.writer import Writer
 from xnatfs.redact import redact_url
 from xnatfs.rest.items import current_item
 from xnatfs.rest.paths import split_hierarchy
@@ -50,6 +52,8 @@ class Connection:
         self.prearchive = Prearchive(ctx, self.object_at)
         self.services = Services(ctx, self.prearchive, self.object_at)
         self._projects = Listing(ctx, "/data/projects", PROJECTS)
+        self.catalog = Catalog(ctx)
+        self.writer = Writer(ctx, self.services)
 
     def __repr__(self) -> str:
         return f"<Connection {redact_url(self._session.base_url)} user={self._session.user or 'anonymous'}>"

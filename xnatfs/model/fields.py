@@ -32,6 +32,8 @@ import math
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from xnatfs.rest.dates import parse_date, parse_datetime, parse_time
+
 if TYPE_CHECKING:
     from xnatfs.schema.specs import FieldSpec
 
@@ -57,21 +59,11 @@ class FieldHost(Protocol):
 
 
 # -- text → value ---------------------------------------------------------------------------------
-def _parse_date(text: str) -> date:
-    if "/" in text:  # XNAT's US form, also used in query filters: 02/19/2023
-        return datetime.strptime(text.split()[0], "%m/%d/%Y").date()
-    return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
-
-
 def _parse_datetime(text: str) -> datetime:
-    if "/" in text:
-        day, _, clock = text.partition(" ")
-        return datetime.combine(_parse_date(day), _parse_time(clock) if clock else time())
-    return datetime.fromisoformat(text)  # "2023-09-27 17:31:21.352", "2023-09-27T17:31:21", "2023-09-27"
-
-
-def _parse_time(text: str) -> time:
-    return time.fromisoformat(text)
+    value = parse_datetime(text)
+    if value is None:
+        raise ValueError(f"not a datetime: {text!r}")
+    return value
 
 
 def _parse_bool(text: str) -> bool:
@@ -95,7 +87,7 @@ def _parse_int(text: str) -> int:
 
 _PARSERS = {
     "int": _parse_int, "float": float, "bool": _parse_bool,
-    "date": _parse_date, "datetime": _parse_datetime, "time": _parse_time,
+    "date": parse_date, "datetime": _parse_datetime, "time": parse_time,
 }
 _PYTHON_TYPES: dict[str, type] = {
     "int": int, "float": float, "bool": bool, "date": date, "datetime": datetime, "time": time, "str": str,

@@ -7,10 +7,14 @@ Parameters follow xnat-rest-spec §15: ``import-handler`` (``DICOM-zip`` by defa
 
 The body streams from disk with ``Content-Type: application/zip`` (or ``application/x-tar``,
 ``application/x-gtar``): XNAT derives the archive format from it, and refuses
-``application/octet-stream``. A zip whose central directory is unreadable (truncated, corrupt) is
-refused locally with :class:`UploadError` before anything is sent. POST is never retried.
+``application/octet-stream``. A zip is checked locally first (:mod:`xnatfs.model.zipcheck`: readable,
+every member's CRC, DICOM inside for the DICOM handlers) and refused with
+:class:`~xnatfs.errors.NotImportable` before anything is sent. POST is never retried; the read timeout
+grows with the size (:func:`~xnatfs.model.transfer.upload_timeout`): XNAT answers once it has unpacked
+and sorted everything.
 
-The answer is the URI of the session: a prearchive session, or an archived experiment.
+The answer is the URI of each session made (:func:`import_answer_uris`): a prearchive session, or an
+archived experiment.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from xnatfs.errors import AuthenticationError, PermissionDenied, ResponseError, ServerError, UploadError
 from xnatfs.model.prearchive import Prearchive
-from xnatfs.model.transfer import Progress, ProgressReader, open_upload_source, walk_files
+from xnatfs.model.transfer import Progress, ProgressReader, open_upload_source, upload_timeout, walk_files
+from xnatfs.model.zipcheck import check_import_zip
 from xnatfs.rest.paths import join
 
 if TYPE_CHECKING:
@@ -34,6 +39,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DESTINATIONS = ("prearchive", "archive")
+#: import handlers whose archives must hold DICOM
+DICOM_HANDLERS = ("DICOM-zip", "gradual-DICOM")
+
+
+def import_answer_uris(status: int, text: str) -> list[str]:
+    """The session URIs in the import service's answer (one a line); ServerError if there is none."""
+    uris = [line.strip() for line in text.splitlines() if line.strip().startswith("/")]
+    if not uris:
+        raise ServerError("The import service did not answer with a session URI", status=status, excerpt=text[:200])
+    return uris
 
 
 def content_type_for(name: str, head: bytes) -> str:
@@ -44,19 +59,6 @@ def content_type_for(name: str, head: bytes) -> str:
     if lowered.endswith(".tar"):
         return "application/x-tar"
     return "application/zip"
-
-
-def check_zip(handle: IO[bytes], name: str) -> None:
-    """Refuse a zip whose central directory cannot be read (truncated or corrupt)."""
-    start = handle.tell()
-    try:
-        with zipfile.ZipFile(handle) as archive:
-            if not archive.infolist():
-                raise UploadError(f"{name} is an empty zip archive; nothing to import")
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise UploadError(f"{name} is not a readable zip archive ({exc}); nothing was uploaded") from exc
-    finally:
-        handle.seek(start)
 
 
 def destination_path(destination: str, project: str | None, subject: str | None, experiment: str | None) -> str:
@@ -107,34 +109,48 @@ class Services:
         for key, value in options:
             if value is not None:
                 params.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
-        handle, owned = open_upload_source(source)
         try:
-            head = handle.read(4)
-            handle.seek(handle.tell() - len(head))
-            media = content_type or content_type_for(str(name), head)
-            if media == "application/zip":
-                check_zip(handle, str(name))
-            try:
-                resp = self._ctx.session.post("/data/services/import", params=params,
-                                              data=ProgressReader(handle, progress), headers={"Content-Type": media})
-            except (AuthenticationError, PermissionDenied):
-                raise
-            except ResponseError as exc:
-                raise UploadError(f"The import service refused {Path(str(name)).name}: {exc}") from exc
-        finally:
-            if owned:
-                handle.close()
-        self._ctx.cache.clear()
-        uris = [line.strip() for line in resp.text.splitlines() if line.strip().startswith("/")]
-        if not uris:
-            raise ServerError("The import service did not answer with a session URI", status=resp.status_code,
-                              excerpt=resp.text[:200])
+            uris = self.import_uris(source, params, name=str(name), content_type=content_type, progress=progress,
+                                    require_dicom=import_handler in DICOM_HANDLERS)
+        except (AuthenticationError, PermissionDenied):
+            raise
+        except ResponseError as exc:
+            raise UploadError(f"The import service refused {Path(str(name)).name}: {exc}") from exc
         if len(uris) > 1:
             log.info("The import produced %d sessions; returning the first (%s)", len(uris), uris[0])
         uri = uris[0]
         if "/prearchive/" in uri:
             return self._prearchive.get(uri)
         return self._resolve(uri)
+
+    def import_uris(self, source: str | os.PathLike[str] | IO[bytes], params: list[tuple[str, str]], *, name: str,
+                    content_type: str | None = None, progress: Progress | None = None,
+                    require_dicom: bool = True, checked: bool = False) -> list[str]:
+        """Check and send an archive with ready-made service ``params``; the URIs of the sessions made.
+
+        The one upload path of the import service (the library, ``xnatfs import`` and the mount's
+        ``import/`` directory): local zip check, streamed body, size-scaled timeout, the server's
+        refusal as its :class:`~xnatfs.errors.ResponseError` (status and words kept), and every cached
+        listing dropped afterwards (a new session
+        may appear anywhere). ``checked``: the caller ran :func:`~xnatfs.model.zipcheck.check_import_zip`
+        on this very file already (the mount does, before it decides to send).
+        """
+        handle, owned = open_upload_source(source)
+        try:
+            head = handle.read(4)
+            handle.seek(handle.tell() - len(head))
+            media = content_type or content_type_for(name, head)
+            if media == "application/zip" and not checked:
+                check_import_zip(handle, Path(name).name, require_dicom=require_dicom)
+            body = ProgressReader(handle, progress)
+            resp = self._ctx.session.post("/data/services/import", params=params, data=body,
+                                          headers={"Content-Type": media},
+                                          timeout=upload_timeout(self._ctx.settings.timeouts, len(body)))
+        finally:
+            if owned:
+                handle.close()
+            self._ctx.cache.clear()
+        return import_answer_uris(resp.status_code, resp.text)
 
     def import_dir(self, directory: str | os.PathLike[str], **kwargs: Any) -> Any:
         """Zip ``directory`` into a temporary file on disk and :meth:`import_` it."""
@@ -146,4 +162,4 @@ class Services:
             return self.import_(archive, **kwargs)
 
 
-__all__ = ["Services", "content_type_for", "destination_path", "check_zip"]
+__all__ = ["Services", "content_type_for", "destination_path", "import_answer_uris", "DICOM_HANDLERS"]

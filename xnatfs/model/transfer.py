@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from xnatfs.errors import ChecksumMismatch, ServerError, UploadError
-from xnatfs.settings import MiB
+from xnatfs.settings import MiB, Timeouts
 from xnatfs.transport.session import Params, XNATSession, looks_like_html
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,17 @@ def _member_destination(root: Path, info: zipfile.ZipInfo) -> Path:
         reason = "has a path that would leave the target directory"
     raise ServerError(f"Refused the server's zip archive: member {info.filename[:200]!r} {reason}; "
                       f"nothing was extracted")
+
+
+#: an upload's answer may take this long after the body is sent, plus 1 s per :data:`ANSWER_RATE` bytes
+MIN_ANSWER_TIME = 60.0
+ANSWER_RATE = 10 * 1024 * 1024
+
+
+def upload_timeout(base: Timeouts, size: int) -> Timeouts:
+    """Timeouts for an upload of ``size`` bytes: XNAT answers only after it has stored (for an import:
+    unpacked and sorted) everything, so the read timeout covers the server's work on the body."""
+    return Timeouts(connect=base.connect, read=max(base.read, MIN_ANSWER_TIME + size / ANSWER_RATE))
 
 
 class ProgressReader(io.RawIOBase):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from xnatfs.vfs.records import XObject
+from xnatfs.model.records import XObject
 
 
 def object_json(obj: XObject) -> bytes:

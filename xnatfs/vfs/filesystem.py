@@ -7,17 +7,17 @@ budget) and the optional on-disk cache. :mod:`xnatfs.fuseops` is a thin adapter 
 benchmarks can drive it directly. Errors are :mod:`xnatfs.errors` classes; turning them into errno
 values is the adapter's job.
 
-Paths are dispatched by their first part. In the archive tree, local entries (files being uploaded
-or kept after a failed upload, their ``.error`` notes, folders made with ``mkdir`` inside a resource)
-are looked up before the server's and listed with them. Without write settings (or with
-``--read-only``) every change raises :class:`ReadOnlyError` (``EROFS``).
+Paths are dispatched by their first part to an area (:mod:`xnatfs.vfs.areas`: ``projects``,
+``import``, ``prearchive``), which answers every operation for the paths below it. Without write
+settings (or with ``--read-only``) every change raises :class:`ReadOnlyError` (``EROFS``) before any
+area is asked. Opening a server file or a generated document for reading is the same in every area
+and happens here.
 
 Thread-safe (the parts are).
 """
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
 import os
 import threading
@@ -25,31 +25,28 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from xnatfs.errors import NotFound, XNATError
+from xnatfs.errors import (
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    NotPermitted,
+    QuietlyNotAllowed,
+    ReadOnlyError,
+)
 from xnatfs.vfs.diskcache import DiskCache
-from xnatfs.vfs.imports import IMPORT
+from xnatfs.vfs.areas import ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name
+from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
-from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
+from xnatfs.vfs.prearchive_view import PrearchiveView
 from xnatfs.vfs.readpolicy import RangeSupport, ReadBudget, ReaderSettings
 from xnatfs.vfs.reader import RemoteFile
-from xnatfs.vfs.source import XNATSource
+from xnatfs.model.catalog import Catalog
+from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
-from xnatfs.vfs.writes import FILES_CHANGED, ReadOnlyError, Writes, WriteSettings, top_of
+from xnatfs.vfs.writes import FILES_CHANGED, Writes, WriteSettings
 
 log = logging.getLogger(__name__)
-
-
-class IsADirectory(XNATError):
-    """open() of a directory for reading as a file."""
-
-    errno = _errno.EISDIR
-
-
-class NotADirectoryError_(XNATError):
-    """rmdir() of a file."""
-
-    errno = _errno.ENOTDIR
 
 
 class OpenFile(Protocol):
@@ -103,14 +100,19 @@ class FilesystemStats:
 class Filesystem:
     """Paths, listings and open files of one mounted XNAT server (see module docstring)."""
 
-    def __init__(self, source: XNATSource, tree_settings: TreeSettings, reader_settings: ReaderSettings, *,
-                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None) -> None:
-        self.source = source
-        self.tree = VirtualTree(source, tree_settings)
-        self.prearchive = PrearchiveView(source.session, ttl=tree_settings.ttl, mount_time=self.tree.mount_time)
-        self.writes = Writes(source.session, write_settings or WriteSettings(), ttl=tree_settings.ttl,
+    def __init__(self, connection: Connection, tree_settings: TreeSettings, reader_settings: ReaderSettings, *,
+                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None,
+                 catalog: Catalog | None = None) -> None:
+        self.connection = connection
+        self.source = catalog or connection.catalog
+        self.tree = VirtualTree(self.source, tree_settings)
+        self.prearchive = PrearchiveView(self.source, mount_time=self.tree.mount_time)
+        self.writes = Writes(connection.writer, write_settings or WriteSettings(), ttl=tree_settings.ttl,
                              mount_time=self.tree.mount_time, on_imported=self.forget_all,
                              on_changed=self._changed)
+        #: the top-level folders, each answering for the paths below it (:mod:`xnatfs.vfs.areas`)
+        self.areas = areas_by_name(ProjectsArea(self.tree, self.writes), PrearchiveArea(self.prearchive),
+                                   ImportDirArea(self.writes.imports))
         self.reader_settings = reader_settings
         self.budget = ReadBudget(reader_settings.total_budget, reader_settings.max_streams)
         self.ranges = RangeSupport()
@@ -127,7 +129,8 @@ class Filesystem:
     def forget_all(self) -> None:
         """Drop every cached listing (after an import: a new session may be anywhere)."""
         self.source.clear()
-        self.prearchive.clear()
+        for area in self.areas.values():
+            area.clear()
 
     def _changed(self, uri: str, what: str) -> None:
         if what == FILES_CHANGED:
@@ -135,40 +138,34 @@ class Filesystem:
         else:
             self.source.clear()
 
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    def _area(self, path: str) -> MountArea:
+        parts = split_path(path)
+        area = self.areas.get(parts[0]) if parts else None
+        if area is None:
+            raise NotFound(f"No such entry: {path}")
+        return area
+
+    def _changeable(self, path: str) -> MountArea:
+        """The area of ``path``, once it is clear that a change may be asked of it (EROFS on ``--read-only``)."""
+        if self.writes.read_only:
+            raise ReadOnlyError("read-only mount")
+        area = self._area(path)
+        area.check_change(path)
+        return area
+
     # -- reading ----------------------------------------------------------------------------------------
 
     def lookup(self, path: str) -> Node:
-        top = top_of(path)
-        if top == PREARCHIVE:
-            return self.prearchive.lookup(path)
-        if top == IMPORT:
-            return self.writes.imports.lookup(path)
-        local = self.writes.local_node(path) if top else None
-        if local is not None:
-            return local
-        return self.writes.shown(self.tree.lookup(path))
+        if not split_path(path):
+            return self.tree.root
+        return self._area(path).lookup(path)
 
     def listdir(self, path: str) -> list[Node]:
-        top = top_of(path)
-        if top == PREARCHIVE:
-            return self.prearchive.listdir(path)
-        if top == IMPORT:
-            return self.writes.imports.listdir(path)
-        if not top:
-            return [*self.tree.listdir(path), self.prearchive.lookup("/" + PREARCHIVE),
-                    self.writes.imports.lookup("/" + IMPORT)]
-        local = self.writes.local_children(path)
-        try:
-            server = [self.writes.shown(n) for n in self.tree.listdir(path)]
-        except NotFound:
-            if not local and self.writes.local_node(path) is None:
-                raise
-            server = []
-        if not local:
-            return server
-        merged = {n.name: n for n in server}
-        merged.update((n.name, n) for n in local)
-        return list(merged.values())
+        if not split_path(path):
+            return [area.lookup("/" + name) for name, area in self.areas.items()]
+        return self._area(path).listdir(path)
 
     def open(self, path: str, flags: int = os.O_RDONLY) -> OpenFile:
         """An open file: server files and documents for reading, local files for reading or writing, a
@@ -177,8 +174,10 @@ class Filesystem:
         if node.is_dir:
             raise IsADirectory(f"Is a directory: {path}")
         wants_write = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC))
-        if wants_write or node.kind is NodeKind.LOCAL:
-            handle: OpenFile = self.writes.open(node, flags)
+        if wants_write:
+            handle: OpenFile = self._changeable(path).open_local(node, flags)
+        elif node.kind is NodeKind.LOCAL:
+            handle = self._area(path).open_local(node, flags)
         else:
             handle = self._open_node(node)
         self._count(1)
@@ -196,40 +195,49 @@ class Filesystem:
 
     def create(self, path: str, mode: int) -> Handle:
         """A new file (``O_CREAT``), written to the spool and sent when closed."""
-        handle = self.writes.create(path, mode, self.lookup)
+        handle = self._changeable(path).create(path, mode)
         self._count(1)
         return handle
 
     def truncate(self, path: str, length: int) -> None:
-        self.writes.truncate(self.lookup(path), length)
+        self._changeable(path).truncate(self.lookup(path), length)
 
     def unlink(self, path: str) -> None:
-        self.writes.unlink(self.lookup(path))
+        self._changeable(path).unlink(self.lookup(path))
 
     def mkdir(self, path: str) -> None:
-        self.writes.mkdir(path, self.lookup)
+        self._changeable(path).mkdir(path)
 
     def rmdir(self, path: str) -> None:
+        area = self._changeable(path)
         node = self.lookup(path)
         if not node.is_dir:
-            raise NotADirectoryError_(f"Not a directory: {path}")
-        self.writes.rmdir(node, self.listdir(path))
+            raise NotADirectory(f"Not a directory: {path}")
+        area.rmdir(node, self.listdir(path))
 
     def chmod(self, path: str, mode: int) -> None:
-        self.writes.chmod(self.lookup(path), mode)
+        self._changeable(path).chmod(self.lookup(path), mode)
 
     def chown(self, path: str, uid: int, gid: int, owner: tuple[int, int]) -> None:
-        self.writes.chown(self.lookup(path), uid, gid, owner)
+        """Only an owner that changes nothing (the mounting user) is accepted."""
+        self._changeable(path)
+        if uid not in (-1, owner[0], 0xFFFFFFFF) or gid not in (-1, owner[1], 0xFFFFFFFF):
+            raise NotPermitted(f"{path}: XNAT keeps no owners")
 
     def utimens(self, path: str, mtime: float | None) -> None:
-        self.writes.utimens(self.lookup(path), mtime)
+        self._changeable(path).utimens(self.lookup(path), mtime)
 
     def check_change(self, path: str) -> None:
-        self.writes.check_change(path)
+        self._changeable(path)
 
     def check_access(self, path: str, write: bool) -> Node:
+        """access(2) with W_OK: EROFS on a read-only mount, EACCES where nothing can be written."""
         node = self.lookup(path)
-        self.writes.check_access(node, write)
+        if write:
+            if self.writes.read_only:
+                raise ReadOnlyError("read-only mount")
+            if not node.stat.mode & 0o200:  # desktops ask this of every folder: not worth a log line
+                raise QuietlyNotAllowed(f"{node.path} cannot be written")
         return node
 
     def statfs(self) -> os.statvfs_result | None:

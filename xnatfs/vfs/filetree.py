@@ -12,7 +12,7 @@ from typing import Any
 
 from xnatfs.vfs.naming import unique_names
 from xnatfs.vfs.nodes import Node, NodeKind, dir_stat, file_stat, file_xattrs
-from xnatfs.vfs.records import FileInfo
+from xnatfs.model.records import FileInfo
 
 
 def resource_tree(node: Node, files: Sequence[FileInfo]) -> dict[str, dict[str, Node]]:

@@ -10,7 +10,7 @@ metadata TTL); ``/import/<project>/`` holds only local things:
 
 The lifecycle (spooling, the attempt on ``close``, a killed writer, failures) is
 :class:`~xnatfs.vfs.outbox.Outbox`'s; this module adds the check (a complete zip with DICOM in it,
-:func:`~xnatfs.vfs.zipcheck.check_import_zip`) and the upload (``POST /data/services/import`` to the
+:func:`~xnatfs.model.zipcheck.check_import_zip`) and the upload (``POST /data/services/import`` to the
 prearchive, or to the archive with ``--import-destination archive``). After an import the metadata
 caches are dropped (``on_imported``), so the new session shows under ``prearchive/`` or
 ``projects/`` at once.
@@ -24,20 +24,18 @@ Thread-safe (the outbox is; the project list is a locked TTL cache).
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 from xnatfs.cache.ttl import TTLCache
-from xnatfs.errors import NotFound
+from xnatfs.errors import NotADirectory, NotAllowed, NotFound
+from xnatfs.model.writer import Writer
+from xnatfs.model.zipcheck import check_import_zip
 from xnatfs.vfs.naming import is_probe_name, split_path
 from xnatfs.vfs.nodes import Node, NodeKind, dir_stat, writable
 from xnatfs.vfs.outbox import NOTE_SUFFIXES, Entry, Handle, Outbox
-from xnatfs.vfs.outcomes import Refused
 from xnatfs.vfs.spool import Spool
-from xnatfs.vfs.writer import XNATWriter
-from xnatfs.vfs.zipcheck import check_import_zip
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,7 @@ class ImportArea(Outbox):
 
     kind = "import"
 
-    def __init__(self, writer: XNATWriter, spool: Spool, *, destination: str = "prearchive", ttl: float = 60.0,
+    def __init__(self, writer: Writer, spool: Spool, *, destination: str = "prearchive", ttl: float = 60.0,
                  read_only: bool = False, on_imported: Callable[[], None] | None = None,
                  mount_time: float | None = None) -> None:
         if destination not in DESTINATIONS:
@@ -94,7 +92,7 @@ class ImportArea(Outbox):
             return [self._dir(f"/{IMPORT}/{p}") for p in self.projects()]
         node = self.lookup(path)
         if len(parts) != 2 or not node.is_dir:
-            raise Refused(f"Not a directory: {path}", _errno.ENOTDIR)
+            raise NotADirectory(f"Not a directory: {path}")
         return self.children(path)
 
     # -- changes -------------------------------------------------------------------------------------
@@ -103,21 +101,20 @@ class ImportArea(Outbox):
         """A new file ``import/<project>/<name>`` (O_CREAT): spooled, sent when closed."""
         parts = split_path(path)
         if len(parts) != 3 or parts[0] != IMPORT:
-            raise Refused(f"Only files directly inside import/<project>/ can be imported: {path}", _errno.EACCES)
+            raise NotAllowed(f"Only files directly inside import/<project>/ can be imported: {path}")
         project, name = parts[1], parts[2]
         if project not in self.projects():
             raise NotFound(f"No project {project} to import into")
         if name.endswith(NOTE_SUFFIXES):
-            raise Refused(f"{name}: names ending in .error or .result are the import directory's own notes",
-                          _errno.EACCES)
+            raise NotAllowed(f"{name}: names ending in .error or .result are the import directory's own notes")
         if is_probe_name(name):
-            raise Refused(f"{name}: not imported (a name desktops create on their own)", _errno.EACCES)
+            raise NotAllowed(f"{name}: not imported (a name desktops create on their own)")
         return self.start(path, project, mode)
 
     def open(self, node: Node, *, write: bool, truncate: bool) -> Handle:
         if node.kind is not NodeKind.LOCAL or not isinstance(node.local, Entry):
             if write:
-                raise Refused(f"{node.name} is a note of the import directory and cannot be written", _errno.EACCES)
+                raise NotAllowed(f"{node.name} is a note of the import directory and cannot be written")
             raise NotFound(f"{node.path} is not a local file")
         return self.reopen(node.local, write=write, truncate=truncate)
 

@@ -19,7 +19,7 @@ Kinds (DESIGN.md §2):
 Server entries are read-only (directories ``0555``, files ``0444``) except where the mount can write
 (resources, the import directory), which are ``0755``/``0644`` when the mount is not read-only.
 
-Imports the standard library and :mod:`xnatfs.vfs.records` only.
+Imports the standard library and :mod:`xnatfs.model.records` only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from xnatfs.vfs.records import FileInfo, ResourceInfo, XObject
+from xnatfs.model.records import FileInfo, ResourceInfo, XObject
 
 DIR_MODE = _stat.S_IFDIR | 0o555
 FILE_MODE = _stat.S_IFREG | 0o444

@@ -35,22 +35,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from xnatfs.errors import NotFound, XNATError
-from xnatfs.redact import redact_text
-from xnatfs.vfs.nodes import Node, NodeKind, Stat
-from xnatfs.vfs.outcomes import (
+from xnatfs.errors import (
     Busy,
     Gone,
+    NotFound,
+    NotImportable,
     NotSent,
     SpoolLost,
-    SpoolWriteError,
     UploadFailed,
-    default_failure_text,
-    spool_failure_text,
+    XNATError,
+    spool_write_error,
 )
+from xnatfs.redact import redact_text
+from xnatfs.vfs.nodes import Node, NodeKind, Stat
+from xnatfs.vfs.outcomes import default_failure_text, spool_failure_text
 from xnatfs.vfs.procstat import killed_by
 from xnatfs.vfs.spool import Spool, SpoolFile
-from xnatfs.vfs.zipcheck import NotImportable
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class Outbox:
             entry.spool.free_space()
             log.error("%s %s: writing to the spool failed after %d bytes: %s", self.kind, entry.path,
                       entry.spool.size, exc.strerror)
-            raise SpoolWriteError(exc) from exc
+            raise spool_write_error(exc) from exc
 
     def truncate(self, entry: Entry, length: int) -> None:
         if entry.state is not State.WRITING or entry.writers == 0:

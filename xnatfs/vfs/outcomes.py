@@ -1,5 +1,5 @@
-"""What a writer is told when a file written into the mount is not sent: the errors (each with its
-errno and the level it is logged at) and the words of ``<name>.error``.
+"""What a writer is told when a file written into the mount is not sent: the words of ``<name>.error``
+(the errors themselves are in :mod:`xnatfs.errors`).
 
 Server answers are turned into sentences: XNAT's error pages are HTML ("Status page" and an
 ``<h3>`` with the reason), of which only the text is kept. Messages are redacted.
@@ -8,7 +8,6 @@ Server answers are turned into sentences: XNAT's error pages are HTML ("Status p
 from __future__ import annotations
 
 import errno as _errno
-import logging
 import re
 
 from xnatfs.errors import (
@@ -25,56 +24,6 @@ from xnatfs.vfs.spool import SpoolFile
 
 _TITLE = re.compile(r"<title>.*?</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>?")
-
-
-class NotSent(Exception):
-    """A local reason not to send a file; ``str(exc)`` is a sentence for the user."""
-
-
-class SpoolLost(NotSent):
-    """Data written to the spool was lost (a failed write): the file is incomplete."""
-
-
-class UploadFailed(XNATError):
-    """The file was not accepted (close() fails with EIO); the message is the ``.error`` text."""
-
-    errno = _errno.EIO
-    log_level = logging.DEBUG  # the outbox logged the reason already
-
-
-class Refused(XNATError):
-    """An operation the mount does not allow here (the errno says which kind: EACCES, EPERM, …)."""
-
-    log_level = logging.INFO  # a refusal is the mount working as documented, not a fault
-
-    def __init__(self, message: str, errno: int, *, log_level: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
-        if log_level is not None:
-            self.log_level = log_level
-
-
-class Busy(XNATError):
-    """The file is being sent (or written by someone else) and cannot be changed now."""
-
-    errno = _errno.EBUSY
-    log_level = logging.INFO
-
-
-class Gone(XNATError):
-    """I/O on a handle whose file was already sent."""
-
-    errno = _errno.EIO
-
-
-class SpoolWriteError(XNATError):
-    """A write to the local spool failed; the writer gets the same errno (``ENOSPC``…)."""
-
-    log_level = logging.DEBUG  # logged once where it happened
-
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(f"writing to the local spool failed: {exc.strerror}")
-        self.errno = exc.errno or _errno.EIO
 
 
 def spool_failure_text(name: str, spool: SpoolFile) -> str:
@@ -116,5 +65,4 @@ def server_words(exc: ResponseError) -> str:
     return (text + ".") if text else redact_text(str(exc))
 
 
-__all__ = ["NotSent", "SpoolLost", "UploadFailed", "Refused", "Busy", "Gone", "SpoolWriteError",
-           "spool_failure_text", "default_failure_text", "server_words"]
+__all__ = ["spool_failure_text", "default_failure_text", "server_words"]

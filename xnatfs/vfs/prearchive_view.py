@@ -30,43 +30,27 @@ Thread-safe: the caches are locked; everything else is derived per call.
 
 from __future__ import annotations
 
-import calendar
 import json
-import re
 import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotFound
-from xnatfs.rest.paths import normalize, with_data_prefix
-from xnatfs.rest.resultset import parse_resultset
-from xnatfs.transport.session import XNATSession
+from xnatfs.model.catalog import Catalog, row_epoch
+from xnatfs.model.records import ResourceInfo
 from xnatfs.vfs.filetree import resource_tree
 from xnatfs.vfs.naming import decode_name, encode_name, is_probe_name, split_path, unique_names
 from xnatfs.vfs.nodes import FILE_MODE, JSON_DOCUMENT, XATTR_URI, Node, NodeKind, Stat, dir_stat
-from xnatfs.vfs.records import FileInfo, ResourceInfo
 
 PREARCHIVE = "prearchive"
 XATTR_STATUS = "user.xnat.status"
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
-_FILES = re.compile(r"/files/(.+)$")
-
 Row = Mapping[str, str]
 
 
 def row_time(row: Row) -> float | None:
-    """``lastmod`` (else ``uploaded``) of a prearchive row as epoch seconds (UTC)."""
-    for key in ("lastmod", "uploaded"):
-        match = _ISO.match(str(row.get(key) or ""))
-        if match:
-            parts = [int(g) if g else 0 for g in match.groups()]
-            try:
-                return float(calendar.timegm((*parts, 0, 0, 0)))
-            except (ValueError, OverflowError):
-                continue
-    return None
+    """``lastmod`` (else ``uploaded``) of a prearchive row as epoch seconds."""
+    return row_epoch(row, "lastmod", "uploaded")
 
 
 def json_bytes(doc: Mapping[str, Any]) -> bytes:
@@ -76,21 +60,17 @@ def json_bytes(doc: Mapping[str, Any]) -> bytes:
 class PrearchiveView:
     """The ``/prearchive`` tree (see the module docstring)."""
 
-    def __init__(self, session: XNATSession, *, ttl: float = 60.0, maxsize: int = 2_000,
-                 mount_time: float = 0.0) -> None:
-        self.session = session
+    def __init__(self, catalog: Catalog, *, mount_time: float = 0.0) -> None:
+        self.catalog = catalog
         self.mount_time = mount_time
-        self._cache = TTLCache(maxsize, ttl)
+        #: resource uri -> (the file records it was built from, its folders)
+        self._trees: dict[str, tuple[Any, Any]] = {}
 
     def clear(self) -> None:
-        self._cache.clear()
-
-    # -- requests ----------------------------------------------------------------------------------
+        self._trees.clear()
 
     def _rows(self, path: str) -> tuple[Row, ...]:
-        def load() -> tuple[Row, ...]:
-            return parse_resultset(self.session.get_json(path), what=f"prearchive listing {path}").rows
-        return self._cache.get_or_load(path, load)
+        return self.catalog.prearchive_rows(path)
 
     def sessions(self) -> tuple[Row, ...]:
         return self._rows("/data/prearchive/projects")
@@ -136,7 +116,7 @@ class PrearchiveView:
         parts = split_path(node.path)
         groups: dict[str, list[Row]] = {}
         for row in self.sessions():
-            url = with_data_prefix(row.get("url", ""))
+            url = row.get("url", "")
             pieces = url.split("/")  # /data/prearchive/projects/P/TS/F
             if len(pieces) < 7:
                 continue
@@ -155,7 +135,7 @@ class PrearchiveView:
                 entries[name] = self._dir(child, mtime)
             else:
                 row = rows[0]
-                uri = with_data_prefix(row.get("url", ""))
+                uri = row.get("url", "")
                 entries[name] = self._dir(child, mtime, "session", obj=None, folder=uri,
                                           xattrs={XATTR_URI: uri, XATTR_STATUS: row.get("status", "")},
                                           data=json_bytes({**row, "URI": uri}))
@@ -211,13 +191,12 @@ class PrearchiveView:
         resource_node = node if node.kind is NodeKind.RESOURCE else self.lookup(resource_path)
         info = resource_node.resource
         assert info is not None
-        rows = self._rows(f"{info.uri}/files")
-        key = ("tree", info.uri)
-        memo = self._cache.get(key)
-        if memo is None or memo[0] is not rows:
-            files = [f for f in (_file_info(r, info.id) for r in rows) if f is not None]
-            memo = (rows, resource_tree(resource_node, files))
-            self._cache.set(key, memo)
+        files = self.catalog.prearchive_files(info)
+        memo = self._trees.get(info.uri)
+        if memo is None or memo[0] is not files:
+            if len(self._trees) > 1_000:
+                self._trees.clear()
+            memo = self._trees[info.uri] = (files, resource_tree(resource_node, list(files)))
         folders = memo[1]
         entries = folders.get(node.folder if node.kind is NodeKind.FOLDER else "")
         if entries is None:
@@ -230,18 +209,6 @@ def _text(path: str, data: bytes, mtime: float) -> Node:
     keeps a file's pages while its size and time are unchanged) sees a status that changed in place."""
     return Node(NodeKind.TEXT, path, Stat(FILE_MODE, len(data), int(mtime) + zlib.crc32(data) % 10**6 / 1e6),
                 data=data)
-
-
-def _file_info(row: Row, resource_id: str) -> FileInfo | None:
-    uri = normalize(with_data_prefix(row.get("URI", "")))
-    match = _FILES.search(uri)
-    if match is None:
-        return None
-    try:
-        size = int(row.get("Size") or 0)
-    except ValueError:
-        size = 0
-    return FileInfo(unquote(match.group(1), errors="surrogateescape"), size, uri, resource_id)
 
 
 __all__ = ["PrearchiveView", "PREARCHIVE", "XATTR_STATUS", "row_time"]

@@ -26,20 +26,19 @@ Thread-safe (the outbox is; local folders have their own lock).
 
 from __future__ import annotations
 
-import errno as _errno
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xnatfs.errors import Conflict, NotFound, XNATError
+from xnatfs.errors import Conflict, NotAllowed, NotEmpty, NotFound, NotPermitted, NotSent, XNATError
+from xnatfs.model.writer import Writer
 from xnatfs.vfs.naming import decode_name
 from xnatfs.vfs.nodes import Node, NodeKind, WRITABLE_DIR_MODE, Stat
 from xnatfs.vfs.outbox import Entry, Handle, Outbox
-from xnatfs.vfs.outcomes import NotSent, Refused, default_failure_text
-from xnatfs.vfs.records import ResourceInfo
+from xnatfs.vfs.outcomes import default_failure_text
+from xnatfs.model.records import ResourceInfo
 from xnatfs.vfs.spool import Spool
-from xnatfs.vfs.writer import XNATWriter
 
 RESOURCES = "resources"
 FILES = "files"
@@ -85,7 +84,7 @@ class ResourceWrites(Outbox):
 
     kind = "upload"
 
-    def __init__(self, writer: XNATWriter, spool: Spool, *, allow_delete: bool = False,
+    def __init__(self, writer: Writer, spool: Spool, *, allow_delete: bool = False,
                  on_changed: Callable[[str, str], None] | None = None) -> None:
         super().__init__(spool)
         self.writer = writer
@@ -121,7 +120,7 @@ class ResourceWrites(Outbox):
         """A new file in the resource folder ``parent``; uploaded when closed."""
         where = folder_relpath(parent)
         if where is None:
-            raise Refused(f"Files can only be written into a resource folder: {path}", _errno.EACCES)
+            raise NotAllowed(f"Files can only be written into a resource folder: {path}")
         resource, relpath = where
         name = decode_name(path.rsplit("/", 1)[-1])
         return self.start(path, UploadTarget(resource, _join(relpath, name)), mode)
@@ -130,15 +129,15 @@ class ResourceWrites(Outbox):
         """Open a local file again, or replace a server file (only whole: ``O_TRUNC``)."""
         if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
             if append:
-                raise Refused(f"{node.name} can only be written whole, not appended to", _errno.EPERM)
+                raise NotPermitted(f"{node.name} can only be written whole, not appended to")
             return self.reopen(node.local, write=write, truncate=truncate)
         if node.kind is NodeKind.FILE and node.file is not None and node.resource is not None:
             if not truncate or append:
-                raise Refused(f"{node.name}: XNAT replaces files whole; open it with O_TRUNC (as cp does) to "
-                              f"replace it", _errno.EPERM)
+                raise NotPermitted(f"{node.name}: XNAT replaces files whole; open it with O_TRUNC (as cp does) to "
+                              f"replace it")
             return self.start(node.path, UploadTarget(node.resource, node.file.relpath, overwrite=True),
                               node.stat.mode)
-        raise Refused(f"{node.name} cannot be written", _errno.EACCES)
+        raise NotAllowed(f"{node.name} cannot be written")
 
     # -- directories ---------------------------------------------------------------------------------
 
@@ -150,8 +149,7 @@ class ResourceWrites(Outbox):
             return
         where = folder_relpath(parent)
         if where is None:
-            raise Refused(f"Only resources (in a resources/ folder) and folders inside them can be made: {path}",
-                          _errno.EACCES)
+            raise NotAllowed(f"Only resources (in a resources/ folder) and folders inside them can be made: {path}")
         resource, relpath = where
         with self._folders_lock:
             if path in self._folders:
@@ -160,15 +158,15 @@ class ResourceWrites(Outbox):
 
     def rmdir(self, path: str, node: Node, children: list[Node]) -> None:
         if children:
-            raise Refused(f"{path} is not empty", _errno.ENOTEMPTY)
+            raise NotEmpty(f"{path} is not empty")
         if isinstance(node.local, LocalFolder):
             with self._folders_lock:
                 self._folders.pop(path, None)
             return
         if node.kind is not NodeKind.RESOURCE or node.resource is None:
-            raise Refused(f"{path}: only empty resources can be removed", _errno.EACCES)
+            raise NotAllowed(f"{path}: only empty resources can be removed")
         if not self.allow_delete:
-            raise Refused(f"{path}: deleting on the server needs --allow-delete", _errno.EACCES)
+            raise NotAllowed(f"{path}: deleting on the server needs --allow-delete")
         self.writer.delete_resource(node.resource.uri)
         self._changed(node.resource.uri, RESOURCES)
 
@@ -178,9 +176,9 @@ class ResourceWrites(Outbox):
                 raise NotFound(f"No such entry: {path}")
             return
         if node.kind is not NodeKind.FILE or node.file is None:
-            raise Refused(f"{path} cannot be removed", _errno.EACCES)
+            raise NotAllowed(f"{path} cannot be removed")
         if not self.allow_delete:
-            raise Refused(f"{path}: deleting on the server needs --allow-delete", _errno.EACCES)
+            raise NotAllowed(f"{path}: deleting on the server needs --allow-delete")
         self.writer.delete_file(node.file.uri)
         self._changed(node.resource.scope_uri if node.resource else node.file.uri, FILES)
 

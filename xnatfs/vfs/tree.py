@@ -1,4 +1,4 @@
-"""Path → node over a :class:`~xnatfs.vfs.records.MetadataSource`: the layout of DESIGN.md §2.
+"""Path → node over a :class:`~xnatfs.model.records.MetadataSource`: the layout of DESIGN.md §2.
 
 ::
 
@@ -38,7 +38,6 @@ Thread-safe: the memo is a locked TTL cache, the source is thread-safe, the pool
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
 import threading
 import time
@@ -48,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xnatfs.cache.ttl import TTLCache
-from xnatfs.errors import NotFound, XNATError
+from xnatfs.errors import NotADirectory, NotFound, XNATError
 from xnatfs.vfs.documents import object_json
 from xnatfs.vfs.filetree import resource_tree
 from xnatfs.vfs.naming import is_probe_name, join_path, split_path, unique_names
@@ -62,7 +61,7 @@ from xnatfs.vfs.nodes import (
     object_xattrs,
     resource_xattrs,
 )
-from xnatfs.vfs.records import (
+from xnatfs.model.records import (
     ASSESSOR,
     EXPERIMENT,
     PROJECT,
@@ -389,10 +388,4 @@ def _resource_path(node: Node) -> str:
     return node.path[: len(node.path) - len(node.folder) - 1]
 
 
-class NotADirectory(XNATError):
-    """listdir() on a file."""
-
-    errno = _errno.ENOTDIR
-
-
-__all__ = ["VirtualTree", "TreeSettings", "NotADirectory", "TOP_LEVEL", "COLLECTION_KINDS", "OBJECT_FOLDERS"]
+__all__ = ["VirtualTree", "TreeSettings", "TOP_LEVEL", "COLLECTION_KINDS", "OBJECT_FOLDERS"]

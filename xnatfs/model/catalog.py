@@ -1,4 +1,14 @@
-"""The mount's XNAT calls: records for the tree (one request each, cached) and ranged file streams.
+"""The model's batched loaders: whole levels of the archive as immutable records, one request each.
+
+The object model's per-object access (``project.subjects["S"].experiments``) costs a request per
+object; a filesystem walk needs whole levels at once. :class:`Catalog` answers those with XNAT's
+batched documents (a subject's document nests its sessions with their scans, assessors,
+reconstructions and resources; a session's ``files?all=true`` lists every file below it) and hands
+out :mod:`xnatfs.model.records`. It is part of the one access layer: it goes through the
+connection's session and its one metadata cache (:class:`~xnatfs.model.base.ModelContext`), so a
+write made through the library's objects invalidates what the mount shows, and a record names the
+generated object it describes (:meth:`Catalog.object_of`). The mount (:mod:`xnatfs.vfs`) reads
+nothing from the server but through it.
 
 Which request answers what (xnat-rest-spec §8–§13):
 
@@ -18,42 +28,37 @@ Which request answers what (xnat-rest-spec §8–§13):
 ``open_range(uri, a, b)``  ``GET <file uri>`` with ``Range: bytes=a-b`` (206, or 200 if ignored)
 =========================  =====================================================================
 
-After a transport failure (server down or hung) requests fail at once for a moment
-(:mod:`xnatfs.vfs.reachability`), so a walk over a dead server does not wait once per directory.
-
-Results are kept in a :class:`~xnatfs.cache.ttl.TTLCache` (TTL and size bound from the mount
-options) and the same record objects are returned while cached. Concurrent calls for the same key
-share one request (the later callers wait, bounded by the request timeout). Errors are not cached.
+Results are kept in the connection's :class:`~xnatfs.cache.ttl.TTLCache` under keys that start with
+the server path they came from (so ``ctx.invalidate(path)`` after a write drops them), and the same
+record objects are returned while cached. Concurrent calls for the same key share one request, and a
+load that began before an invalidation is not stored (``TTLCache.get_or_load``). Errors are not cached.
 
 Modification times: object records take the document's ``meta.start_date`` (the version's start),
 else the listing's ``last_modified``/``insert_date``; file listings carry no time, so a file has its
-owner's time. Times without a zone are read as UTC.
+owner's time. Times are parsed by :mod:`xnatfs.rest.dates` (read as UTC).
 
 Thread-safe.
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from xnatfs.cache.ttl import TTLCache
-from xnatfs.errors import RequestTimeout
-from xnatfs.rest.items import Item, current_item, field_text
-from xnatfs.rest.paths import normalize
-from xnatfs.rest.resultset import parse_resultset
-from xnatfs.settings import CacheSettings
-from xnatfs.transport.session import Stream, XNATSession
-from xnatfs.vfs.reachability import Reachability
-from xnatfs.vfs.records import (
+from xnatfs.model.base import ModelContext, XNATObject
+from xnatfs.model.behaviours import (
+    AssessorBase,
+    ExperimentBase,
+    ProjectBase,
+    ReconstructionBase,
+    ResourceBase,
+    ScanBase,
+    SubjectBase,
+)
+from xnatfs.model.records import (
     ASSESSOR,
     EXPERIMENT,
     PROJECT,
@@ -64,6 +69,11 @@ from xnatfs.vfs.records import (
     ResourceInfo,
     XObject,
 )
+from xnatfs.rest.dates import epoch_of
+from xnatfs.rest.items import Item, current_item, field_text
+from xnatfs.rest.paths import normalize, with_data_prefix
+from xnatfs.rest.resultset import parse_resultset
+from xnatfs.transport.session import Stream
 
 log = logging.getLogger(__name__)
 
@@ -74,66 +84,52 @@ IDENTITY = {"Accept-Encoding": "identity"}
 _HIERARCHY_FIELDS = {"experiments/experiment", "scans/scan", "assessors/assessor",
                      "reconstructions/reconstructedImage", "resources/resource", "file", "out/file", "in/file"}
 _RESOURCE_FIELDS = ("resources/resource", "file", "out/file", "in/file")
+_PREARCHIVE_FILE = re.compile(r"/files/(.+)$")
 _FILES_PART = re.compile(r"/resources/([^/]+)/files/(.+)$")
-_JAVA_DATE = re.compile(r"^\w{3} (\w{3}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (?:\S+ )?(\d{4})$")
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                        "Nov", "Dec"), start=1)}
+#: the model family of each record kind (the generated class is looked up by the record's xsi type)
+_FAMILIES: dict[str, tuple[type, str]] = {
+    PROJECT: (ProjectBase, "xnat:projectData"), SUBJECT: (SubjectBase, "xnat:subjectData"),
+    EXPERIMENT: (ExperimentBase, "xnat:experimentData"), SCAN: (ScanBase, "xnat:imageScanData"),
+    ASSESSOR: (AssessorBase, "xnat:imageAssessorData"), RECONSTRUCTION: (ReconstructionBase, "xnat:reconstructedImageData"),
+}
 
 
-class XNATSource:
-    """A :class:`~xnatfs.vfs.records.MetadataSource` over an :class:`XNATSession` (see module docstring)."""
+class Catalog:
+    """A :class:`~xnatfs.model.records.MetadataSource` over one connection (see module docstring).
 
-    def __init__(self, session: XNATSession, cache: CacheSettings | None = None, *,
-                 timer: Callable[[], float] = time.monotonic) -> None:
-        cache = cache or CacheSettings()
-        self.session = session
-        self.ttl = cache.ttl
-        self._cache = TTLCache(cache.maxsize, cache.ttl, timer=timer)
-        self._inflight: dict[Any, Future] = {}
-        self._lock = threading.Lock()
-        self.reachability = Reachability()
-        timeouts = session.settings.timeouts
-        #: how long a caller waits for another thread's identical request
-        self._wait = timeouts.connect + 2 * timeouts.read + 5.0
+    ``guard`` wraps every request (the transport's fail-fast on a dead server); no I/O in the constructor.
+    """
 
-    # -- cache with shared in-flight requests ------------------------------------------------------
+    def __init__(self, ctx: ModelContext, *, guard: Callable[[Callable[[], Any]], Any] | None = None) -> None:
+        self.ctx = ctx
+        self.ttl = ctx.settings.cache.ttl
+        self._guard = guard or (lambda call: call())
 
-    def _cached(self, key: Any, load: Callable[[], T]) -> T:
-        value = self._cache.get(key, _MISSING)
-        if value is not _MISSING:
-            return value  # type: ignore[return-value]
-        with self._lock:
-            future = self._inflight.get(key)
-            owner = future is None
-            if owner:
-                future = self._inflight[key] = Future()
-        assert future is not None
-        if not owner:
-            try:
-                return future.result(timeout=self._wait)
-            except FutureTimeout as exc:
-                raise RequestTimeout(f"Waited {self._wait:.0f} s for a request another thread sent") from exc
-        try:
-            value = load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            self._cache.set(key, value)
-            future.set_result(value)
-            return value
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+    def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        return self.ctx.cache.get_or_load(key, load)
 
     def clear(self) -> None:
         """Forget every cached record (the next call of each kind sends its request)."""
-        self._cache.clear()
+        self.ctx.cache.clear()
 
     def forget_files(self, scope_uri: str) -> None:
         """Forget the file listing of ``scope_uri`` (after the mount uploaded or deleted a file there)."""
-        self._cache.pop(("files", scope_uri))
+        self.ctx.invalidate(exact=[f"{scope_uri}/files"])
+
+    def forget(self, uri: str) -> None:
+        """Forget what is cached at or below ``uri`` and the listings that hold it (after a write there)."""
+        parent = uri.rsplit("/", 2)[0] if uri.count("/") > 2 else uri
+        self.ctx.invalidate(uri, exact=[parent])
+
+    def object_of(self, record: XObject | ResourceInfo) -> XNATObject:
+        """The generated model object a record describes (no request): writes and typed fields go through it."""
+        if isinstance(record, ResourceInfo):
+            return self.ctx.class_for("xnat:resourceCatalog", "xnat:abstractResource", ResourceBase)(
+                self.ctx, record.uri, id=record.id, row={"label": record.label, "xnat_abstractresource_id": record.id})
+        family, fallback = _FAMILIES[record.kind]
+        cls = self.ctx.class_for(record.xsi_type, fallback, family)
+        row = {key: str(value) for key, value in record.fields.items() if isinstance(value, (str, int, float))}
+        return cls(self.ctx, record.uri, row=row, xsi_type=record.xsi_type or None, id=record.id or None)
 
     # -- MetadataSource ------------------------------------------------------------------------------
 
@@ -144,10 +140,10 @@ class XNATSource:
                                  normalize(r.get("URI") or f"/data/projects/{quote(r.get('ID', ''), safe='')}"),
                                  _row_time(r), r, scope_uri="")
                          for r in rows if r.get("ID"))
-        return self._cached(("projects",), load)
+        return self._cached(("/data/projects", "catalog"), load)
 
     def project(self, project: XObject) -> XObject:
-        return self._cached(("project", project.uri), lambda: self._object(project, project.uri))
+        return self._cached((project.uri, "catalog"), lambda: self._object(project, project.uri))
 
     def subjects(self, project: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
@@ -155,10 +151,10 @@ class XNATSource:
             return tuple(XObject(SUBJECT, r.get("ID", ""), r.get("label", ""), "xnat:subjectData",
                                  normalize(r.get("URI") or f"{project.uri}/subjects/{quote(r.get('ID', ''), safe='')}"),
                                  _row_time(r), r) for r in rows if r.get("ID"))
-        return self._cached(("subjects", project.uri), load)
+        return self._cached((f"{project.uri}/subjects", "catalog"), load)
 
     def subject(self, subject: XObject) -> XObject:
-        return self._cached(("subject", subject.uri), lambda: self._object(subject, subject.uri))
+        return self._cached((subject.uri, "catalog"), lambda: self._object(subject, subject.uri))
 
     def experiments(self, subject: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
@@ -169,22 +165,42 @@ class XNATSource:
             return tuple(XObject(EXPERIMENT, r.get("ID", ""), r.get("label", ""), r.get("xsiType", ""),
                                  normalize(r.get("URI") or f"/data/experiments/{quote(r.get('ID', ''), safe='')}"),
                                  _row_time(r), r) for r in rows if r.get("ID"))
-        return self._cached(("experiments", subject.uri), load)
+        return self._cached((f"{subject.uri}/experiments", "catalog"), load)
 
     def experiment(self, experiment: XObject) -> XObject:
-        return self._cached(("experiment", experiment.uri), lambda: self._object(experiment, experiment.uri))
+        return self._cached((experiment.uri, "catalog"), lambda: self._object(experiment, experiment.uri))
 
     def files(self, scope_uri: str) -> Sequence[FileInfo]:
         def load() -> tuple[FileInfo, ...]:
             params = {"all": "true"} if scope_uri.startswith("/data/experiments/") else None
             rows = self._rows(f"{scope_uri}/files", params)
             return tuple(info for info in (_file_info(r) for r in rows) if info is not None)
-        return self._cached(("files", scope_uri), load)
+        return self._cached((f"{scope_uri}/files", "catalog"), load)
 
     def document(self, obj: XObject, fmt: str) -> bytes:
         def load() -> bytes:
-            return self.reachability.call(lambda: self.session.get(obj.uri, params={"format": fmt}).content)
-        return self._cached(("document", obj.uri, fmt), load)
+            return self._guard(lambda: self.ctx.session.get(obj.uri, params={"format": fmt}).content)
+        return self._cached((obj.uri, "catalog", fmt), load)
+
+    # -- the prearchive (cached for the TTL, unlike :class:`~xnatfs.model.prearchive.Prearchive`) ---------
+
+    def prearchive_rows(self, path: str) -> tuple[dict[str, str], ...]:
+        """Rows of a prearchive listing (``/data/prearchive/projects``, ``<session>/scans``,
+        ``<session>/resources``), with ``url`` given its ``/data`` prefix."""
+        def load() -> tuple[dict[str, str], ...]:
+            rows = parse_resultset(self._guard(lambda: self.ctx.session.get_json(path)),
+                                   what=f"prearchive listing {path}").rows
+            return tuple({**r, "url": with_data_prefix(r["url"])} if r.get("url") else r for r in rows)
+        return self._cached((path, "catalog"), load)
+
+    def prearchive_files(self, resource: ResourceInfo) -> tuple[FileInfo, ...]:
+        """The files of a prearchive resource (``Name, Size, URI`` rows; no checksum)."""
+        def load() -> tuple[FileInfo, ...]:
+            rows = parse_resultset(self._guard(lambda: self.ctx.session.get_json(f"{resource.uri}/files")),
+                                   what=f"prearchive listing {resource.uri}/files").rows
+            found = (_prearchive_file(row, resource.id) for row in rows)
+            return tuple(info for info in found if info is not None)
+        return self._cached((f"{resource.uri}/files", "catalog"), load)
 
     # -- file data ---------------------------------------------------------------------------------
 
@@ -197,20 +213,17 @@ class XNATSource:
         headers = dict(IDENTITY)
         if start > 0 or end is not None:
             headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
-        return self.reachability.call(lambda: self.session.open_stream("GET", uri, headers=headers, ok=(200, 206)))
+        return self._guard(lambda: self.ctx.session.open_stream("GET", uri, headers=headers, ok=(200, 206)))
 
     # -- parsing -------------------------------------------------------------------------------------
 
     def _rows(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, str], ...]:
-        body = self.reachability.call(lambda: self.session.get_json(path, params=params))
+        body = self._guard(lambda: self.ctx.session.get_json(path, params=params))
         return parse_resultset(body, what=f"listing {path}").rows
 
     def _object(self, row: XObject, uri: str) -> XObject:
-        item = current_item(self.reachability.call(lambda: self.session.get_json(uri)))
+        item = current_item(self._guard(lambda: self.ctx.session.get_json(uri)))
         return _from_item(item, row.kind, uri, fallback=row)
-
-
-_MISSING = object()
 
 
 def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = None,
@@ -254,7 +267,7 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
             for child in item.children.get("reconstructions/reconstructedImage", ()) if child.fields.get("ID"))
     extra = {name: tuple(_flat(child) for child in items)
              for name, items in item.children.items() if name not in _HIERARCHY_FIELDS}
-    mtime = _java_time(item.meta.get("start_date")) or (fallback.mtime if fallback else None)
+    mtime = epoch_of(item.meta.get("start_date")) or (fallback.mtime if fallback else None)
     xsi_type = item.xsi_type or (fallback.xsi_type if fallback else "")
     return XObject(kind, ident, label, xsi_type, uri, mtime, dict(fields), extra,
                    children if kind in (SUBJECT, EXPERIMENT) and children else
@@ -291,6 +304,23 @@ def _file_info(row: Mapping[str, str]) -> FileInfo | None:
                     row.get("file_format", ""), row.get("file_content", ""), row.get("file_tags", ""))
 
 
+def _prearchive_file(row: Mapping[str, str], resource_id: str) -> FileInfo | None:
+    uri = normalize(with_data_prefix(row.get("URI", "")))
+    match = _PREARCHIVE_FILE.search(uri)
+    if match is None:
+        return None
+    return FileInfo(unquote(match.group(1), errors="surrogateescape"), _int(row.get("Size")) or 0, uri, resource_id)
+
+
+def row_epoch(row: Mapping[str, str], *keys: str) -> float | None:
+    """The first of ``keys`` in ``row`` that holds a time, as epoch seconds."""
+    for key in keys:
+        found = epoch_of(row.get(key))
+        if found is not None:
+            return found
+    return None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(str(value))
@@ -298,33 +328,8 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _java_time(text: Any) -> float | None:
-    """``Wed Nov 25 14:44:29 UTC 2026`` (Java ``Date.toString``) → epoch seconds, read as UTC."""
-    if not isinstance(text, str):
-        return None
-    match = _JAVA_DATE.match(text.strip())
-    if match is None or match.group(1) not in _MONTHS:
-        return _iso_time(text)
-    month, day, hh, mm, ss, year = match.groups()
-    return float(calendar.timegm((int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), 0, 0, 0)))
-
-
-def _iso_time(text: Any) -> float | None:
-    """``2026-11-25 14:44:12.554`` or ``2024-01-15`` → epoch seconds, read as UTC."""
-    if not isinstance(text, str):
-        return None
-    match = _ISO_DATE.match(text.strip())
-    if match is None:
-        return None
-    year, month, day, hh, mm, ss = (int(g) if g else 0 for g in match.groups())
-    try:
-        return float(calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0)))
-    except (ValueError, OverflowError):
-        return None
-
-
 def _row_time(row: Mapping[str, str]) -> float | None:
-    return _iso_time(row.get("last_modified")) or _iso_time(row.get("insert_date"))
+    return row_epoch(row, "last_modified", "insert_date")
 
 
-__all__ = ["XNATSource"]
+__all__ = ["Catalog", "row_epoch"]

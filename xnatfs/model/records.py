@@ -1,7 +1,7 @@
 """What the mount knows about the server: XNAT objects, resources and files as plain records, and the
 :class:`MetadataSource` seam the tree reads them through.
 
-The tree (:mod:`xnatfs.vfs.tree`) turns these records into directories; :mod:`xnatfs.vfs.source`
+The tree (:mod:`xnatfs.vfs.tree`) turns these records into directories; :mod:`xnatfs.model.catalog`
 fills them from XNAT's REST API; unit tests fill them from memory. This is ratarmount's
 ``MountSource`` idea (style-anchors §1): one small interface between the backend and the filesystem.
 

@@ -1,4 +1,9 @@
-"""The mount's changes on the server: imports, resource creation, file uploads and deletions.
+"""Changes to the archive addressed by server path: imports, resource creation, file uploads, deletions.
+
+For consumers that hold paths rather than objects (the mount, bulk upload). Each call goes through
+the object model (:class:`~xnatfs.model.services.Services` for imports, ``ResourceBase.put_file`` for
+uploads, ``XNATObject.delete`` for deletions), so the checks, timeouts and cache invalidation are the
+library's own.
 
 =================================  ==========================================================================
 ``writable_projects()``            ``GET /data/projects?format=json&restrict=edit`` (projects the user may
@@ -14,10 +19,10 @@
 =================================  ==========================================================================
 
 POST is never retried (the transport's policy). An upload's read timeout grows with its size
-(:func:`upload_timeout`): the server answers only after it has stored (for an import: unpacked and
-sorted) everything. Progress of long uploads goes to the log (:class:`UploadProgress`).
+(:func:`~xnatfs.model.transfer.upload_timeout`). Progress of long uploads goes to the log
+(:class:`UploadProgress`).
 
-Thread-safe (the session is).
+Thread-safe (the session and the cache are).
 """
 
 from __future__ import annotations
@@ -27,26 +32,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from xnatfs.errors import Conflict, ServerError
-from xnatfs.model.services import destination_path
-from xnatfs.model.transfer import ProgressReader
-from xnatfs.rest.paths import file_path, join
+from xnatfs.model.base import ModelContext, XNATObject
+from xnatfs.model.behaviours import ResourceBase
+from xnatfs.model.services import Services, destination_path
+from xnatfs.rest.paths import join
 from xnatfs.rest.resultset import parse_resultset
-from xnatfs.settings import MiB, Timeouts
-from xnatfs.transport.session import XNATSession
 
 log = logging.getLogger(__name__)
 
 #: seconds between progress lines of one upload
 PROGRESS_INTERVAL = 5.0
-#: the server is given at least this long to answer after the body is sent, plus 1 s per 10 MiB
-MIN_ANSWER_TIME = 60.0
-ANSWER_RATE = 10 * MiB
-
-
-def upload_timeout(base: Timeouts, size: int) -> Timeouts:
-    """Timeouts for an upload of ``size`` bytes: the read timeout covers the server's work on it."""
-    return Timeouts(connect=base.connect, read=max(base.read, MIN_ANSWER_TIME + size / ANSWER_RATE))
 
 
 def _human(size: float) -> str:
@@ -83,57 +78,48 @@ class UploadProgress:
         return f"{_human(self.total)} in {elapsed:.1f} s ({_human(self.total / max(elapsed, 1e-6))}/s)"
 
 
-class XNATWriter:
-    """The write calls of the mount (see the module docstring)."""
+class Writer:
+    """The write calls by server path (see the module docstring)."""
 
-    def __init__(self, session: XNATSession) -> None:
-        self.session = session
+    def __init__(self, ctx: ModelContext, services: Services) -> None:
+        self.ctx = ctx
+        self.services = services
 
     def writable_projects(self) -> Sequence[str]:
-        body = self.session.get_json("/data/projects", params={"format": "json", "restrict": "edit"})
+        body = self.ctx.session.get_json("/data/projects", params={"format": "json", "restrict": "edit"})
         rows = parse_resultset(body, what="project listing").rows
         return tuple(sorted({r["ID"] for r in rows if r.get("ID")}))
 
     def import_zip(self, path: Path, project: str, destination: str, *, what: str = "") -> list[str]:
-        """Send the zip at ``path`` to the import service; the URIs of the sessions it made."""
+        """Send the zip at ``path``, already checked by :func:`~xnatfs.model.zipcheck.check_import_zip`, to the
+        import service; the URIs of the sessions it made."""
         size = path.stat().st_size
         params = [("import-handler", "DICOM-zip"), ("dest", destination_path(destination, project, None, None)),
                   ("PROJECT_ID", project)]
         progress = UploadProgress(what or path.name, size)
         log.info("Importing %s (%s) into %s of %s", what or path.name, _human(size), destination, project)
-        with open(path, "rb") as handle:
-            resp = self.session.post("/data/services/import", params=params, data=ProgressReader(handle, progress),
-                                     headers={"Content-Type": "application/zip"},
-                                     timeout=upload_timeout(self.session.settings.timeouts, size))
-        uris = [line.strip() for line in resp.text.splitlines() if line.strip().startswith("/")]
-        if not uris:
-            raise ServerError("The import service did not answer with a session URI", status=resp.status_code,
-                              excerpt=resp.text[:200])
+        uris = self.services.import_uris(path, params, name=what or path.name, content_type="application/zip",
+                                         progress=progress, checked=True)
         log.info("Imported %s: %s; %s", what or path.name, progress.finished(), ", ".join(uris))
         return uris
 
     def create_resource(self, owner_uri: str, label: str) -> None:
-        self.session.put(join(owner_uri, "resources", label))
+        """``PUT <owner>/resources/<label>``: one request (the server answers 409 if it exists)."""
+        self.ctx.session.put(join(owner_uri, "resources", label))
+        self.ctx.invalidate(exact=[join(owner_uri, "resources")])
 
     def put_file(self, resource_uri: str, relpath: str, path: Path, *, overwrite: bool, what: str = "") -> None:
         """Upload the file at ``path`` to ``relpath`` in the resource; Conflict if it exists (no overwrite)."""
-        size = path.stat().st_size
-        target = file_path(resource_uri, relpath)
-        params = [("overwrite", "true")] if overwrite else []
-        progress = UploadProgress(what or relpath, size)
-        with open(path, "rb") as handle:
-            resp = self.session.put(target, params=params, data=ProgressReader(handle, progress),
-                                    headers={"Content-Type": "application/octet-stream"},
-                                    timeout=upload_timeout(self.session.settings.timeouts, size))
-        if resp.content.lstrip().startswith(b"{") and b"duplicates" in resp.content:
-            raise Conflict(f"{relpath} exists on the server already and was not replaced", status=resp.status_code)
+        progress = UploadProgress(what or relpath, path.stat().st_size)
+        resource = ResourceBase(self.ctx, resource_uri)
+        resource.put_file(path, relpath, overwrite=overwrite, progress=progress)
         log.info("Uploaded %s: %s", what or relpath, progress.finished())
 
     def delete_file(self, file_uri: str) -> None:
-        self.session.delete(file_uri)
+        XNATObject(self.ctx, file_uri).delete(remove_files=False)
 
     def delete_resource(self, resource_uri: str) -> None:
-        self.session.delete(resource_uri)
+        ResourceBase(self.ctx, resource_uri).delete()
 
 
-__all__ = ["XNATWriter", "UploadProgress", "upload_timeout"]
+__all__ = ["Writer", "UploadProgress"]

@@ -1,0 +1,284 @@
+"""The mount's top-level folders as areas: one protocol, one object per first path part.
+
+:class:`~xnatfs.vfs.filesystem.Filesystem` keeps a dict ``{first path part: area}`` and hands every
+call to the area that owns the path, so no code outside an area asks which folder a path is in. An
+area answers the same operations (:class:`MountArea`); what it does not allow it refuses with an
+:mod:`xnatfs.errors` class, whose errno the FUSE adapter returns:
+
+==============  ==================================================================================
+``projects/``   the archive (:class:`ProjectsArea`: the tree over the model's catalog, plus the
+                files and folders being written into resources)
+``import/``     zips copied here are imported (:class:`ImportDirArea`)
+``prearchive/`` a read-only view (:class:`PrearchiveArea`); every change is EACCES
+==============  ==================================================================================
+
+A new view (NIfTI, BIDS) is a new area: implement :class:`MountArea` (usually by extending
+:class:`ReadOnlyArea`) and add it to the dict in ``Filesystem``. Reading a server file or a generated
+document is the same for every area (the node says what it is) and stays in ``Filesystem``.
+
+Thread-safe (the parts are).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Protocol
+
+from xnatfs.errors import AlreadyExists, NotAllowed, NotFound, NotPermitted
+from xnatfs.vfs.imports import IMPORT, ImportArea
+from xnatfs.vfs.naming import split_path
+from xnatfs.vfs.nodes import Node, NodeKind
+from xnatfs.vfs.outbox import Entry, Handle, Outbox
+from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
+from xnatfs.vfs.tree import VirtualTree
+from xnatfs.vfs.writes import Writes
+
+PROJECTS = "projects"
+
+
+class MountArea(Protocol):
+    """What every top-level folder answers. Paths are absolute mount paths (``/projects/P/…``)."""
+
+    name: str
+
+    def lookup(self, path: str) -> Node: ...
+
+    def listdir(self, path: str) -> list[Node]: ...
+
+    def open_local(self, node: Node, flags: int) -> Handle:
+        """A local file (being written, or kept after a failed upload), or a server file opened to be replaced."""
+
+    def create(self, path: str, mode: int) -> Handle: ...
+
+    def mkdir(self, path: str) -> None: ...
+
+    def rmdir(self, node: Node, children: list[Node]) -> None: ...
+
+    def unlink(self, node: Node) -> None: ...
+
+    def truncate(self, node: Node, length: int) -> None: ...
+
+    def chmod(self, node: Node, mode: int) -> None: ...
+
+    def utimens(self, node: Node, mtime: float | None) -> None: ...
+
+    def check_change(self, path: str) -> None:
+        """Raise if nothing at ``path`` may change (called before the kernel's own checks pass a change on)."""
+
+    def clear(self) -> None:
+        """Forget what is cached (after an import, a new session may be anywhere)."""
+
+
+def _wants_write(flags: int) -> tuple[bool, bool]:
+    write = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC))
+    return write, bool(flags & os.O_TRUNC)
+
+
+def _set_local_mode(node: Node, mode: int) -> bool:
+    """A local file takes a mode (``cp -p``); True if it did."""
+    if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
+        node.local.mode = mode & 0o777
+        return True
+    return False
+
+
+def _set_local_time(node: Node, mtime: float | None) -> bool:
+    if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
+        node.local.spool.mtime = time.time() if mtime is None else mtime
+        return True
+    return False
+
+
+class ReadOnlyArea:
+    """An area where nothing changes: every change is :class:`~xnatfs.errors.NotAllowed` (EACCES)."""
+
+    name = ""
+
+    def _refuse(self, path: str) -> NotAllowed:
+        return NotAllowed(f"The {self.name} view is read-only: {path}")
+
+    def open_local(self, node: Node, flags: int) -> Handle:
+        raise self._refuse(node.path)
+
+    def create(self, path: str, mode: int) -> Handle:
+        raise self._refuse(path)
+
+    def mkdir(self, path: str) -> None:
+        raise self._refuse(path)
+
+    def rmdir(self, node: Node, children: list[Node]) -> None:
+        raise self._refuse(node.path)
+
+    def unlink(self, node: Node) -> None:
+        raise self._refuse(node.path)
+
+    def truncate(self, node: Node, length: int) -> None:
+        raise self._refuse(node.path)
+
+    def chmod(self, node: Node, mode: int) -> None:
+        raise self._refuse(node.path)
+
+    def utimens(self, node: Node, mtime: float | None) -> None:
+        raise self._refuse(node.path)
+
+    def check_change(self, path: str) -> None:
+        raise self._refuse(path)
+
+
+class PrearchiveArea(ReadOnlyArea):
+    """``prearchive/``: sessions received but not archived, read-only."""
+
+    name = PREARCHIVE
+
+    def __init__(self, view: PrearchiveView) -> None:
+        self.view = view
+
+    def lookup(self, path: str) -> Node:
+        return self.view.lookup(path)
+
+    def listdir(self, path: str) -> list[Node]:
+        return self.view.listdir(path)
+
+    def clear(self) -> None:
+        self.view.clear()
+
+
+class _ChangesArea:
+    """What the writable areas share: server objects keep their modes and times; local files take them."""
+
+    name = ""
+
+    def chmod(self, node: Node, mode: int) -> None:
+        if not _set_local_mode(node, mode) and mode & 0o7777 != node.stat.mode & 0o7777:
+            raise NotPermitted(f"{node.path}: XNAT keeps no file modes")
+
+    def utimens(self, node: Node, mtime: float | None) -> None:
+        if not _set_local_time(node, mtime) and (mtime is None or int(mtime) != int(node.stat.mtime)):
+            raise NotPermitted(f"{node.path}: XNAT keeps no modification times")
+
+    def _truncate_local(self, outbox: Outbox, node: Node, length: int) -> None:
+        if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
+            outbox.truncate(node.local, length)
+            return
+        raise NotPermitted(f"{node.path}: XNAT replaces files whole; they cannot be truncated")
+
+    def check_change(self, path: str) -> None:
+        return None
+
+
+class ImportDirArea(_ChangesArea):
+    """``import/<project>/``: a zip copied here is imported when its writer closes it."""
+
+    name = IMPORT
+
+    def __init__(self, imports: ImportArea) -> None:
+        self.imports = imports
+
+    def lookup(self, path: str) -> Node:
+        return self.imports.lookup(path)
+
+    def listdir(self, path: str) -> list[Node]:
+        return self.imports.listdir(path)
+
+    def open_local(self, node: Node, flags: int) -> Handle:
+        write, truncate = _wants_write(flags)
+        if write:
+            return self.imports.open(node, write=True, truncate=truncate)
+        return self.imports.reopen(node.local, write=False, truncate=False)
+
+    def create(self, path: str, mode: int) -> Handle:
+        return self.imports.create(path, mode)
+
+    def mkdir(self, path: str) -> None:
+        if len(split_path(path)) == 2:
+            raise NotAllowed(f"The folders of import/ are the projects you may write to; projects are made on "
+                             f"the server: {path}")
+        raise NotPermitted(f"Only files (zips) can be put in the import directory: {path}")
+
+    def rmdir(self, node: Node, children: list[Node]) -> None:
+        raise NotAllowed(f"The import directory's folders are the projects; they cannot be removed: {node.path}")
+
+    def unlink(self, node: Node) -> None:
+        self.imports.unlink(node.path)
+
+    def truncate(self, node: Node, length: int) -> None:
+        self._truncate_local(self.imports, node, length)
+
+    def clear(self) -> None:
+        return None
+
+
+class ProjectsArea(_ChangesArea):
+    """``projects/``: the archive tree, with the local files and folders being written into resources
+    looked up before the server's and listed with them."""
+
+    name = PROJECTS
+
+    def __init__(self, tree: VirtualTree, writes: Writes) -> None:
+        self.tree = tree
+        self.writes = writes
+        self.resources = writes.resources
+
+    def lookup(self, path: str) -> Node:
+        local = self.writes.local_node(path)
+        if local is not None:
+            return local
+        return self.writes.shown(self.tree.lookup(path))
+
+    def listdir(self, path: str) -> list[Node]:
+        local = self.writes.local_children(path)
+        try:
+            server = [self.writes.shown(n) for n in self.tree.listdir(path)]
+        except NotFound:
+            if not local and self.writes.local_node(path) is None:
+                raise
+            server = []
+        if not local:
+            return server
+        merged = {n.name: n for n in server}
+        merged.update((n.name, n) for n in local)
+        return list(merged.values())
+
+    def _parent(self, path: str) -> Node:
+        return self.lookup(path.rsplit("/", 1)[0] or "/")
+
+    def open_local(self, node: Node, flags: int) -> Handle:
+        write, truncate = _wants_write(flags)
+        if write:
+            return self.resources.open(node, write=True, truncate=truncate, append=bool(flags & os.O_APPEND))
+        return self.resources.reopen(node.local, write=False, truncate=False)
+
+    def create(self, path: str, mode: int) -> Handle:
+        return self.resources.create(path, mode, self._parent(path))
+
+    def mkdir(self, path: str) -> None:
+        parent = self._parent(path)
+        try:
+            self.lookup(path)
+        except NotFound:
+            pass
+        else:
+            raise AlreadyExists(f"{path} exists")
+        self.resources.mkdir(path, parent)
+
+    def rmdir(self, node: Node, children: list[Node]) -> None:
+        self.resources.rmdir(node.path, node, children)
+
+    def unlink(self, node: Node) -> None:
+        self.resources.unlink(node.path, node)
+
+    def truncate(self, node: Node, length: int) -> None:
+        self._truncate_local(self.resources, node, length)
+
+    def clear(self) -> None:
+        return None
+
+
+def areas_by_name(*areas: MountArea) -> dict[str, MountArea]:
+    return {area.name: area for area in areas}
+
+
+__all__ = ["MountArea", "ReadOnlyArea", "PrearchiveArea", "ImportDirArea", "ProjectsArea", "PROJECTS",
+           "areas_by_name"]
+
