@@ -407,3 +407,27 @@ def test_a_body_that_breaks_is_our_error_in_every_reader(failure: OSError, cls: 
         with session.open_stream("GET", "/data/file") as stream:
             with pytest.raises(cls):
                 read(stream)
+
+
+def test_public_type_hints_name_no_requests_or_urllib3_type() -> None:
+    """What callers of the transport see is ours; requests types appear only in inputs the transport makes
+    or that tests inject: ``XNATSession(adapter=…)`` and ``Stream(response, …)`` (built by the session)."""
+    import inspect
+
+    from xnatfs.model.connect import Connection
+    from xnatfs.transport import responses
+
+    checked = 0
+    for owner in (XNATSession, responses.Stream, responses.Response, responses.Headers, Connection):
+        for name, member in inspect.getmembers(owner):
+            function = member.fget if isinstance(member, property) else member
+            if name.startswith("_") and name != "__init__" or not callable(function):
+                continue
+            hints = inspect.get_annotations(function)  # strings: requests types are spelled requests.X
+            hints.pop("adapter", None)
+            if owner is responses.Stream and name == "__init__":
+                continue  # built by the session only, around the requests answer it wraps
+            for label, hint in hints.items():
+                assert not any(word in repr(hint) for word in ("requests.", "urllib3.")), (owner, name, label, hint)
+            checked += 1
+    assert checked > 20
