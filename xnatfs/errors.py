@@ -309,3 +309,21 @@ __all__ = [
     "NotSent", "SpoolLost", "Busy", "Gone", "SpoolWriteError", "SpoolFull", "spool_write_error",
     "error_for_status", "excerpt_of", "BODY_EXCERPT_CHARS",
 ]
+
+
+class ServerUnreachable(TransportError):
+    """Not sent: the server failed in transport (refused, reset, TLS) moments ago, so the request fails at
+    once instead of waiting for its retries again (``Settings.unreachable_hold``; see
+    :mod:`xnatfs.transport.reachability`)."""
+
+    errno = _errno.EIO
+
+
+class ServerNotAnswering(ServerUnreachable):
+    """Not sent: a request to the server timed out moments ago (a hung server); ETIMEDOUT like that
+    timeout, without waiting for another one."""
+
+    errno = _errno.ETIMEDOUT
+
+
+__all__ += ["ServerUnreachable", "ServerNotAnswering"]

@@ -65,6 +65,10 @@ class ReadSettings:
     total_budget: int = 96 * MiB
 
 
+#: Seconds every request fails at once after one failed in transport (refused, reset, timed out): a
+#: walk over a dead server then fails fast instead of waiting a timeout per request. 0 turns it off.
+UNREACHABLE_HOLD = 2.0
+
 #: The largest answer read into memory (listings, item documents, schemas); files are streamed.
 MAX_DOCUMENT_SIZE = 128 * MiB
 
@@ -75,6 +79,11 @@ class Settings:
 
     ``max_document_size`` bounds every answer that is read into memory whole (decoded bytes): a
     larger one, or one whose ``Content-Length`` announces more, is a ServerError, not an allocation.
+
+    ``unreachable_hold``: after a request failed in transport, every request of the session fails at
+    once (``ServerUnreachable``) for this many seconds, then they are sent again; 0 turns it off. The
+    library and the mount share the default (2 s): a script looping over objects on a dead server
+    deserves the same fast failure as ``ls -R``, and 2 s is short enough not to hide a recovery.
     """
 
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -82,6 +91,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     read: ReadSettings = field(default_factory=ReadSettings)
     max_document_size: int = MAX_DOCUMENT_SIZE
+    unreachable_hold: float = UNREACHABLE_HOLD
 
 
 DEFAULT_SETTINGS = Settings()

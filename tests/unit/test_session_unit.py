@@ -32,7 +32,26 @@ pytestmark = pytest.mark.unit
 
 BASE = "http://xnat.test/xnat"
 PASSWORD = "pa55-very-secret"
-Reply = tuple[int, dict[str, str], bytes]
+Reply = tuple[int, dict[str, str], "bytes | BrokenBody"]
+
+
+class BrokenBody(io.RawIOBase):
+    """A body that gives ``head`` and then fails as a socket would: ``TimeoutError`` (a stall) or a reset."""
+
+    def __init__(self, head: bytes, failure: OSError) -> None:
+        super().__init__()
+        self._head = head
+        self._failure = failure
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size], self._head = self._head[:size], self._head[size:]
+            return size
+        raise self._failure
 
 
 class ScriptedServer(BaseAdapter):
@@ -56,7 +75,8 @@ class ScriptedServer(BaseAdapter):
         if isinstance(answer, Exception):
             raise answer
         status, headers, content = answer
-        raw = HTTPResponse(body=io.BytesIO(content), headers=headers, status=status, preload_content=False)
+        body = io.BufferedReader(content) if isinstance(content, BrokenBody) else io.BytesIO(content)
+        raw = HTTPResponse(body=body, headers=headers, status=status, preload_content=False)
         resp = requests.Response()
         resp.status_code = status
         resp.headers = CaseInsensitiveDict(headers)
@@ -347,3 +367,67 @@ def test_retry_policy_retries_idempotent_verbs_but_never_read_timeouts_or_posts(
     with pytest.raises(ProtocolError):
         retry.increment(method="POST", url="/x", error=dropped)
     assert not retry.is_retry("POST", 503) and retry.is_retry("GET", 503) and not retry.is_retry("GET", 500)
+
+
+def test_answers_are_the_transports_own_response() -> None:
+    session, _ = make_session(lambda r: (200, {"content-type": "application/json"}, b'{"a": 1}'), creds=False)
+    resp = session.get("/data/projects")
+    assert not isinstance(resp, requests.Response)
+    assert (resp.status_code, resp.ok, resp.json(), resp.text) == (200, True, {"a": 1}, '{"a": 1}')
+    assert resp.headers["Content-Type"] == "application/json" and "CONTENT-TYPE" in resp.headers
+    with pytest.raises(TypeError):  # streaming is open_stream's job
+        session.get("/data/projects", stream=True)
+
+
+@pytest.mark.parametrize("failure", [TimeoutError("timed out"), ConnectionResetError("reset by peer")])
+def test_an_error_answer_whose_body_breaks_still_reports_its_status(failure: OSError) -> None:
+    """The leak of issue 11 without sockets: reading a 500's excerpt raised urllib3's ReadTimeoutError."""
+    def handler(request: requests.PreparedRequest) -> Reply:
+        return 500, {"Content-Length": "100000"}, BrokenBody(b"<html>Internal error", failure)
+    session, _ = make_session(handler, creds=False, settings=Settings(unreachable_hold=0))
+    with pytest.raises(ServerError) as streamed:
+        session.open_stream("GET", "/data/file")
+    with pytest.raises(ServerError) as read_whole:
+        session.get("/data/file")
+    for caught in (streamed, read_whole):
+        assert caught.value.status == 500 and "Internal error" in str(caught.value)
+
+
+@pytest.mark.parametrize("failure, cls", [(TimeoutError("timed out"), RequestTimeout),
+                                          (ConnectionResetError("reset by peer"), TransportError)])
+def test_a_body_that_breaks_is_our_error_in_every_reader(failure: OSError, cls: type) -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        return 200, {"Content-Length": "100000"}, BrokenBody(b"x" * 1000, failure)
+    session, _ = make_session(handler, creds=False, settings=Settings(unreachable_hold=0))
+    with pytest.raises(cls):
+        session.get_json("/data/projects")
+    readers = [lambda s: s.read(), lambda s: s.read(50_000), lambda s: s.readinto(bytearray(50_000)),
+               lambda s: list(s.iter_chunks(4096))]
+    for read in readers:
+        with session.open_stream("GET", "/data/file") as stream:
+            with pytest.raises(cls):
+                read(stream)
+
+
+def test_public_type_hints_name_no_requests_or_urllib3_type() -> None:
+    """What callers of the transport see is ours; requests types appear only in inputs the transport makes
+    or that tests inject: ``XNATSession(adapter=…)`` and ``Stream(response, …)`` (built by the session)."""
+    import inspect
+
+    from xnatfs.model.connect import Connection
+    from xnatfs.transport import responses
+
+    checked = 0
+    for owner in (XNATSession, responses.Stream, responses.Response, responses.Headers, Connection):
+        for name, member in inspect.getmembers(owner):
+            function = member.fget if isinstance(member, property) else member
+            if name.startswith("_") and name != "__init__" or not callable(function):
+                continue
+            hints = inspect.get_annotations(function)  # strings: requests types are spelled requests.X
+            hints.pop("adapter", None)
+            if owner is responses.Stream and name == "__init__":
+                continue  # built by the session only, around the requests answer it wraps
+            for label, hint in hints.items():
+                assert not any(word in repr(hint) for word in ("requests.", "urllib3.")), (owner, name, label, hint)
+            checked += 1
+    assert checked > 20

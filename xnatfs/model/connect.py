@@ -33,7 +33,7 @@ from xnatfs.rest.paths import split_hierarchy
 from xnatfs.schema.loader import load_server_specs
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
 from xnatfs.transport.auth import resolve_credentials
-from xnatfs.transport.session import Params, XNATSession
+from xnatfs.transport.session import Params, Response, XNATSession
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +93,21 @@ class Connection:
         return self._projects
 
     # -- raw verbs ----------------------------------------------------------------------------------
+    # The transport's own Response (status_code, headers, content, text, json()), never a requests object.
 
-    def get(self, path: str, params: Params = None, **kw: Any) -> Any:
+    def get(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self._session.get(path, params, **kw)
 
-    def head(self, path: str, params: Params = None, **kw: Any) -> Any:
+    def head(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self._session.head(path, params, **kw)
 
-    def put(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Any:
+    def put(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Response:
         return self._session.put(path, params, data, **kw)
 
-    def post(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Any:
+    def post(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Response:
         return self._session.post(path, params, data, **kw)
 
-    def delete(self, path: str, params: Params = None, **kw: Any) -> Any:
+    def delete(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self._session.delete(path, params, **kw)
 
     def get_json(self, path: str, params: Params = None, **kw: Any) -> Any:

@@ -23,7 +23,10 @@ What the session guarantees:
 
 :func:`translate_errors` turns ``requests``/``urllib3`` exceptions into :mod:`xnatfs.errors`, with the
 URL redacted (TLS failures become :class:`~xnatfs.errors.TLSError` with the fix in the message).
-Timeouts are passed per call by :mod:`xnatfs.transport.session`.
+Timeouts are passed per call by :mod:`xnatfs.transport.session`. This module and
+:mod:`xnatfs.transport.responses` are the only ones that touch requests objects; what leaves the
+package is :class:`~xnatfs.transport.responses.Response`, :class:`~xnatfs.transport.responses.Stream`
+and :mod:`xnatfs.errors` classes.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import email.utils
+import http.client
 import importlib.metadata
 import socket
 import ssl
@@ -220,10 +224,15 @@ def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseExc
 
 @contextlib.contextmanager
 def translate_errors(method: str, url: str) -> Iterator[None]:
-    """Turn requests/urllib3/socket failures inside the block into TransportError subclasses."""
+    """Turn requests/urllib3/http.client/socket failures inside the block into TransportError subclasses.
+
+    Every place the transport touches the network (sending, reading a body whole, streaming it, reading
+    an error answer's excerpt) runs inside this block: it is what keeps requests' and urllib3's
+    exceptions from crossing the transport boundary.
+    """
     try:
         yield
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise  # local file errors from an upload body are not transport failures
         where = f"{method} {redact_url(url)}"

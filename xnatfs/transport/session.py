@@ -20,10 +20,16 @@ What it owns:
   explicit CA bundle (or False) is passed on every call, so ``$REQUESTS_CA_BUNDLE`` cannot replace it.
 - **Timeouts** on every call (``settings.Timeouts``; there is no ``timeout=None`` path).
 - **Logout**: ``DELETE /data/JSESSION`` for a session we created; a reused ``jsession`` is left alive.
+- **Fail fast on a dead server** (:mod:`xnatfs.transport.reachability`): after a request failed in
+  transport (refused, reset, TLS, a connect or read timeout), every verb, :meth:`XNATSession.open_stream`
+  and the login fail at once with :class:`~xnatfs.errors.ServerUnreachable` for
+  ``settings.unreachable_hold`` seconds (default 2; 0 turns it off), then try again. The library, the
+  mount and the CLI share this, so a walk over a dead server costs one timeout, not one per request.
 
-Returned responses are ``requests.Response`` objects with their body loaded; streamed bodies come
-wrapped in :class:`Stream`, whose reads translate transport errors, so callers above this layer never
-handle a requests exception.
+What callers get is the transport's own: a :class:`~xnatfs.transport.responses.Response` with its body
+read (bounded), or a :class:`~xnatfs.transport.responses.Stream` whose every read translates transport
+errors. Nothing of requests or urllib3 leaves this package, exceptions included: a failure while an
+error answer's body is read for its excerpt (a 500 whose body stalls) still reports the status.
 """
 
 from __future__ import annotations
@@ -49,7 +55,16 @@ from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
 from xnatfs.transport.auth import Credentials
 from xnatfs.transport.http import build_http_session, origin_of, redirect_target, translate_errors
-from xnatfs.transport.responses import ERROR_BODY_LIMIT, Stream, load_body, looks_like_html
+from xnatfs.transport.reachability import Reachability
+from xnatfs.transport.responses import (
+    ERROR_BODY_LIMIT,
+    Response,
+    Stream,
+    close_quietly,
+    load_body,
+    looks_like_html,
+    response_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +79,7 @@ class XNATSession:
     """HTTP verbs on paths relative to one XNAT server (``/data/…``, ``/xapi/…``).
 
     Thread-safe: requests' connection pool and cookie jar are shared; the login state has a lock.
+    A context manager: leaving the block calls :meth:`close`.
     """
 
     def __init__(
@@ -76,7 +92,11 @@ class XNATSession:
         jsession: str | None = None,
         adapter: requests.adapters.BaseAdapter | None = None,
     ) -> None:
-        """No I/O here: call :meth:`login`. ``adapter`` replaces the HTTP adapter (tests, custom TLS)."""
+        """No I/O here: call :meth:`login`.
+
+        ``adapter`` replaces the requests transport adapter for this server's URLs (tests, custom TLS):
+        an input into the transport, the one place its HTTP library shows in a signature.
+        """
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"Not an http(s) URL: {redact_url(url)}")
         if "@" in url.split("//", 1)[1].split("/", 1)[0]:
@@ -94,6 +114,7 @@ class XNATSession:
         if adapter is not None:
             self._http.mount(self.base_url, adapter)
         self._lock = threading.Lock()
+        self._reachability = Reachability(settings.unreachable_hold)
         self._generation = 0
         self._owns_session = False
         self._closed = False
@@ -104,11 +125,22 @@ class XNATSession:
         who = self._credentials.user if self._credentials else "anonymous"
         return f"XNATSession({redact_url(self.base_url)!r}, user={who!r})"
 
+    def __enter__(self) -> XNATSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- properties -----------------------------------------------------------------------------------
 
     @property
     def user(self) -> str | None:
         return self._credentials.user if self._credentials else None
+
+    @property
+    def reachability(self) -> Reachability:
+        """The session's record of transport failures (fail fast on a dead server)."""
+        return self._reachability
 
     @property
     def jsession(self) -> str | None:
@@ -138,7 +170,7 @@ class XNATSession:
         if creds is None:
             return
         with self._lock:
-            self._login_locked(creds)
+            self._reachability.call(lambda: self._login_locked(creds))
 
     def _login_locked(self, creds: Credentials) -> None:
         self._http.cookies.clear()
@@ -198,6 +230,7 @@ class XNATSession:
             self._owns_session = False
             url = self.url_for("/data/JSESSION")
             try:
+                self._reachability.check()  # a dead server: do not wait for it to say goodbye
                 with translate_errors("DELETE", url):
                     self._http.delete(url, headers={"Connection": "close"}, timeout=self.timeout_for(None),
                                       stream=True, verify=self._verify).close()
@@ -223,16 +256,25 @@ class XNATSession:
         params: Params = None,
         data: Any = None,
         headers: Mapping[str, str] | None = None,
-        stream: bool = False,
         ok: Sequence[int] | None = None,
         timeout: TimeoutArg = None,
         expect_data: bool = True,
-    ) -> requests.Response:
-        """Send one request; raise the mapped error unless the status is in ``ok`` (default: any 2xx).
+    ) -> Response:
+        """Send one request and read its answer; raise the mapped error unless the status is in ``ok``
+        (default: any 2xx).
 
         ``expect_data`` (default) treats a 2xx HTML page as an error; file downloads turn it off.
         A 401 on a logged-in session triggers one re-login and one repeat, if the body can be rewound.
+        Fails at once with :class:`~xnatfs.errors.ServerUnreachable` for a moment after a transport
+        failure (see the module docstring).
         """
+        return self._reachability.call(lambda: response_from(self._exchange(
+            method, path, params=params, data=data, headers=headers, stream=False, ok=ok, timeout=timeout,
+            expect_data=expect_data)))
+
+    def _exchange(self, method: str, path: str, *, params: Params, data: Any, headers: Mapping[str, str] | None,
+                  stream: bool, ok: Sequence[int] | None, timeout: TimeoutArg, expect_data: bool) -> requests.Response:
+        """One request with its re-login; the body read (bounded) unless ``stream`` and the status is good."""
         url = self.url_for(path)
         method = method.upper()
         start = _tell(data)
@@ -243,11 +285,11 @@ class XNATSession:
                     method, url, params=params, data=data, headers=dict(headers or {}), stream=True,
                     timeout=self.timeout_for(timeout), allow_redirects=True, verify=self._verify,
                 )
-            if not stream:
-                self._load_body(resp, ok)
+            if not stream or not _is_good(resp.status_code, ok):
+                self._load_body(resp, ok)  # an error answer's body only for its excerpt, and bounded
             expired = attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data)
             if expired and _rewind(data, start):
-                resp.close()
+                close_quietly(resp)
                 self._relogin(generation)
                 continue
             break
@@ -271,7 +313,7 @@ class XNATSession:
     def _redirect_error(self, resp: requests.Response) -> ServerError:
         """The error for a redirect that was not followed because it leaves the server's origin."""
         target = redirect_target(resp)
-        resp.close()
+        close_quietly(resp)
         scheme, host, port = origin_of(self.base_url)
         return ServerError(
             f"The server redirected to {redact_text(redact_url(target)) or 'nowhere'}, outside {scheme}://{host}:{port}; "
@@ -284,14 +326,10 @@ class XNATSession:
         if not good:
             if resp.is_redirect:  # a followed redirect never ends here: this one left the origin
                 raise self._redirect_error(resp)
-            if stream:
-                body = resp.raw.read(4096, decode_content=True) if resp.raw is not None else b""
-                resp.close()
-            else:
-                body = resp.content
+            close_quietly(resp)  # its body was read (bounded) for the excerpt
             hint = "The server requires a login: pass user= and password=, or add a netrc entry" \
                 if resp.status_code == 401 and self._credentials is None else ""
-            raise self._error(resp, hint, body=body)
+            raise self._error(resp, hint)
         if expect_data and not stream and looks_like_html(resp.content):
             raise ServerError(
                 "The server answered with an HTML page where data was expected (a login page or a proxy error?)",
@@ -313,19 +351,19 @@ class XNATSession:
         excerpt = self._excerpt(resp.content if body is None else body)
         return error_for_status(resp.status_code, url=redact_url(resp.url), body=excerpt, message=message)
 
-    def get(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+    def get(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self.request("GET", path, params=params, **kw)
 
-    def head(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+    def head(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self.request("HEAD", path, params=params, **kw)
 
-    def put(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> requests.Response:
+    def put(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Response:
         return self.request("PUT", path, params=params, data=data, **kw)
 
-    def post(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> requests.Response:
+    def post(self, path: str, params: Params = None, data: Any = None, **kw: Any) -> Response:
         return self.request("POST", path, params=params, data=data, **kw)
 
-    def delete(self, path: str, params: Params = None, **kw: Any) -> requests.Response:
+    def delete(self, path: str, params: Params = None, **kw: Any) -> Response:
         return self.request("DELETE", path, params=params, **kw)
 
     def get_json(self, path: str, params: Params = None, **kw: Any) -> Any:
@@ -341,10 +379,16 @@ class XNATSession:
 
     def open_stream(self, method: str, path: str, *, params: Params = None, headers: Mapping[str, str] | None = None,
                     ok: Sequence[int] | None = None, timeout: TimeoutArg = None) -> Stream:
-        """A streamed response (status already checked); close it, or use it as a context manager."""
-        resp = self.request(method, path, params=params, headers=headers, stream=True, ok=ok, timeout=timeout,
-                            expect_data=False)
-        return Stream(resp, method.upper())
+        """A streamed answer (status already checked); close it, or use it as a context manager.
+
+        An error status raises its mapped error with an excerpt of the body (read bounded; a body that
+        stalls or breaks only shortens the excerpt). Fails at once for a moment after a transport failure.
+        """
+        def send() -> Stream:
+            resp = self._exchange(method, path, params=params, data=None, headers=headers, stream=True, ok=ok,
+                                  timeout=timeout, expect_data=False)
+            return Stream(resp, method.upper())
+        return self._reachability.call(send)
 
     def server_version(self) -> str | None:
         """The XNAT version from ``/xapi/siteConfig/buildInfo``, else ``/data/version`` (XNAT 1.6), else None."""
@@ -388,4 +432,4 @@ def _rewind(data: Any, start: int | None) -> bool:
     return True
 
 
-__all__ = ["XNATSession", "Stream", "looks_like_html", "COOKIE", "ERROR_BODY_LIMIT"]
+__all__ = ["XNATSession", "Response", "Stream", "Params", "looks_like_html", "COOKIE", "ERROR_BODY_LIMIT"]
