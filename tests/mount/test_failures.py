@@ -16,7 +16,9 @@ import requests
 from mounting import ADMIN, MountFactory, daemon_process, unmount, xnatfs_command
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.emulator.sample import populate
-from xnatfs.vfs.reachability import HOLD
+from xnatfs.settings import Settings
+
+HOLD = Settings().unreachable_hold
 
 pytestmark = pytest.mark.mount
 
@@ -77,7 +79,7 @@ def test_a_slow_server_fails_with_etimedout_within_the_timeout(own_emulator: Emu
     own_emulator.set_faults(latency_ms=0)
     assert code == errno.ETIMEDOUT
     assert elapsed < 2 * TIMEOUT + 3
-    time.sleep(HOLD)  # after a transport failure the mount holds requests off this long (vfs.reachability)
+    time.sleep(HOLD)  # after a transport failure the mount holds requests off this long (transport.reachability)
     assert "DEMO_001" in os.listdir(mounted.path / "projects/DEMO/subjects")
 
 

@@ -32,7 +32,9 @@ from mounting import MountFactory, daemon_process, expected_files, require_tools
 from writing import dicom_zip, mount_writable
 from xnatfs.emulator.sample import populate
 from xnatfs.emulator.store import Store
-from xnatfs.vfs.reachability import HOLD
+from xnatfs.settings import Settings
+
+HOLD = Settings().unreachable_hold
 
 pytestmark = pytest.mark.mount
 

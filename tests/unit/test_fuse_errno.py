@@ -11,7 +11,7 @@ import pytest
 
 from xnatfs import errors
 from xnatfs.fuseops import XNATOperations
-from xnatfs.vfs.reachability import ServerUnreachable
+from xnatfs.errors import ServerNotAnswering
 from xnatfs.vfs.reader import RecentFailure
 
 pytestmark = pytest.mark.unit
@@ -33,7 +33,7 @@ TABLE = [
     (errors.SchemaError("xsd"), errno.EIO),
     (errors.UploadError("refused"), errno.EIO),
     (errors.ChecksumMismatch("md5"), errno.EIO),
-    (ServerUnreachable("down 0.5 s ago", errno.ETIMEDOUT), errno.ETIMEDOUT),
+    (ServerNotAnswering("down 0.5 s ago"), errno.ETIMEDOUT),
     (RecentFailure(errors.RequestTimeout("slow")), errno.ETIMEDOUT),
     (RuntimeError("a bug"), errno.EIO),
 ]

@@ -75,7 +75,6 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.diskcache import DiskCache
     from xnatfs.vfs.filesystem import Filesystem
     from xnatfs.vfs.reader import ReaderSettings
-    from xnatfs.model.catalog import Catalog
     from xnatfs.vfs.spool import default_spool_root
     from xnatfs.vfs.tree import TreeSettings
     from xnatfs.vfs.writes import WriteSettings
@@ -89,8 +88,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
                                 load_schemas=False, verify=not opts.insecure, ca_bundle=opts.ca_bundle)
     filesystem = None
     try:
-        from xnatfs.vfs.reachability import Reachability  # until the session fails fast by itself
-        source = Catalog(connection.context, guard=Reachability().call)
+        source = connection.catalog
         projects = source.projects()
         log.info("%d project(s) visible; mounting at %s", len(projects), opts.mountpoint)
         cache = DiskCache(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
@@ -99,7 +97,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
                                spool_root=opts.spool_dir or default_spool_root(opts.cache_dir))
         filesystem = Filesystem(connection, TreeSettings(ttl=opts.metadata_ttl, maxsize=settings.cache.maxsize),
                                 ReaderSettings.from_read_settings(settings.read, wait_timeout=opts.timeout),
-                                disk_cache=cache, write_settings=writes, catalog=source)
+                                disk_cache=cache, write_settings=writes)
         if not opts.read_only:
             log.info("Writable: import/ sends to the %s; deleting on the server is %s; spool in %s",
                      opts.import_destination, "allowed" if opts.allow_delete else "refused", writes.spool_root)

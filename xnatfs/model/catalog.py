@@ -97,13 +97,12 @@ _FAMILIES: dict[str, tuple[type, str]] = {
 class Catalog:
     """A :class:`~xnatfs.model.records.MetadataSource` over one connection (see module docstring).
 
-    ``guard`` wraps every request (the transport's fail-fast on a dead server); no I/O in the constructor.
+    No I/O in the constructor. A dead server fails fast at the session (``transport.reachability``).
     """
 
-    def __init__(self, ctx: ModelContext, *, guard: Callable[[Callable[[], Any]], Any] | None = None) -> None:
+    def __init__(self, ctx: ModelContext) -> None:
         self.ctx = ctx
         self.ttl = ctx.settings.cache.ttl
-        self._guard = guard or (lambda call: call())
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         return self.ctx.cache.get_or_load(key, load)
@@ -115,11 +114,6 @@ class Catalog:
     def forget_files(self, scope_uri: str) -> None:
         """Forget the file listing of ``scope_uri`` (after the mount uploaded or deleted a file there)."""
         self.ctx.invalidate(exact=[f"{scope_uri}/files"])
-
-    def forget(self, uri: str) -> None:
-        """Forget what is cached at or below ``uri`` and the listings that hold it (after a write there)."""
-        parent = uri.rsplit("/", 2)[0] if uri.count("/") > 2 else uri
-        self.ctx.invalidate(uri, exact=[parent])
 
     def object_of(self, record: XObject | ResourceInfo) -> XNATObject:
         """The generated model object a record describes (no request): writes and typed fields go through it."""
@@ -179,7 +173,7 @@ class Catalog:
 
     def document(self, obj: XObject, fmt: str) -> bytes:
         def load() -> bytes:
-            return self._guard(lambda: self.ctx.session.get(obj.uri, params={"format": fmt}).content)
+            return self.ctx.session.get(obj.uri, params={"format": fmt}).content
         return self._cached((obj.uri, "catalog", fmt), load)
 
     # -- the prearchive (cached for the TTL, unlike :class:`~xnatfs.model.prearchive.Prearchive`) ---------
@@ -188,7 +182,7 @@ class Catalog:
         """Rows of a prearchive listing (``/data/prearchive/projects``, ``<session>/scans``,
         ``<session>/resources``), with ``url`` given its ``/data`` prefix."""
         def load() -> tuple[dict[str, str], ...]:
-            rows = parse_resultset(self._guard(lambda: self.ctx.session.get_json(path)),
+            rows = parse_resultset(self.ctx.session.get_json(path),
                                    what=f"prearchive listing {path}").rows
             return tuple({**r, "url": with_data_prefix(r["url"])} if r.get("url") else r for r in rows)
         return self._cached((path, "catalog"), load)
@@ -196,7 +190,7 @@ class Catalog:
     def prearchive_files(self, resource: ResourceInfo) -> tuple[FileInfo, ...]:
         """The files of a prearchive resource (``Name, Size, URI`` rows; no checksum)."""
         def load() -> tuple[FileInfo, ...]:
-            rows = parse_resultset(self._guard(lambda: self.ctx.session.get_json(f"{resource.uri}/files")),
+            rows = parse_resultset(self.ctx.session.get_json(f"{resource.uri}/files"),
                                    what=f"prearchive listing {resource.uri}/files").rows
             found = (_prearchive_file(row, resource.id) for row in rows)
             return tuple(info for info in found if info is not None)
@@ -213,16 +207,16 @@ class Catalog:
         headers = dict(IDENTITY)
         if start > 0 or end is not None:
             headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
-        return self._guard(lambda: self.ctx.session.open_stream("GET", uri, headers=headers, ok=(200, 206)))
+        return self.ctx.session.open_stream("GET", uri, headers=headers, ok=(200, 206))
 
     # -- parsing -------------------------------------------------------------------------------------
 
     def _rows(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, str], ...]:
-        body = self._guard(lambda: self.ctx.session.get_json(path, params=params))
+        body = self.ctx.session.get_json(path, params=params)
         return parse_resultset(body, what=f"listing {path}").rows
 
     def _object(self, row: XObject, uri: str) -> XObject:
-        item = current_item(self._guard(lambda: self.ctx.session.get_json(uri)))
+        item = current_item(self.ctx.session.get_json(uri))
         return _from_item(item, row.kind, uri, fallback=row)
 
 
