@@ -10,8 +10,12 @@ A generated project (default 50 subjects × 2 sessions × 4 scans × 10 files, e
   resources → files, reading each file's name and size from its listing), after ``connect``;
   goal: the mount's cold ``find -ls`` ≤ 0.5× xnatpy's time.
 
+The benchmark cannot flatter: every walk is checked against the files it generated (the mount's
+``find -ls``, cold and warm, must show exactly the generated files with their sizes; xnatpy must
+see every one); a walk that saw something else makes the script exit 1 instead of printing a time.
+
 Usage: ``.venv/bin/python scripts/bench_walk.py [--subjects 50] [--latency-ms 20]``.
-Prints a table; asserts nothing.
+Prints a table.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ADMIN, counter_read, counter_reset, counter_settle, mounted  # noqa: E402
 
 
-def generate(store, subjects: int, sessions: int, scans: int, files: int) -> int:  # type: ignore[no-untyped-def]
-    """The WALK project; returns the number of files."""
+def generate(store, subjects: int, sessions: int, scans: int, files: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The WALK project; returns each file's path below the mount's ``projects/WALK`` and its size."""
     project = store.create_project("WALK", name="Walk benchmark")
-    count = 0
+    expected: dict[str, int] = {}
     with store.transaction():
         for s in range(subjects):
             subject = store.create_subject(project.id, f"SUBJ_{s:03d}", {"gender": "female"})
@@ -43,10 +47,31 @@ def generate(store, subjects: int, sessions: int, scans: int, files: int) -> int
                                              {"type": f"T{c + 1}", "series_description": f"series {c + 1}"})
                     resource = store.create_resource(scan, "DICOM", format="DICOM", content="RAW")
                     for f in range(files):
-                        store.add_file(resource.id, f"{c + 1}.MR.{f + 1:04d}.dcm",
-                                       f"{s}/{e}/{c}/{f}".encode() * 64, format="DICOM")
-                        count += 1
-    return count
+                        name, data = f"{c + 1}.MR.{f + 1:04d}.dcm", f"{s}/{e}/{c}/{f}".encode() * 64
+                        store.add_file(resource.id, name, data, format="DICOM")
+                        expected[f"subjects/{subject.label}/experiments/{session.label}/scans/{c + 1}/resources/"
+                                 f"DICOM/{name}"] = len(data)
+    return expected
+
+
+def files_listed(out: str, root: Path) -> dict[str, int]:
+    """The regular files in ``find -ls`` output below the resources: path relative to ``root`` → size."""
+    found = {}
+    for line in out.splitlines():
+        fields = line.split(None, 10)
+        if len(fields) == 11 and fields[2].startswith("-") and "/resources/" in fields[10]:
+            found[str(Path(fields[10]).relative_to(root))] = int(fields[6])
+    return found
+
+
+def check(what: str, seen: dict[str, int], expected: dict[str, int]) -> bool:
+    if seen == expected:
+        return True
+    missing, extra = sorted(set(expected) - set(seen)), sorted(set(seen) - set(expected))
+    wrong = sorted(k for k in set(seen) & set(expected) if seen[k] != expected[k])
+    print(f"FAILED: {what} did not see the generated files: {len(missing)} missing (e.g. {missing[:2]}), "
+          f"{len(extra)} extra (e.g. {extra[:2]}), {len(wrong)} with the wrong size (e.g. {wrong[:2]})")
+    return False
 
 
 def walk_with_xnatpy(url: str) -> tuple[float, int, int]:
@@ -93,7 +118,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-walk-") as tmp:
         server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
-        files = generate(server.store, args.subjects, args.sessions, args.scans, args.files)
+        expected = generate(server.store, args.subjects, args.sessions, args.scans, args.files)
+        files = len(expected)
+        ok = True
         server.start()
         url = server.url
         try:
@@ -109,12 +136,17 @@ def main() -> int:
                 counter_reset(url)
                 cold, out = find_ls(project)
                 cold_requests = counter_settle(url)
+                ok &= check("find -ls (cold)", files_listed(out, project), expected)
                 directories = sum(1 for line in out.splitlines() if line.split()[2].startswith("d"))
                 entries = len(out.splitlines())
                 counter_reset(url)
-                warm, _ = find_ls(project)
+                warm, out_warm = find_ls(project)
                 warm_requests = counter_read(url)["total"]
+                ok &= check("find -ls (warm)", files_listed(out_warm, project), expected)
             xnatpy_seconds, seen, xnatpy_requests = walk_with_xnatpy(url)
+            if seen != files:
+                print(f"FAILED: xnatpy saw {seen} of the {files} generated files")
+                ok = False
         finally:
             server.stop()
     rows = [
@@ -134,7 +166,8 @@ def main() -> int:
         print("| " + " | ".join(row) + " |")
     print()
     print(f"mount cold / xnatpy: {cold / xnatpy_seconds:.2f}x time, {cold_requests / xnatpy_requests:.2f}x requests")
-    return 0
+    print("files check: " + ("every walk saw exactly the generated files and sizes" if ok else "FAILED (above)"))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
