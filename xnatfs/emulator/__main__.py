@@ -28,11 +28,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="cap the total rate of response bodies (MiB/s) across all connections")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="answer this fraction of requests with 503")
     parser.add_argument("--no-range", action="store_true", help="ignore Range headers, as some servers do")
+    parser.add_argument("--allow-guest", action="store_true",
+                        help="serve requests without credentials, or with a dead session, as the guest user "
+                             "(public projects only), as XNAT with requireLogin=false")
+    parser.add_argument("--session-timeout", type=float, default=900.0, metavar="SECONDS",
+                        help="idle seconds before a JSESSIONID expires (XNAT: 900; 0 = never)")
+    parser.add_argument("--xnat-paths", action="store_true",
+                        help="read file paths as XNAT does: undecoded unless they hold %%20 or %%2B")
+    parser.add_argument("--restlet-range", action="store_true",
+                        help="Restlet's Range behaviour: unclamped spans, 500/501, never 416")
+    parser.add_argument("--spring-401", action="store_true",
+                        help="refuse unauthenticated requests as XNAT 1.8's Spring layer does "
+                             "(Tomcat page, realm = site ID)")
+    parser.add_argument("--strict-xnat", action="store_true",
+                        help="all three of --xnat-paths, --restlet-range and --spring-401")
+    parser.add_argument("--merged-in-out", action="store_true",
+                        help="assessor/reconstruction in and out resources in one list (the old emulator)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     for spec in args.user:
         if ":" not in spec or not spec.split(":", 1)[0]:
             parser.error(f"--user wants NAME:PASSWORD, got {spec.split(':', 1)[0]!r}")
+    if args.session_timeout < 0:
+        parser.error("--session-timeout must be 0 or more")
     if not 0 <= args.fail_rate <= 1:
         parser.error("--fail-rate must be between 0 and 1")
     return args
@@ -48,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     faults = FaultSettings(latency_ms=args.latency_ms, bandwidth_mibps=args.bandwidth,
                            fail_rate=args.fail_rate, no_range=args.no_range)
     try:
+        strict = args.strict_xnat
         server = EmulatorServer(args.data, host=args.host, port=args.port, sample=args.sample,
-                                users=users, faults=faults)
+                                users=users, faults=faults, allow_guest=args.allow_guest,
+                                session_timeout=args.session_timeout,
+                                legacy_paths=not (strict or args.xnat_paths),
+                                http_range=not (strict or args.restlet_range),
+                                restlet_401=not (strict or args.spring_401), merged_in_out=args.merged_in_out)
         server.start()
     except OSError as exc:
         print(f"xnatfs emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)

@@ -5,10 +5,13 @@ endpoints are view callables ``view(ctx: Context, **url_values) -> Response``. A
 :class:`~xnatfs.emulator.responses.HTTPError` (or a store error carrying ``.status``) and this module
 renders it as XNAT's status page, so no handler formats an error itself.
 
-Authentication follows XnatSecureGuard (spec §2.1): a ``JSESSIONID`` cookie naming a live session,
-else HTTP Basic (which also opens a session and sets the cookie, as Tomcat does), else 401 with
-``WWW-Authenticate: Basic realm="XNAT Protected Area"``. Views marked :func:`public` run without a
-user (``/data/services/auth``, ``/xapi/siteConfig/buildInfo``...).
+Authentication follows XNAT 1.8 (Spring, then XnatSecureGuard; spec §2.1, §20): valid HTTP Basic
+credentials (which also open a session and set the cookie, as Tomcat does), else a ``JSESSIONID``
+cookie naming a live session (idle expiry), else the guest user on a guest-enabled site, else 401.
+Views marked :func:`public` run without a user (``/data/services/auth``,
+``/xapi/siteConfig/buildInfo``...). Then ``access.check_route`` refuses what the user may not do
+in the archive, and, with the ``http_range`` switch off, ``ranges.apply`` gives every answer
+Restlet's Range handling.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
+from xnatfs.emulator.access import GUEST as ACCESS_GUEST, check_route
+from xnatfs.emulator import ranges
 from xnatfs.emulator.faults import Faults
-from xnatfs.emulator.responses import HTTPError, error_page
+from xnatfs.emulator.responses import HTTPError, error_page, tomcat_error_page
 from xnatfs.emulator.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,12 +46,15 @@ HANDLER_MODULES = (
     "xnatfs.emulator.site",
     "xnatfs.emulator.control",
     "xnatfs.emulator.handlers.archive",
+    "xnatfs.emulator.handlers.archive_project_users",
     "xnatfs.emulator.handlers.files",
     "xnatfs.emulator.handlers.prearchive",
     "xnatfs.emulator.handlers.services",
 )
 
 REALM = 'Basic realm="XNAT Protected Area"'
+#: The login name XNAT gives requests served without credentials (``requireLogin=false``).
+GUEST = ACCESS_GUEST
 SESSION_COOKIE = "JSESSIONID"
 #: Restlet 1.1's default description of 401 (``Status.CLIENT_ERROR_UNAUTHORIZED``), the <h3> of the
 #: status page XnatSecureGuard's refusal renders; pyxnat's ``catch_error`` compares with this text.
@@ -91,38 +99,68 @@ def data_rules(path: str, view: Callable, methods: Iterable[str], *, archive: bo
 
 @dataclass
 class EmulatorConfig:
-    """Server-wide settings that are not faults: who may log in, and who is an administrator."""
+    """Server-wide settings that are not faults: who may log in, who is an administrator, whether
+    guests are let in, how long an idle session lives, and the compatibility switches.
+
+    The switches whose default is *not* XNAT's keep the emulator's older behaviour until the client
+    side of issue 12 lands (docs/emulator.md lists them): ``legacy_paths`` (file paths
+    percent-decoded in full, as werkzeug does, instead of XNAT's ``%20``/``%2B`` rule),
+    ``http_range`` (RFC 9110 ranges: clamped, 416, several ranges ignored; instead of Restlet's) and
+    ``restlet_401`` (the Restlet guard's 401 page, realm "XNAT Protected Area", instead of Spring's
+    Tomcat page with realm = site ID). ``merged_in_out`` (assessor/reconstruction ``in`` and ``out``
+    resources in one list) exists for clients that want the old view; XNAT keeps them apart.
+    """
 
     users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"})
     admins: frozenset[str] = frozenset({"admin"})
     site_url: str = ""
+    site_id: str = "XNAT"
+    allow_guest: bool = False
+    session_timeout: float = 900.0
+    legacy_paths: bool = True
+    http_range: bool = True
+    restlet_401: bool = True
+    merged_in_out: bool = False
 
 
 class SessionTable:
     """Live HTTP sessions (JSESSIONID → user), in memory like Tomcat's: a restart drops them.
 
-    Clients that send Basic credentials on every request (pyxnat) open a session each time, so the
-    table is bounded: past ``max_sessions`` the oldest session is dropped, as Tomcat's expiry would.
+    A session not used for ``timeout`` seconds is dead (Tomcat's idle ``session-timeout``, 15 minutes
+    in XNAT's web.xml); every use renews it. Clients that send Basic credentials on every request
+    (pyxnat) open a session each time, so the table is bounded: past ``max_sessions`` the oldest
+    session is dropped, as Tomcat's expiry would.
     """
 
-    def __init__(self, max_sessions: int = 10_000) -> None:
+    def __init__(self, max_sessions: int = 10_000, timeout: float = 900.0) -> None:
         self._lock = threading.Lock()
-        self._sessions: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._sessions: collections.OrderedDict[str, tuple[str, float]] = collections.OrderedDict()
         self._max = max_sessions
+        self.timeout = timeout
 
     def open(self, user: str) -> str:
         session_id = secrets.token_hex(16).upper()
         with self._lock:
-            self._sessions[session_id] = user
+            self._sessions[session_id] = (user, time.monotonic())
             while len(self._sessions) > self._max:
                 self._sessions.popitem(last=False)
         return session_id
 
     def user_of(self, session_id: str | None) -> str | None:
+        """The user of a live session (and renew it), or None for an unknown or idle-expired one."""
         if not session_id:
             return None
+        now = time.monotonic()
         with self._lock:
-            return self._sessions.get(session_id)
+            found = self._sessions.get(session_id)
+            if found is None:
+                return None
+            if self.timeout > 0 and now - found[1] > self.timeout:
+                del self._sessions[session_id]
+                return None
+            self._sessions[session_id] = (found[0], now)
+            self._sessions.move_to_end(session_id)
+            return found[0]
 
     def close(self, session_id: str | None) -> None:
         with self._lock:
@@ -157,6 +195,11 @@ class Context:
     def is_admin(self) -> bool:
         return self.user in self.app.config.admins
 
+    @property
+    def is_guest(self) -> bool:
+        """Served as XNAT's guest user: no credentials (or a dead session) on a guest-enabled site."""
+        return self.user == GUEST
+
     def new_session(self, user: str) -> str:
         """Open a session for ``user``; the app sets the cookie on the way out."""
         self.session_id = self.app.sessions.open(user)
@@ -174,7 +217,7 @@ class EmulatorApp:
         self.store = store
         self.config = config or EmulatorConfig()
         self.faults = faults or Faults()
-        self.sessions = SessionTable()
+        self.sessions = SessionTable(timeout=self.config.session_timeout)
         rules: list[Rule] = []
         for name in HANDLER_MODULES:
             rules.extend(importlib.import_module(name).routes())
@@ -202,6 +245,11 @@ class EmulatorApp:
                 response = error_page(settings.fail_status, "Injected failure (emulator fault switch)")
             else:
                 response = self._dispatch(request, count=True)
+        if not is_control and not settings.no_range and not self.config.http_range:
+            if request.method == "HEAD":
+                response.headers["Accept-Ranges"] = "bytes"
+            else:
+                response = ranges.apply(environ.get("HTTP_RANGE"), response)
         body = response(environ, start_response)
         if is_control or settings.bandwidth_mibps <= 0:
             return body
@@ -217,10 +265,14 @@ class EmulatorApp:
                 self.faults.count(f"{request.method} {rule.rule}")
             view = rule.endpoint
             self._authenticate(ctx, view)
+            if ctx.user is not None:
+                check_route(ctx, rule.rule, values)
             response = view(ctx, **values)
         except HTTPError as exc:
             if getattr(exc, "bare", False):
                 response = Response(exc.message, status=exc.status, mimetype="text/plain")
+            elif getattr(exc, "tomcat", False):
+                response = tomcat_error_page(exc.status, exc.headers)
             else:
                 response = error_page(exc.status, exc.message, exc.headers)
         except RouteNotFound:
@@ -243,19 +295,39 @@ class EmulatorApp:
         return response
 
     def _authenticate(self, ctx: Context, view: Callable) -> None:
+        """XNAT 1.8's chain (Spring, then XnatSecureGuard): valid Basic credentials win (a new
+        session); else a live session cookie; else, on a guest-enabled site, the guest user (also
+        for a dead cookie: XNAT does not refuse it, it serves guest); else 401. Wrong Basic
+        credentials are refused even with a live cookie, as Spring's BasicAuthenticationFilter does."""
         request = ctx.request
         session_id = request.cookies.get(SESSION_COOKIE)
         user = self.sessions.user_of(session_id)
-        if user is not None:
-            ctx.user, ctx.session_id = user, session_id
-        else:
-            basic = _basic_credentials(request.headers.get("Authorization", ""))
-            if basic is not None and self.check_password(*basic):
+        header = request.headers.get("Authorization")
+        basic = _basic_credentials(header or "")
+        if basic is not None and self.check_password(*basic):
+            if user == basic[0]:
+                ctx.user, ctx.session_id = user, session_id
+            else:
                 ctx.new_session(basic[0])
-            elif not getattr(view, "public", False):
-                raise HTTPError(401, UNAUTHORIZED, {"WWW-Authenticate": REALM})
+        elif header and not getattr(view, "public", False):
+            raise self.unauthorized()
+        elif user is not None:
+            ctx.user, ctx.session_id = user, session_id
+        elif self.config.allow_guest:
+            ctx.user = GUEST
+        elif not getattr(view, "public", False):
+            raise self.unauthorized()
         if getattr(view, "admin_only", False) and not ctx.is_admin:
             raise HTTPError(403, "This operation is restricted to site administrators.")
+
+    def unauthorized(self) -> HTTPError:
+        """The 401 a client without valid credentials gets: Restlet's guard page (``restlet_401``) or,
+        as XNAT 1.8 answers for data paths, Spring's: ``realm="<site id>"`` and Tomcat's error page."""
+        if self.config.restlet_401:
+            return HTTPError(401, UNAUTHORIZED, {"WWW-Authenticate": REALM})
+        error = HTTPError(401, "", {"WWW-Authenticate": f'Basic realm="{self.config.site_id}"'})
+        error.tomcat = True  # type: ignore[attr-defined]
+        return error
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

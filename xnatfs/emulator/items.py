@@ -238,14 +238,16 @@ def custom_field_items(owner_type: str, custom: dict[str, Any] | None) -> list[I
 
 
 def java_date(timestamp: str | None) -> str | None:
-    """``2023-09-27 17:31:21.352`` (local time) → ``Wed Sep 27 17:31:21 UTC 2023`` (java Date.toString)."""
+    """``2020-09-15 16:13:33.35`` (the server's local time) → ``Tue Sep 15 16:13:33 AEST 2020``: Java's
+    ``Date.toString``, which prints the JVM's default zone (from ``TZ``) by its abbreviation, as the
+    ``meta.start_date`` of XNAT's item JSON does."""
     if not timestamp:
         return None
     try:
         local = datetime.datetime.strptime(timestamp[:19], "%Y-%m-%d %H:%M:%S").astimezone()
     except ValueError:
         return None
-    return local.astimezone(datetime.timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y")
+    return local.strftime("%a %b %d %H:%M:%S ") + (local.tzname() or "UTC") + local.strftime(" %Y")
 
 
 def typed(value: Any, simple_type: str | None) -> Any:

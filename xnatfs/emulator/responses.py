@@ -59,6 +59,32 @@ def error_page(status: int, message: str, headers: Mapping[str, str] | None = No
     return response
 
 
+#: Tomcat 9's reason phrases and descriptions for the statuses Spring sends with ``sendError``.
+_TOMCAT_STATUS = {
+    401: ("Unauthorized", "The request has not been applied to the target resource because it lacks valid "
+                          "authentication credentials for that resource."),
+    403: ("Forbidden", "The server understood the request but refuses to authorize it."),
+}
+_TOMCAT_STYLE = ("body {font-family:Tahoma,Arial,sans-serif;} h1, h2, h3, b {color:white;background-color:#525D76;} "
+                 "h1 {font-size:22px;} h2 {font-size:16px;} h3 {font-size:14px;} p {font-size:12px;} "
+                 "a {color:black;} .line {height:1px;background-color:#525D76;border:none;}")
+
+
+def tomcat_error_page(status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """Tomcat's default error report: what a client gets when Spring Security (not Restlet) refuses a
+    request with ``sendError`` (XnatAuthenticationEntryPoint); XNAT's web.xml maps no status pages."""
+    reason, description = _TOMCAT_STATUS.get(status, ("Error", ""))
+    body = (f'<!doctype html><html lang="en"><head><title>HTTP Status {status} \u2013 {reason}</title>'
+            f'<style type="text/css">{_TOMCAT_STYLE}</style></head><body><h1>HTTP Status {status} \u2013 {reason}'
+            f'</h1><hr class="line" /><p><b>Type</b> Status Report</p><p><b>Description</b> {description}</p>'
+            '<hr class="line" /><h3>Apache Tomcat/9.0.82</h3></body></html>')
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Content-Language"] = "en"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 #: Restlet variants of XNAT's resources, first = what ``Accept: */*`` (or no Accept) gets (spec §3.1).
 LIST_VARIANTS = ("json", "html", "xml")
 ITEM_VARIANTS = ("html", "xml")

@@ -5,7 +5,8 @@ data, and `summarize(store)`, the summary it returns. Same code → same archive
 and accession IDs are identical on every run (only the Store's own insert dates differ).
 
 What it creates (about 2 MB, well under a second):
-- projects `DEMO` (3 subjects) and `STUDY2` (2 subjects);
+- projects `DEMO` (3 subjects) and `STUDY2` (2 subjects), both `public` (every user and the guest
+  may read them; only admin may change them);
 - sessions `xnat:mrSessionData` (4), `xnat:ctSessionData` (1) and a PET/CT `xnat:petSessionData` (1),
   each with 2–3 scans (`xnat:mrScanData`, `xnat:ctScanData`, `xnat:petScanData`); every scan has a
   resource `DICOM` (format "DICOM", content "RAW") holding one series from `dicomgen`, files named
@@ -70,8 +71,9 @@ class SessionSpec:
 
 PROJECTS = (
     ("DEMO", "Demo project", "Demo", "Synthetic MR and CT sessions served by the xnatfs emulator.",
-     {"keywords": "demo synthetic MR CT"}),
-    ("STUDY2", "Second study", "Study 2", "A second project: MR and PET/CT.", {"keywords": "pet"}),
+     {"keywords": "demo synthetic MR CT", "settings": {"accessibility": "public"}}),
+    ("STUDY2", "Second study", "Study 2", "A second project: MR and PET/CT.",
+     {"keywords": "pet", "settings": {"accessibility": "public"}}),
 )
 SUBJECTS = (
     ("DEMO", "DEMO_001", {"gender": "male", "yob": "1970", "handedness": "right", "group": "control",

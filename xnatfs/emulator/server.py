@@ -37,7 +37,14 @@ class EmulatorServer:
 
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  sample: bool = False, users: dict[str, str] | None = None,
-                 faults: FaultSettings | None = None) -> None:
+                 faults: FaultSettings | None = None, allow_guest: bool = False, session_timeout: float = 900.0,
+                 legacy_paths: bool = True, http_range: bool = True, restlet_401: bool = True,
+                 merged_in_out: bool = False) -> None:
+        """``allow_guest``: requests without credentials (or with a dead session) are served as the
+        guest user (XNAT's ``requireLogin=false``); ``session_timeout``: idle seconds before a
+        JSESSIONID dies (0: never). The last four are the compatibility switches of
+        :class:`~xnatfs.emulator.app.EmulatorConfig` (False = XNAT's behaviour, except
+        ``merged_in_out`` where True is the old one)."""
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="xnat-emulator-")
@@ -50,7 +57,9 @@ class EmulatorServer:
             from xnatfs.emulator.sample import populate
 
             populate(self.store)
-        config = EmulatorConfig(users=dict(users or {"admin": "admin"}))
+        config = EmulatorConfig(users=dict(users or {"admin": "admin"}), allow_guest=allow_guest,
+                                session_timeout=session_timeout, legacy_paths=legacy_paths, http_range=http_range,
+                                restlet_401=restlet_401, merged_in_out=merged_in_out)
         self.faults = Faults(faults)
         self.app = EmulatorApp(self.store, config, self.faults)
         self._server: BaseWSGIServer | None = None

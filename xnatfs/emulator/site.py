@@ -52,7 +52,7 @@ def schema_names() -> list[str]:
 @public
 def root_page(ctx: Context) -> Response:
     """The HTML root; xnatpy regex-checks the "Logged in as" span (spec §2.5)."""
-    if ctx.user:
+    if ctx.user and not ctx.is_guest:
         who = (f'<span id="user_info">Logged in as: &nbsp;<a id="username-link" '
                f'href="/app/template/XDATScreen_UpdateUser.vm">{html.escape(ctx.user)}</a></span>')
     else:

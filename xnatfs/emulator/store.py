@@ -14,6 +14,7 @@ that hold the code, one concern each:
     store_db       data_dir layout, SQLite schema, the lock, transaction(), query(), counters
     store_files    resources and files (`ResourceFiles`), CHUNK, check_relative_path, md5_of, copy_stream
     store_archive  projects, subjects, experiments, scans, reconstructions (`ArchiveRecords`)
+    store_sharing  shares of subjects/experiments into other projects, project roles (`SharedRecords`)
 
 Thread safety: one SQLite connection shared by all threads, serialised by `store.lock` (an RLock).
 Reads are short; `transaction()` holds the lock for its whole body, so an import is all-or-nothing
@@ -56,6 +57,9 @@ Public API (stable; other modules may add tables of their own through `transacti
                delete_file(resource_id, path) -> int (removes a folder prefix too)
                file_stats(resource_id) -> (count, size) / file_stats_many(resource_ids) -> {id: (count, size)}
                disk_path(resource_id, relative_path) -> Path (checked to stay inside the resource folder)
+    Sharing:   share(item, project, label) / unshare(item, project) / shares_of(item) / share_in(item, project)
+               label_in(item, project) / projects_of(item) / subjects_in(project) / experiments_in(project, subject_id)
+    Roles:     set_role(project, login, role) / remove_role / role_of / roles_of_user(login) / project_roles(project)
     store.is_empty() -> bool                          no project stored yet
 
 Errors: `NotFound`, `Conflict`, `Invalid` (all subclasses of `StoreError`, each with `.status`).
@@ -66,17 +70,18 @@ Field dicts are keyed by XNAT field names ("date", "time", "UID", "modality", "t
 
 from __future__ import annotations
 
-from xnatfs.emulator.store_archive import ArchiveRecords
+from xnatfs.emulator.store_sharing import ROLES, Share, SharedRecords
 from xnatfs.emulator.store_db import SCHEMA
 from xnatfs.emulator.store_files import CHUNK, check_relative_path, copy_stream, md5_of
 from xnatfs.emulator.store_rows import (SITE_ID, Conflict, Experiment, ExperimentChild, FileRow, Invalid, NotFound,
                                         Owner, Project, Reconstruction, Resource, Scan, StoreError, Subject,
                                         merge_fields, natural_key, now_string)
 
-__all__ = ["CHUNK", "SCHEMA", "SITE_ID", "Conflict", "Experiment", "ExperimentChild", "FileRow", "Invalid",
+__all__ = ["ROLES", "Share",
+           "CHUNK", "SCHEMA", "SITE_ID", "Conflict", "Experiment", "ExperimentChild", "FileRow", "Invalid",
            "NotFound", "Owner", "Project", "Reconstruction", "Resource", "Scan", "Store", "StoreError", "Subject",
            "check_relative_path", "copy_stream", "md5_of", "merge_fields", "natural_key", "now_string"]
 
 
-class Store(ArchiveRecords):
+class Store(SharedRecords):
     """The emulator's archive: SQLite + files; see the module docstring for the API."""

@@ -19,6 +19,8 @@ from xnatfs.emulator.store_rows import (SITE_ID, ChildT, Conflict, Experiment, N
 
 #: The table that holds each kind of experiment child.
 _CHILD_TABLES: dict[type, str] = {Scan: "scans", Reconstruction: "reconstructions"}
+#: The ``shares.kind`` of the rows of each shareable table.
+_SHARE_KIND = {"subjects": "subject", "experiments": "experiment"}
 
 
 class ArchiveRecords(ResourceFiles):
@@ -29,7 +31,8 @@ class ArchiveRecords(ResourceFiles):
 
     def _check_label_free(self, table: str, project: str, label: str) -> None:
         """Subject labels and experiment labels are each unique within a project (409 otherwise)."""
-        if self._one(f"SELECT 1 FROM {table} WHERE project=? AND label=?", (project, label)):
+        if self._one(f"SELECT 1 FROM {table} WHERE project=? AND label=?", (project, label)) or self._one(
+                "SELECT 1 FROM shares WHERE kind=? AND project=? AND label=?", (_SHARE_KIND[table], project, label)):
             raise Conflict("Specified label is already in use.")
 
     def _relabel(self, table: str, item: Subject | Experiment, label: str | None) -> None:
@@ -79,6 +82,8 @@ class ArchiveRecords(ResourceFiles):
             for subject in self.list_subjects(id):
                 self.delete_subject(subject.id)
             self._delete_resources_of("project", id)
+            db.execute("DELETE FROM shares WHERE project=?", (id,))
+            db.execute("DELETE FROM project_users WHERE project=?", (id,))
             db.execute("DELETE FROM projects WHERE id=?", (id,))
 
     # ---- subjects -------------------------------------------------------------------------------
@@ -98,8 +103,14 @@ class ArchiveRecords(ResourceFiles):
         return subject_from_row(row) if row else None
 
     def find_subject(self, project: str, id_or_label: str) -> Subject | None:
+        """A subject of ``project`` by accession ID or label, or one shared into it by ID or by its label
+        there (``GetSubjectByProjectIdentifier``); the subject keeps its home project and label."""
         row = self._one("SELECT * FROM subjects WHERE project=? AND (id=? OR label=?) "
                         "ORDER BY id=? DESC LIMIT 1", (project, id_or_label, id_or_label, id_or_label))
+        if row is None:
+            row = self._one("SELECT s.* FROM subjects s JOIN shares h ON h.kind='subject' AND h.item_id=s.id "
+                            "WHERE h.project=? AND (s.id=? OR COALESCE(h.label, s.label)=?) LIMIT 1",
+                            (project, id_or_label, id_or_label))
         return subject_from_row(row) if row else None
 
     def list_subjects(self, project: str | None = None) -> list[Subject]:
@@ -130,6 +141,7 @@ class ArchiveRecords(ResourceFiles):
             for experiment in self.list_experiments(subject_id=id, assessors=True):
                 self.delete_experiment(experiment.id)
             self._delete_resources_of("subject", id)
+            db.execute("DELETE FROM shares WHERE kind='subject' AND item_id=?", (id,))
             db.execute("DELETE FROM subjects WHERE id=?", (id,))
 
     # ---- experiments and assessors ---------------------------------------------------------------
@@ -168,6 +180,14 @@ class ArchiveRecords(ResourceFiles):
             sql += " AND subject_id=?"
             args.append(subject_id)
         row = self._one(sql + " ORDER BY id=? DESC LIMIT 1", args + [id_or_label])
+        if row is None:
+            shared = ("SELECT e.* FROM experiments e JOIN shares h ON h.kind='experiment' AND h.item_id=e.id "
+                      "WHERE h.project=? AND (e.id=? OR COALESCE(h.label, e.label)=?)")
+            shared_args: list = [project, id_or_label, id_or_label]
+            if subject_id is not None:
+                shared += " AND e.subject_id=?"
+                shared_args.append(subject_id)
+            row = self._one(shared + " LIMIT 1", shared_args)
         return experiment_from_row(row) if row else None
 
     def list_experiments(self, project: str | None = None, subject_id: str | None = None, *,
@@ -210,6 +230,7 @@ class ArchiveRecords(ResourceFiles):
             for recon in self.list_reconstructions(id):
                 self.delete_reconstruction(id, recon.id)
             self._delete_resources_of("experiment", id)
+            db.execute("DELETE FROM shares WHERE kind='experiment' AND item_id=?", (id,))
             db.execute("DELETE FROM experiments WHERE id=?", (id,))
 
     # ---- scans and reconstructions ----------------------------------------------------------------

@@ -33,11 +33,16 @@ CREATE TABLE IF NOT EXISTS reconstructions (pk INTEGER PRIMARY KEY AUTOINCREMENT
     id TEXT NOT NULL, xsi_type TEXT NOT NULL, fields TEXT, insert_date TEXT, UNIQUE(experiment_id, id));
 CREATE TABLE IF NOT EXISTS resources (id INTEGER PRIMARY KEY AUTOINCREMENT, owner_kind TEXT NOT NULL,
     owner_ref TEXT NOT NULL, experiment_id TEXT, label TEXT NOT NULL, format TEXT, content TEXT, tags TEXT,
-    description TEXT, UNIQUE(owner_kind, owner_ref, label));
+    description TEXT, io TEXT NOT NULL DEFAULT '', UNIQUE(owner_kind, owner_ref, io, label));
 CREATE INDEX IF NOT EXISTS resources_experiment ON resources(experiment_id, owner_kind);
 CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id INTEGER NOT NULL,
     path TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL, mtime REAL NOT NULL, format TEXT,
     content TEXT, tags TEXT, UNIQUE(resource_id, path));
+CREATE TABLE IF NOT EXISTS shares (kind TEXT NOT NULL, item_id TEXT NOT NULL, project TEXT NOT NULL,
+    label TEXT, PRIMARY KEY(kind, item_id, project));
+CREATE INDEX IF NOT EXISTS shares_project ON shares(kind, project);
+CREATE TABLE IF NOT EXISTS project_users (project TEXT NOT NULL, login TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY(project, login));
 """
 
 
@@ -59,9 +64,17 @@ class StoreDatabase:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._upgrade()
         self._depth = 0
         self._pending_unlinks: list[Path] = []
         self._new_files: list[Path] = []
+
+    def _upgrade(self) -> None:
+        """Archives written before assessor/reconstruction ``in``/``out`` resources were kept apart
+        lack ``resources.io``; add it (their resources are all ``out``, XNAT's default)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(resources)")}
+        if "io" not in columns:
+            self.db.execute("ALTER TABLE resources ADD COLUMN io TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self.lock:

@@ -79,16 +79,26 @@ class ResourceFiles(StoreDatabase):
             return "reconstruction", str(owner.pk), owner.experiment_id
         raise TypeError(f"not a resource owner: {owner!r}")
 
+    @staticmethod
+    def default_io(owner: Owner, io: str | None) -> str:
+        """The side a resource of ``owner`` lives on: assessors and reconstructions have ``in`` and
+        ``out`` lists (``out`` unless named, as XNAT's ``/resources`` without a side means ``out``);
+        every other owner has one list (``""``)."""
+        if isinstance(owner, Reconstruction) or (isinstance(owner, Experiment) and owner.session_id):
+            return io if io in ("in", "out") else "out"
+        return ""
+
     def create_resource(self, owner: Owner, label: str, *, format: str = "", content: str = "",
-                        tags: str = "", description: str = "") -> Resource:
+                        tags: str = "", description: str = "", io: str | None = None) -> Resource:
         kind, ref, experiment_id = self.owner_key(owner)
+        side = self.default_io(owner, io)
         with self.transaction() as db:
-            if self._one("SELECT 1 FROM resources WHERE owner_kind=? AND owner_ref=? AND label=?",
-                         (kind, ref, label)):
+            if self._one("SELECT 1 FROM resources WHERE owner_kind=? AND owner_ref=? AND io=? AND label=?",
+                         (kind, ref, side, label)):
                 raise Conflict("Specified resource already exists.")
             cur = db.execute("INSERT INTO resources(owner_kind, owner_ref, experiment_id, label, format, "
-                             "content, tags, description) VALUES (?,?,?,?,?,?,?,?)",
-                             (kind, ref, experiment_id, label, format, content, tags, description))
+                             "content, tags, description, io) VALUES (?,?,?,?,?,?,?,?,?)",
+                             (kind, ref, experiment_id, label, format, content, tags, description, side))
             rid = cur.lastrowid
         return self.get_resource(rid)  # type: ignore[arg-type,return-value]
 
@@ -96,18 +106,23 @@ class ResourceFiles(StoreDatabase):
         row = self._one("SELECT * FROM resources WHERE id=?", (id,))
         return resource_from_row(row) if row else None
 
-    def find_resource(self, owner: Owner, id_or_label: str) -> Resource | None:
+    def find_resource(self, owner: Owner, id_or_label: str, io: str | None = None) -> Resource | None:
+        """A resource of ``owner`` by label or numeric ID; ``io`` limits it to one side (None: any)."""
         kind, ref, _ = self.owner_key(owner)
-        row = self._one("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=? AND label=?",
-                        (kind, ref, id_or_label))
+        side_sql, side_args = ("", ()) if io is None else (" AND io=?", (io,))
+        row = self._one("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=? AND label=?" + side_sql
+                        + " ORDER BY id", (kind, ref, id_or_label, *side_args))
         if row is None and id_or_label.isdigit():
-            row = self._one("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=? AND id=?",
-                            (kind, ref, int(id_or_label)))
+            row = self._one("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=? AND id=?" + side_sql,
+                            (kind, ref, int(id_or_label), *side_args))
         return resource_from_row(row) if row else None
 
-    def list_resources(self, owner: Owner) -> list[Resource]:
+    def list_resources(self, owner: Owner, io: str | None = None) -> list[Resource]:
+        """The resources of ``owner``; ``io`` limits them to one side (None: both)."""
         kind, ref, _ = self.owner_key(owner)
-        rows = self.query("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=? ORDER BY id", (kind, ref))
+        side_sql, side_args = ("", ()) if io is None else (" AND io=?", (io,))
+        rows = self.query("SELECT * FROM resources WHERE owner_kind=? AND owner_ref=?" + side_sql + " ORDER BY id",
+                          (kind, ref, *side_args))
         return [resource_from_row(r) for r in rows]
 
     def list_resources_of_experiment(self, experiment_id: str, kinds: tuple[str, ...]) -> list[Resource]:

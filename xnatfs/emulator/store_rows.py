@@ -41,7 +41,8 @@ class Invalid(StoreError):
 
 
 def now_string() -> str:
-    """XNAT's java.sql.Timestamp.toString() shape: 2023-09-27 17:31:21.352."""
+    """The server's local time, no zone, as XNAT's listings print a timestamp: 2023-09-27 17:31:21.352
+    (XNAT's PostgreSQL text drops trailing zeros, 0-6 digits; kept at 3 here, one of those forms)."""
     t = time.time()
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + ".%03d" % int((t % 1) * 1000)
 
@@ -140,6 +141,7 @@ class Resource:
     content: str
     tags: str
     description: str
+    io: str = ""  # "in" or "out" for assessor and reconstruction resources, else ""
     xsi_type: str = "xnat:resourceCatalog"
     kind = "resource"
 
@@ -194,7 +196,8 @@ def child_from_row(row: sqlite3.Row, cls: type[ChildT]) -> ChildT:
 
 def resource_from_row(row: sqlite3.Row) -> Resource:
     return Resource(row["id"], row["owner_kind"], row["owner_ref"], row["experiment_id"], row["label"],
-                    row["format"] or "", row["content"] or "", row["tags"] or "", row["description"] or "")
+                    row["format"] or "", row["content"] or "", row["tags"] or "", row["description"] or "",
+                    row["io"] if "io" in row.keys() else "")
 
 
 def file_from_row(row: sqlite3.Row, disk_path: Path) -> FileRow:

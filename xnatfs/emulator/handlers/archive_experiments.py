@@ -25,6 +25,7 @@ from xnatfs.emulator.handlers.archive_common import (Submission, accession, chec
                                                      existing_project_id, listing)
 from xnatfs.emulator.handlers.archive_fields import record, scan_join_types
 from xnatfs.emulator.handlers.archive_render import experiment_item, object_response
+from xnatfs.emulator.handlers.archive_subjects import readable
 from xnatfs.emulator.items import schema
 from xnatfs.emulator.responses import HTTPError
 from xnatfs.emulator.store import Experiment, Store, Subject
@@ -33,14 +34,15 @@ BASE_COLUMNS = [("ID", "ID"), ("project", "project"), ("date", "date"), ("xsiTyp
                 ("label", "label"), ("insert_date", "insert_date")]
 
 
-def experiment_records(store: Store, experiments: list[Experiment]) -> list[dict[str, Any]]:
-    """Listing records with the read-only subject/session columns filled in."""
+def experiment_records(store: Store, experiments: list[Experiment], project: str | None = None) -> list[dict[str, Any]]:
+    """Listing records with the read-only subject/session columns filled in (``subject_label`` as
+    ``project`` names the subject, when given)."""
     subjects = {s.id: s for s in store.list_subjects()} if experiments else {}
     sessions: dict[str, Experiment | None] = {}
     records = []
     for exp in experiments:
         subject = subjects.get(exp.subject_id)
-        extra: dict[str, Any] = {"subject_label": subject.label if subject else "",
+        extra: dict[str, Any] = {"subject_label": store.label_in(subject, project) if subject else "",
                                  "subject_project": subject.project if subject else ""}
         if exp.session_id:
             if exp.session_id not in sessions:
@@ -79,19 +81,26 @@ def _typed(experiments: list[Experiment], root: str) -> list[Experiment]:
 
 
 def list_project_experiments(ctx: Context, project: str, subject: str | None = None) -> Response:
+    """A project's sessions, those shared into it included under their label there (``project``
+    stays the home project; ``subject_label`` is the subject's label in this project)."""
     project_id = resolve.project(ctx.store, project).id
     subject_id = resolve.subject(ctx.store, subject, project_id).id if subject is not None else None
     root = ctx.request.args.get("xsiType") or "xnat:subjectAssessorData"
-    experiments = _typed(ctx.store.list_experiments(project_id, subject_id), root)
+    found = ctx.store.experiments_in(project_id, subject_id)
+    labels = {e.id: here for e, here in found}
+    experiments = _typed([e for e, _ in found], root)
     columns = BASE_COLUMNS + [(f"{root.lower()}/id", "ID")]
-    records = join_scans(ctx.store, experiment_records(ctx.store, experiments), scan_join_types(ctx.request.args, root))
+    records = experiment_records(ctx.store, experiments, project_id)
+    for rec in records:
+        rec["label"] = labels.get(rec["ID"], rec["label"])
+    records = join_scans(ctx.store, records, scan_join_types(ctx.request.args, root))
     return listing(ctx, "experiment", records, columns, root,
                    lambda r: f"/data/experiments/{r['ID']}", paging=True)
 
 
 def list_all_experiments(ctx: Context) -> Response:
     root = ctx.request.args.get("xsiType") or "xnat:experimentData"
-    experiments = _typed(ctx.store.list_experiments(assessors=True), root)
+    experiments = readable(ctx, _typed(ctx.store.list_experiments(assessors=True), root))
     columns = list(BASE_COLUMNS)
     if schema().is_a(root, "xnat:subjectAssessorData"):
         columns += [("subject_ID", "subject_ID"), ("subject_label", "subject_label")]
@@ -109,7 +118,12 @@ def get_experiment(ctx: Context, experiment: str, project: str | None = None, su
 
 def delete_experiment(ctx: Context, experiment: str, project: str | None = None,
                       subject: str | None = None) -> Response:
-    ctx.store.delete_experiment(resolve.experiment(ctx.store, experiment, project, subject).id)
+    """Delete the experiment, or, from a project it is only shared into, the share (``deleteItem``)."""
+    found = resolve.experiment(ctx.store, experiment, project, subject)
+    if project is not None and found.project != project:
+        ctx.store.unshare(found, project)
+    else:
+        ctx.store.delete_experiment(found.id)
     return empty()
 
 

@@ -21,6 +21,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from xnatfs.emulator import resolve
+from xnatfs.emulator.access import Viewer
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import empty
 from xnatfs.emulator.responses import FORMAT_MEDIA_TYPES, ITEM_VARIANTS, HTTPError, requested_format
@@ -84,9 +85,9 @@ def put_setting(ctx: Context, project: str, setting: str, value: str) -> Respons
 
 
 def _editable(ctx: Context, project: str) -> Project:
-    """The project, if this user may change it: a site administrator or its creator."""
+    """The project, if this user may change it: a site administrator or an owner (``canDelete``)."""
     found = resolve.project(ctx.store, project)
-    if not (ctx.is_admin or found.insert_user == ctx.user):
+    if not Viewer.of(ctx).can_delete(found):
         raise HTTPError(403, "User account doesn't have permission to edit this project.")
     return found
 

@@ -15,6 +15,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from xnatfs.emulator import resolve
+from xnatfs.emulator.access import Viewer
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import VALID_LABEL, Submission, empty, listing
 from xnatfs.emulator.handlers.archive_fields import record
@@ -29,7 +30,10 @@ DEFAULT_COLUMNS = [("ID", "ID"), ("secondary_ID", "secondary_ID"), ("name", "nam
 
 
 def list_projects(ctx: Context) -> Response:
-    records = [record(p) for p in ctx.store.list_projects()]
+    """Projects this user may list: public and protected ones, and private ones they have a role in
+    (a guest: public ones only)."""
+    viewer = Viewer.of(ctx)
+    records = [record(p) for p in ctx.store.list_projects() if viewer.can_list(p)]
     return listing(ctx, "project", records, DEFAULT_COLUMNS, PROJECT_TYPE, lambda r: f"/data/projects/{r['ID']}")
 
 
@@ -43,6 +47,8 @@ def put_project(ctx: Context, project: str) -> Response:
     if existing is None:
         _create(ctx, project, submission)
     else:
+        if not Viewer.of(ctx).can_delete(existing):  # canEditProject: the project's owners
+            raise HTTPError(403, f"User {ctx.user} doesn't have permission to edit the project {existing.id}")
         submission.check_unchanged("ID", existing.id, 400, "ID cannot be modified")
         _check_conflicts(ctx, existing.id, submission.fields)
         access = accessibility_param(ctx.request.args.get("accessibility"))
@@ -66,7 +72,7 @@ def post_project(ctx: Context) -> Response:
 
 def delete_project(ctx: Context, project: str) -> Response:
     found = resolve.project(ctx.store, project)
-    if not ctx.is_admin:
+    if ctx.is_guest or not Viewer.of(ctx).can_delete(found):
         raise HTTPError(403, "User account doesn't have permission to delete this project.")
     ctx.store.delete_project(found.id)
     return empty()
@@ -90,6 +96,7 @@ def _create(ctx: Context, project_id: str, submission: Submission) -> None:
     ctx.store.create_project(project_id, name=fields.pop("name", None), secondary_id=secondary_id,
                              description=fields.pop("description", "") or "", fields=fields,
                              user=ctx.user or "admin")
+    ctx.store.set_role(project_id, ctx.user or "admin", "owner")  # the creator owns the project
 
 
 def _check_conflicts(ctx: Context, project_id: str, fields: dict) -> None:

@@ -69,9 +69,10 @@ def _fields(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if k not in _VIRTUAL and v not in (None, "")}
 
 
-def resource_items(store: Store, owner: Owner) -> list[Item]:
-    """The resources of one owner as ``xnat:resourceCatalog`` items with their file statistics."""
-    resources = store.list_resources(owner)
+def resource_items(store: Store, owner: Owner, io: str | None = None) -> list[Item]:
+    """The resources of one owner (of one side, ``in``/``out``, when given) as ``xnat:resourceCatalog``
+    items with their file statistics."""
+    resources = store.list_resources(owner, io)
     stats = store.file_stats_many([r.id for r in resources])
     items = []
     for res in resources:
@@ -101,6 +102,10 @@ def project_item(store: Store, project: Project) -> Item:
 
 def subject_item(store: Store, subject: Subject) -> Item:
     item = Item("xnat:subjectData", _fields(record(subject)), meta=_meta(subject.insert_date))
+    item.add_children("sharing/share", [
+        Item("xnat:projectParticipant", {k: v for k, v in (("label", share.label), ("project", share.project),
+                                                           ("subject_ID", subject.id)) if v})
+        for share in store.shares_of(subject)])
     item.add_children("resources/resource", resource_items(store, subject))
     item.add_children("experiments/experiment",
                       [experiment_item(store, e) for e in store.list_experiments(subject_id=subject.id)])
@@ -117,6 +122,7 @@ def experiment_item(store: Store, experiment: Experiment) -> Item:
     item = Item(experiment.xsi_type, _fields(rec), meta=_meta(experiment.insert_date),
                 base_type="xnat:imageSessionData")
     session = experiment
+    item.add_children("sharing/share", share_items(store, experiment))
     item.add_children("scans/scan", [scan_item(store, s, session) for s in store.list_scans(session.id)])
     item.add_children("reconstructions/reconstructedImage",
                       [recon_item(store, r) for r in store.list_reconstructions(session.id)])
@@ -127,12 +133,20 @@ def experiment_item(store: Store, experiment: Experiment) -> Item:
     return item
 
 
+def share_items(store: Store, experiment: Experiment) -> list[Item]:
+    """``sharing/share`` of an experiment: the projects it is shared into, with its label there."""
+    return [Item("xnat:experimentData_share",
+                 {k: v for k, v in (("label", share.label), ("project", share.project)) if v})
+            for share in store.shares_of(experiment)]
+
+
 def assessor_item(store: Store, assessor: Experiment) -> Item:
     rec = record(assessor)
     rec.pop("subject_ID")  # an image assessor belongs to its session, not directly to the subject
     rec["id"] = assessor.id
     item = Item(assessor.xsi_type, _fields(rec), meta=_meta(assessor.insert_date), base_type="xnat:imageAssessorData")
-    item.add_children("out/file", resource_items(store, assessor))
+    item.add_children("in/file", resource_items(store, assessor, "in"))
+    item.add_children("out/file", resource_items(store, assessor, "out"))
     for path, entries in assessor.fields.items():  # the assessor's own child items, e.g. "scans/scan"
         if isinstance(entries, list):
             element_type = f"{assessor.xsi_type}_{path.rsplit('/', 1)[-1]}"  # XFT's name, as "…_field"
@@ -154,5 +168,6 @@ def scan_item(store: Store, scan: Scan, session: Experiment | None = None) -> It
 def recon_item(store: Store, recon: Reconstruction) -> Item:
     rec = _fields(record(recon)) | {"xnat_reconstructedimagedata_id": recon.pk}
     item = Item(recon.xsi_type, rec, meta=_meta(recon.insert_date), base_type="xnat:reconstructedImageData")
-    item.add_children("out/file", resource_items(store, recon))
+    item.add_children("in/file", resource_items(store, recon, "in"))
+    item.add_children("out/file", resource_items(store, recon, "out"))
     return item

@@ -15,6 +15,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from xnatfs.emulator import resolve
+from xnatfs.emulator.access import Viewer
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import Submission, accession, empty, existing_project_id, listing
 from xnatfs.emulator.handlers.archive_fields import record
@@ -28,9 +29,14 @@ DEFAULT_COLUMNS = [("ID", "ID"), ("project", "project"), ("label", "label"), ("i
 
 
 def list_subjects(ctx: Context, project: str | None = None) -> Response:
+    """A project's subjects, those shared into it included under their label there (their
+    ``project`` column stays the home project, as ProjectSubjectList prints it); ``/subjects``: every
+    subject this user may read."""
     if project is not None:
         project = resolve.project(ctx.store, project).id
-    records = [record(s) for s in ctx.store.list_subjects(project)]
+        records = [record(s, label=here) for s, here in ctx.store.subjects_in(project)]
+    else:
+        records = [record(s) for s in readable(ctx, ctx.store.list_subjects())]
     return listing(ctx, "subject", records, DEFAULT_COLUMNS, SUBJECT_TYPE,
                    lambda r: f"/data/subjects/{r['ID']}", paging=True)
 
@@ -74,9 +80,26 @@ def _update(ctx: Context, existing: Subject, submission: Submission) -> Response
 
 
 def delete_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
+    """Delete the subject, or, from a project it is only shared into, the share (``deleteItem``)."""
     found = resolve.subject(ctx.store, subject, project)
-    ctx.store.delete_subject(found.id)
+    if project is not None and found.project != project:
+        ctx.store.unshare(found, project)
+    else:
+        ctx.store.delete_subject(found.id)
     return empty()
+
+
+def readable(ctx: Context, items: list) -> list:
+    """The subjects or experiments this user may read (through their home or a shared project)."""
+    if ctx.is_admin:
+        return items
+    viewer = Viewer.of(ctx)
+    projects = {p.id: viewer.can_read(p) for p in ctx.store.list_projects()}
+    shared: dict[str, set[str]] = {}
+    kind = items[0].kind if items else "subject"
+    for row in ctx.store.query("SELECT item_id, project FROM shares WHERE kind=?", (kind,)):
+        shared.setdefault(row[0], set()).add(row[1])
+    return [i for i in items if projects.get(i.project) or any(projects.get(p) for p in shared.get(i.id, ()))]
 
 
 def routes() -> list[Rule]:

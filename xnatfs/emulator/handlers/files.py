@@ -20,6 +20,7 @@ for every rule (about 1 ms each), which the emulator never uses, so the rules ar
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 
 from werkzeug.routing import Rule
@@ -37,9 +38,36 @@ def _rules(path: str, view: Callable[..., Response], methods: list[str]) -> list
     return data_rules(path, view, methods)
 
 
+def xnat_file_path(ctx: Context, path: str | None) -> str | None:
+    """The file path as XNAT's ``FileList`` reads it: the URL's remaining part *as sent*, decoded
+    (``URLDecoder``: ``%XX`` and ``+`` → space) only when it holds ``%20`` or ``%2B`` (case-sensitive).
+    werkzeug has decoded ``path`` already, so the raw one is cut from ``RAW_URI`` (werkzeug's and
+    gunicorn's name for the request target) by counting the segments before it. With the
+    ``legacy_paths`` switch (or without a raw URI) the decoded path is kept, as before."""
+    if path is None or ctx.app.config.legacy_paths:
+        return path
+    environ = ctx.request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        return path
+    raw = raw.encode("latin-1", "replace").decode("utf-8", "replace")  # undo WSGI's latin-1 "dance"
+    raw = raw.split("?", 1)[0].split("#", 1)[0]
+    if "://" in raw:  # absolute-form request target
+        raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+    decoded_full = ctx.request.path
+    if not decoded_full.endswith(path):
+        return path
+    depth = decoded_full[:len(decoded_full) - len(path)].count("/")
+    remaining = "/".join(raw.split("/")[depth:])
+    if "%20" in remaining or "%2B" in remaining:
+        return urllib.parse.unquote_plus(remaining, errors="replace")
+    return remaining
+
+
 def resource_files(ctx: Context, resource: str, path: str | None = None, **values: str) -> Response:
     """``<owner>/resources/{R}/files[/{path}]``: list, download, zip, upload or delete."""
-    scope = resolve_scope(ctx.store, values)
+    path = xnat_file_path(ctx, path)
+    scope = resolve_scope(ctx.store, values, ctx.app.config.merged_in_out)
     method = ctx.request.method
     if method in ("PUT", "POST"):
         return upload(ctx, scope, resource, path)
@@ -50,7 +78,8 @@ def resource_files(ctx: Context, resource: str, path: str | None = None, **value
 
 def owner_files(ctx: Context, path: str | None = None, **values: str) -> Response:
     """``<owner>/files[/{path}]``: every resource of the owner merged (GET only)."""
-    return get_files(ctx, resolve_scope(ctx.store, values), None, path)
+    path = xnat_file_path(ctx, path)
+    return get_files(ctx, resolve_scope(ctx.store, values, ctx.app.config.merged_in_out), None, path)
 
 
 def routes() -> list[Rule]:

@@ -6,8 +6,11 @@ the extension (a short white-list, everything else ``application/octet-stream``)
 must-revalidate``, ``Last-Modified`` = the file's mtime and ``Content-Length``. HEAD gets the same
 headers without a body (xnatpy reads a file's size that way).
 
-XNAT itself has no Range code; the emulator serves ``Range`` (206, ``Content-Range``,
-``Accept-Ranges: bytes``) as a normal HTTP server does, through werkzeug's ``make_conditional``:
+XNAT itself has no Range code, but Restlet's RangeFilter serves ranges for it; with the
+``http_range`` switch off the emulator does what Restlet does (``ranges``, seeking to the first
+byte). With ``http_range`` on (the default until the client side of issue 12 lands) it serves
+``Range`` (206, ``Content-Range``, ``Accept-Ranges: bytes``) as a normal HTTP server does, through
+werkzeug's ``make_conditional``:
 one satisfiable range → 206; an unparsable or unsatisfiable ``bytes`` range → 416 with
 ``Content-Range: bytes */<size>``; no ``Range`` → 200. A range unit other than ``bytes`` (RFC 9110
 §14.2: "MUST ignore") and a multi-range request (no multipart/byteranges here; ignoring Range is
@@ -24,10 +27,13 @@ import datetime as dt
 import os
 import posixpath
 
+from typing import BinaryIO, Iterator
+
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
+from xnatfs.emulator import ranges
 from xnatfs.emulator.app import Context
 from xnatfs.emulator.responses import HTTPError
 from xnatfs.emulator.store import FileRow
@@ -67,6 +73,8 @@ def send_file(ctx: Context, row: FileRow) -> Response:
     response.last_modified = dt.datetime.fromtimestamp(row.mtime, tz=dt.timezone.utc)
     response.headers["Content-Disposition"] = attachment(row.name)
     response.headers["Cache-Control"] = "must-revalidate"
+    if not ctx.app.config.http_range and not ctx.faults.settings.no_range:
+        return _restlet_range(ctx, response, handle, size)
     ranges = not ctx.faults.settings.no_range
     environ = ctx.request.environ
     if _ignored_range(environ.get("HTTP_RANGE")):
@@ -79,6 +87,38 @@ def send_file(ctx: Context, row: FileRow) -> Response:
                         {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from exc
     response.headers.pop("Date", None)  # make_conditional adds one; the HTTP server sends its own
     return response
+
+
+def _restlet_range(ctx: Context, response: Response, handle: BinaryIO, size: int) -> Response:
+    """Restlet's Range answer for a stored file (``ranges``), seeking to the first byte; a range past
+    the end keeps its requested ``Content-Length`` and the body stops at the end of the file."""
+    response.headers["Accept-Ranges"] = "bytes"
+    response.ranged = True  # type: ignore[attr-defined]
+    wanted = ranges.parse(ctx.request.headers.get("Range")) if ctx.request.method != "HEAD" else None
+    if wanted is None:
+        return response
+    if isinstance(wanted, ranges.Multiple):
+        handle.close()
+        return ranges.not_implemented()
+    first, last = wanted.bounds(size)
+    handle.seek(min(first, size))
+    body = Response(_read_span(handle, max(last - first + 1, 0)), content_type=response.content_type,
+                    direct_passthrough=True, headers=[(k, v) for k, v in response.headers.items()
+                                                      if k.lower() != "content-length"])
+    body.ranged = True  # type: ignore[attr-defined]
+    return ranges.partial(body, first, last, size)
+
+
+def _read_span(handle: BinaryIO, length: int) -> Iterator[bytes]:
+    try:
+        while length > 0:
+            chunk = handle.read(min(CHUNK, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
 
 
 def _ignored_range(header: str | None) -> bool:

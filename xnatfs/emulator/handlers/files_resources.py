@@ -47,7 +47,7 @@ def resource_rows(store: Store, resources: list[Resource], *, widened: bool = Fa
 
 
 def list_resources(ctx: Context, **values: str) -> Response:
-    scope = resolve_scope(ctx.store, values)
+    scope = resolve_scope(ctx.store, values, ctx.app.config.merged_in_out)
     widened = truthy(ctx.request.args.get("all")) and scope.kind == "experiment"
     resources = scope.all_resources(ctx.store, include_children=widened)
     rows = resource_rows(ctx.store, resources, widened=widened)
@@ -55,7 +55,7 @@ def list_resources(ctx: Context, **values: str) -> Response:
 
 
 def resource(ctx: Context, resource: str, **values: str) -> Response:
-    scope = resolve_scope(ctx.store, values)
+    scope = resolve_scope(ctx.store, values, ctx.app.config.merged_in_out)
     method = ctx.request.method
     if method in ("GET", "HEAD"):
         found = scope.select_resources(ctx.store, resource)
@@ -79,7 +79,7 @@ def create_resource(ctx: Context, scope: Scope, label: str) -> Resource:
     try:
         return ctx.store.create_resource(scope.owner, label, format=args.get("format", ""),
                                          content=args.get("content", ""), tags=joined_tags(args.getlist("tags")),
-                                         description=args.get("description", ""))
+                                         description=args.get("description", ""), io=scope.create_side)
     except Conflict as exc:
         raise HTTPError(409, "Specified resource already exists.") from exc
 

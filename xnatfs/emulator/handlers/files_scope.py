@@ -14,8 +14,11 @@ zip handlers agree on:
   listings over several catalogs (the SQL ``resource_path`` column, prefixed with ``/data``);
 * how zip entries are named (``getSessionMaps`` + ``RestFileUtils.buildRelativePath``).
 
-Known simplification: assessor and reconstruction ``in``/``out`` resources share one namespace
-(the store keeps one resource list per object); URIs use ``/out`` as XNAT's default does.
+Assessor and reconstruction resources are ``in`` or ``out`` (``XNATTemplate``: a URL without the
+segment means ``out``), two separate lists; a session's ``files?all=true`` and ``resources?all=true``
+take the ``out`` ones only (XNAT's union query joins ``img_assessor_out_resource`` and
+``recon_out_resource``). With the ``merged_in_out`` switch both sides are one list, as the emulator
+had them before.
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ class Scope:
     session: Experiment | None = None  # the assessed session of scans, reconstructions and assessors
     io: str | None = None
     scans_in_url: list[Scan] = field(default_factory=list)
+    merged: bool = False  # the ``merged_in_out`` switch: one resource list for ``in`` and ``out``
+
+    @property
+    def side(self) -> str | None:
+        """The resource side this URL selects (None: every resource of the owners)."""
+        if self.kind not in ("assessor", "reconstruction") or self.merged:
+            return None
+        return self.io or "out"
+
+    @property
+    def create_side(self) -> str | None:
+        """The side a resource created through this URL goes to (merged: always ``out``)."""
+        if self.kind not in ("assessor", "reconstruction"):
+            return None
+        return "out" if self.merged else (self.io or "out")
 
     @property
     def owner(self) -> Owner:
@@ -103,11 +121,13 @@ class Scope:
         found: list[Resource] = []
         for owner in self.owners:
             if include_children and self.kind == "experiment":
-                found.extend(store.list_resources_of_experiment(owner.id, ("experiment", "scan", "reconstruction")))
+                side = None if self.merged else "out"
+                found.extend(r for r in store.list_resources_of_experiment(
+                    owner.id, ("experiment", "scan", "reconstruction")) if side is None or r.io in ("", side))
                 for assessor in store.list_experiments(session_id=owner.id):
-                    found.extend(store.list_resources(assessor))
+                    found.extend(store.list_resources(assessor, side))
             else:
-                found.extend(store.list_resources(owner))
+                found.extend(store.list_resources(owner, self.side))
         return found
 
     def select_resources(self, store: Store, spec: str) -> list[Resource]:
@@ -116,14 +136,21 @@ class Scope:
         found: list[Resource] = []
         for name in wanted:
             for owner in self.owners:
-                resource = store.find_resource(owner, name)
+                resource = store.find_resource(owner, name, self.side)
                 if resource is not None and all(r.id != resource.id for r in found):
                     found.append(resource)
         return found
 
 
-def resolve_scope(store: Store, values: dict[str, Any]) -> Scope:
-    """Resolve a file route's URL variables; 404s use the archive's wording (``resolve``)."""
+def resolve_scope(store: Store, values: dict[str, Any], merged: bool = False) -> Scope:
+    """Resolve a file route's URL variables; 404s use the archive's wording (``resolve``).
+    ``merged``: the ``merged_in_out`` switch (one list for ``in`` and ``out`` resources)."""
+    scope = _resolve_scope(store, values)
+    scope.merged = merged
+    return scope
+
+
+def _resolve_scope(store: Store, values: dict[str, Any]) -> Scope:
     project = resolve.project(store, values["project"]) if "project" in values else None
     if "experiment" not in values:
         if "subject" in values:
@@ -203,12 +230,13 @@ def resource_base(store: Store, resource: Resource) -> str:
         return f"/data/projects/{owner.project}/subjects/{owner.id}/resources/{rid}"
     if isinstance(owner, Experiment):
         if owner.session_id is not None:
-            return f"/data/experiments/{owner.session_id}/assessors/{owner.id}/out/resources/{rid}"
+            return f"/data/experiments/{owner.session_id}/assessors/{owner.id}/{resource.io or 'out'}/resources/{rid}"
         return f"/data/experiments/{owner.id}/resources/{rid}"
     if isinstance(owner, Scan):
         return f"/data/experiments/{owner.experiment_id}/scans/{owner.id}/resources/{rid}"
     if isinstance(owner, Reconstruction):
-        return f"/data/experiments/{owner.experiment_id}/reconstructions/{owner.id}/out/resources/{rid}"
+        side = resource.io or "out"
+        return f"/data/experiments/{owner.experiment_id}/reconstructions/{owner.id}/{side}/resources/{rid}"
     return f"/data/resources/{rid}"
 
 

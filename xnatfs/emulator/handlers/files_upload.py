@@ -155,7 +155,8 @@ def _resource_for_upload(ctx: Context, owner: Owner, scope: Scope, resource_spec
     check_label(resource_spec)
     try:
         return ctx.store.create_resource(owner, resource_spec, format=params.get("format", ""),
-                                         content=params.get("content", ""), description=params.get("description", ""))
+                                         content=params.get("content", ""), description=params.get("description", ""),
+                                         io=scope.create_side)
     except Conflict:
         found = scope.select_resources(ctx.store, resource_spec)
         if not found:
