@@ -15,16 +15,16 @@ from xnatfs.model.connect import Connection
 pytestmark = pytest.mark.integration
 
 
-def test_relogin_after_the_server_drops_the_session(xnat: Connection, emulator: EmulatorServer) -> None:
+def test_a_dropped_server_session_costs_nothing(xnat: Connection, emulator: EmulatorServer) -> None:
+    """Basic goes with every request, so a session the server dropped (timeout, restart) is replaced by
+    the server on the next request: no 401, no re-login, no repeated request."""
     assert "DEMO" in xnat.projects.keys()
-    old_token = xnat.session.jsession
     emulator.app.sessions.clear()  # as a server-side session timeout or restart would
     emulator.faults.reset_counts()
     assert "DEMO" in xnat.projects.refresh().keys()
     counts = emulator.faults.counts()["by_route"]
-    assert counts["POST /data/JSESSION"] == 1
-    assert counts["GET /data/projects"] == 2  # refused once, then repeated after the new login
-    assert xnat.session.jsession != old_token
+    assert counts.get("POST /data/JSESSION", 0) == 0
+    assert counts["GET /data/projects"] == 1
 
 
 def test_relogin_repeats_an_upload_with_its_whole_body(fresh_xnat: Connection, fresh_emulator: EmulatorServer) -> None:

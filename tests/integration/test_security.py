@@ -92,7 +92,8 @@ def closed_port() -> int:
 # -- the password in reprs, logs, exceptions, URLs -----------------------------------------------------
 
 def exercise(connection: xnatfs.Connection, emulator: EmulatorServer, tmp_path: Path) -> list[str]:
-    """Reads, a download, a re-login, and 404/500/503 answers; returns what the objects and errors said."""
+    """Reads, a download, a dropped server session, and 404/500/503 answers; returns what the objects and
+    errors said."""
     texts = [repr(connection), str(connection), repr(connection.session), repr(connection.projects),
              repr(connection.context), connection.url]
     session = connection.projects["DEMO"].subjects["DEMO_001"].experiments["DEMO_001_MR_1"]
@@ -103,7 +104,7 @@ def exercise(connection: xnatfs.Connection, emulator: EmulatorServer, tmp_path: 
         texts.append(repr(handle.raw))
         handle.read(1000)
     file.download(tmp_path / "one.dcm")
-    emulator.app.sessions.clear()  # the server forgets the session: a re-login (logged at INFO)
+    emulator.app.sessions.clear()  # the server forgets the session: Basic on the next request re-authenticates
     assert "DEMO" in connection.projects.refresh().keys()
     errors: list[BaseException] = []
     with pytest.raises(NotFound) as info:
@@ -126,9 +127,9 @@ def test_the_password_never_shows_with_explicit_credentials(emulator: EmulatorSe
     with xnatfs.connect(emulator.url, ALICE, ALICE_PASSWORD) as connection:
         tokens.append(connection.session.jsession)
         texts = exercise(connection, emulator, tmp_path)
-        tokens.append(connection.session.jsession)  # the one after the re-login
+        tokens.append(connection.session.jsession)  # the one the server issued after dropping the first
     shown = "\n".join(texts + all_logs.lines)
-    assert "logging in again" in shown and "GET /data/projects" in shown  # the logs were captured,
+    assert "GET /data/projects" in shown  # the logs were captured,
     assert any(line.startswith("urllib3.connectionpool DEBUG") for line in all_logs.lines)  # urllib3's too
     for secret in secrets_of(ALICE, ALICE_PASSWORD, *tokens):
         assert secret not in shown

@@ -155,7 +155,9 @@ def make_session(handler: Callable, *, creds: bool = True, **kw: object) -> tupl
     return session, server
 
 
-def test_login_uses_basic_once_then_only_the_cookie() -> None:
+def test_login_opens_a_session_and_basic_goes_with_every_request() -> None:
+    """The cookie alone would turn into a guest view when XNAT expires an idle session on a site that
+    lets guests in; Basic on every request keeps the user (the server skips re-checking a live session)."""
     fake = FakeXNAT()
     session, server = make_session(fake)
     session.login()
@@ -163,8 +165,16 @@ def test_login_uses_basic_once_then_only_the_cookie() -> None:
     assert resp.json()["ResultSet"]["Result"][0]["ID"] == "P1"
     login, listing = server.requests
     assert (login.method, path_of(login)) == ("POST", "/data/JSESSION")
-    assert "Authorization" not in listing.headers
+    assert listing.headers["Authorization"] == "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
     assert "JSESSIONID=TOKEN0001" in listing.headers["Cookie"]
+
+
+def test_an_anonymous_session_sends_no_authorization() -> None:
+    fake = FakeXNAT()
+    session, server = make_session(fake, creds=False)
+    session.login()
+    session.get("/data/projects", params={"format": "json"}, ok=(200, 401), expect_data=False)
+    assert server.requests and all("Authorization" not in r.headers for r in server.requests)
 
 
 def test_login_falls_back_to_services_auth_form() -> None:

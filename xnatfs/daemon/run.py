@@ -91,6 +91,9 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
         source = connection.catalog
         projects = source.projects()
         log.info("%d project(s) visible; mounting at %s", len(projects), opts.mountpoint)
+        if credentials is None:
+            log.warning("Mounted as the guest user (no --user and no netrc entry for this server): only the "
+                        "server's public projects are visible; pass --user to log in")
         cache = DiskCache(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
         writes = WriteSettings(read_only=opts.read_only, allow_delete=opts.allow_delete,
                                import_destination=opts.import_destination,

@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
@@ -144,25 +145,26 @@ class Catalog:
             rows = self._rows(f"{project.uri}/subjects")
             return tuple(XObject(SUBJECT, r.get("ID", ""), r.get("label", ""), "xnat:subjectData",
                                  normalize(r.get("URI") or f"{project.uri}/subjects/{quote(r.get('ID', ''), safe='')}"),
-                                 _row_time(r), r) for r in rows if r.get("ID"))
+                                 _row_time(r), r, project=project.id) for r in rows if r.get("ID"))
         return self._cached((f"{project.uri}/subjects", "catalog"), load)
 
     def subject(self, subject: XObject) -> XObject:
-        return self._cached((subject.uri, "catalog"), lambda: self._object(subject, subject.uri))
+        return self._cached((subject.uri, "catalog", subject.project), lambda: self._object(subject, subject.uri))
 
     def experiments(self, subject: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
-            project = str(subject.fields.get("project", ""))
+            project = subject.project or str(subject.fields.get("project", ""))
             path = (f"/data/projects/{quote(project, safe='')}/subjects/{quote(subject.id, safe='')}/experiments"
                     if project else f"{subject.uri}/experiments")
             rows = self._rows(path)
             return tuple(XObject(EXPERIMENT, r.get("ID", ""), r.get("label", ""), r.get("xsiType", ""),
                                  normalize(r.get("URI") or f"/data/experiments/{quote(r.get('ID', ''), safe='')}"),
-                                 _row_time(r), r) for r in rows if r.get("ID"))
-        return self._cached((f"{subject.uri}/experiments", "catalog"), load)
+                                 _row_time(r), r, project=project) for r in rows if r.get("ID"))
+        return self._cached((f"{subject.uri}/experiments", "catalog", subject.project), load)
 
     def experiment(self, experiment: XObject) -> XObject:
-        return self._cached((experiment.uri, "catalog"), lambda: self._object(experiment, experiment.uri))
+        return self._cached((experiment.uri, "catalog", experiment.project),
+                            lambda: self._object(experiment, experiment.uri))
 
     def files(self, scope_uri: str) -> Sequence[FileInfo]:
         def load() -> tuple[FileInfo, ...]:
@@ -220,12 +222,31 @@ class Catalog:
         return _from_item(item, row.kind, uri, fallback=row)
 
 
+def _label_in(item: Item, project: str) -> str | None:
+    """The label of a subject or session in ``project``: its own if it lives there, the share's label
+    if it is shared into it, None if it is not in ``project`` at all (or ``project`` is unknown: its own)."""
+    own = field_text(item.fields.get("label")) or field_text(item.fields.get("ID")) or ""
+    home = field_text(item.fields.get("project"))
+    if not project or not home or home == project:
+        return own
+    for share in item.children.get("sharing/share", ()):
+        if field_text(share.fields.get("project")) == project:
+            return field_text(share.fields.get("label")) or own
+    return None
+
+
 def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = None,
-               session_uri: str = "") -> XObject:
-    """An object record (and its nested objects) from an item document."""
+               session_uri: str = "", project: str = "") -> XObject:
+    """An object record (and its nested objects) from an item document.
+
+    ``project`` is the project the object was reached through: a subject's nested sessions are only
+    those in that project (its own, or shared into it), each under its label there. A record made from
+    a listing row (``fallback``) keeps the row's label, which is the browsed project's."""
     fields = item.fields
+    project = project or (fallback.project if fallback else "")
     ident = field_text(fields.get("ID")) or (fallback.id if fallback else "")
-    label = field_text(fields.get("label")) or (fallback.label if fallback else "") or ident
+    label = ((fallback.label if fallback and kind in (SUBJECT, EXPERIMENT) else "") or field_text(fields.get("label"))
+             or (fallback.label if fallback else "") or ident)
     if kind in (PROJECT, SCAN, RECONSTRUCTION):
         label = ident or label
     scope = uri if kind in (PROJECT, SUBJECT, EXPERIMENT) else session_uri
@@ -243,8 +264,11 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
     children: dict[str, tuple[XObject, ...]] = {}
     if kind == SUBJECT and "experiments/experiment" in item.children:
         children[EXPERIMENT] = tuple(
-            _from_item(child, EXPERIMENT, f"/data/experiments/{quote(field_text(child.fields.get('ID')) or '', safe='')}")
-            for child in item.children["experiments/experiment"] if child.fields.get("ID"))
+            replace(record, label=there, project=project)
+            for child in item.children["experiments/experiment"] if child.fields.get("ID")
+            for there in (_label_in(child, project),) if there is not None
+            for record in (_from_item(
+                child, EXPERIMENT, f"/data/experiments/{quote(field_text(child.fields.get('ID')) or '', safe='')}"),))
     if kind == EXPERIMENT:
         children[SCAN] = tuple(
             _from_item(child, SCAN, f"{uri}/scans/{quote(field_text(child.fields.get('ID')) or '', safe='')}",
@@ -265,7 +289,8 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
     xsi_type = item.xsi_type or (fallback.xsi_type if fallback else "")
     return XObject(kind, ident, label, xsi_type, uri, mtime, dict(fields), extra,
                    children if kind in (SUBJECT, EXPERIMENT) and children else
-                   ({} if kind != SUBJECT else None), tuple(resources), scope)
+                   ({} if kind != SUBJECT else None), tuple(resources), scope,
+                   project if kind in (SUBJECT, EXPERIMENT) else "")
 
 
 def _flat(item: Item) -> dict[str, Any]:

@@ -79,6 +79,9 @@ class XObject:
     resources: tuple[ResourceInfo, ...] | None = None
     #: where this object's files are listed (its own URI, or its session's for scans and assessors)
     scope_uri: str = ""
+    #: the project this record was reached through (subjects and experiments): a subject or session
+    #: shared into it has this project's label there, and only what was shared is shown under it
+    project: str = ""
 
     @property
     def is_complete(self) -> bool:
