@@ -171,12 +171,19 @@ def test_traversal_in_url_path_is_refused_and_nothing_is_written(site: SimpleNam
     path = f"/data/experiments/{site.session.id}/scans/1/resources/R/files"
     connection = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=10)
     auth = {"Authorization": "Basic YWRtaW46YWRtaW4=", "Content-Type": "application/octet-stream"}
-    for evil in ("../../../../escape.txt", "a/../../escape.txt", "a%5C..%5Cescape.txt", "sub/%2e%2e/%2e%2e/escape.txt",
-                 "a//escape.txt"):
+    for evil in ("../../../../escape.txt", "a/../../escape.txt", "a//escape.txt", "a%5C..%5Cescape%20.txt",
+                 "sub/%2e%2e/%2e%2e/escape%20.txt"):  # %20: XNAT decodes these paths, so the escapes count
         connection.request("PUT", f"{path}/{evil}", body=b"evil", headers=auth)
         response = connection.getresponse()
         response.read()
         assert response.status == 400, evil
+        connection.close()
+    # without %20/%2B XNAT does not decode: the escapes are the name's own characters, stored as such
+    for literal in ("a%5C..%5Cescape.txt", "sub/%2e%2e/%2e%2e/escape.txt"):
+        connection.request("PUT", f"{path}/{literal}", body=b"literal", headers=auth)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, literal
         connection.close()
     connection.request("PUT", f"{path}//abs/escape.txt", body=b"evil", headers=auth)
     response = connection.getresponse()
@@ -184,8 +191,11 @@ def test_traversal_in_url_path_is_refused_and_nothing_is_written(site: SimpleNam
     assert response.status >= 400  # no route accepts an absolute path
     connection.close()
     assert tree_outside_data(data_dir) == before
-    assert not [p for p in data_dir.parent.rglob("escape.txt")]
-    assert site.http.get(f"{site.base}", timeout=10).json()["ResultSet"]["Result"] == []
+    escaped = [p for p in data_dir.parent.rglob("escape*.txt") if not p.is_relative_to(data_dir / "archive/resources")]
+    assert not escaped  # the literal names live inside their resource's folder, nowhere else
+    stored = sorted(r["URI"].split("/files/", 1)[1] for r in site.http.get(f"{site.base}/R/files", timeout=10).json()[
+        "ResultSet"]["Result"])
+    assert stored == ["a%5C..%5Cescape.txt", "sub/%2e%2e/%2e%2e/escape.txt"]
 
 
 def test_chunked_body_and_xnatpy_upload_dir_tarball(site: SimpleNamespace, tmp_path: Path) -> None:

@@ -117,11 +117,13 @@ def test_file_paths_are_read_as_xnat_reads_them(xnat: EmulatorServer) -> None:
                           .json()["ResultSet"]["Result"]}
 
 
-def test_legacy_paths_decode_everything(fresh_emulator: EmulatorServer, fresh_http: requests.Session) -> None:
-    fresh_http.put(f"{fresh_emulator.url}/data/projects/P", timeout=10)
-    fresh_http.put(f"{fresh_emulator.url}/data/projects/P/resources/R/files/a%2Cb", data=b"1", timeout=10)
-    got = fresh_http.get(f"{fresh_emulator.url}/data/projects/P/resources/R/files/a,b", timeout=10)
-    assert got.status_code == 200 and got.content == b"1"  # the old default, until the client side lands
+def test_legacy_paths_decode_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with EmulatorServer(tmp_path / "d", legacy_paths=True) as server, requests.Session() as http:
+        http.auth = ADMIN
+        http.put(f"{server.url}/data/projects/P", timeout=10)
+        http.put(f"{server.url}/data/projects/P/resources/R/files/a%2Cb", data=b"1", timeout=10)
+        got = http.get(f"{server.url}/data/projects/P/resources/R/files/a,b", timeout=10)
+        assert got.status_code == 200 and got.content == b"1"  # the switch: the emulator's old behaviour
 
 
 def test_restlet_range(xnat: EmulatorServer) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+import xnatfs
+
 
 from mounting import MountFactory
 
@@ -90,3 +92,83 @@ def test_a_shared_subject_shows_only_what_was_shared_under_the_destination_label
     shared = json.loads((projects / "PRIV/subjects/D1/experiments/DE1/xnat.json").read_text())
     home = json.loads((projects / "PUB/subjects/S1/experiments/E1/xnat.json").read_text())
     assert shared["ID"] == home["ID"]
+
+
+def test_input_and_output_resources_of_assessors_and_reconstructions_both_show(
+        site: EmulatorServer, mount_factory: MountFactory) -> None:
+    """XNAT keeps ``in`` and ``out`` resources apart and leaves ``in`` out of a session's file listing:
+    ``resources/`` shows the output resources, ``in/`` the input ones, each with its files."""
+    base = f"{site.url}/data/projects/PUB/subjects/S1/experiments/MR1"
+    assert requests.put(base, params={"xsiType": "xnat:mrSessionData"}, auth=ADMIN, timeout=10).ok
+    assert requests.put(f"{base}/assessors/QC", params={"xsiType": "xnat:qcAssessmentData"}, auth=ADMIN,
+                        timeout=10).ok
+    assert requests.put(f"{base}/reconstructions/R1", auth=ADMIN, timeout=10).ok
+    for owner in ("assessors/QC", "reconstructions/R1"):
+        for side in ("in", "out"):
+            assert requests.put(f"{base}/{owner}/{side}/resources/{side.upper()}/files/{side}.txt",
+                                data=f"{owner} {side}".encode(), auth=ADMIN, timeout=10).ok
+    mounted = mount_factory(site)
+    session = mounted.path / "projects/PUB/subjects/S1/experiments/MR1"
+    for owner in ("assessors/QC", "reconstructions/R1"):
+        assert os.listdir(session / owner / "resources") == ["OUT"]
+        assert os.listdir(session / owner / "in") == ["IN"]
+        assert (session / owner / "resources/OUT/out.txt").read_text() == f"{owner} out"
+        assert (session / owner / "in/IN/in.txt").read_text() == f"{owner} in"
+
+
+NAMES = ["a,b.txt", "report(1).pdf", "x=y@z;w.txt", "it's!$.txt", "a+b.txt", "with space.txt", "plus+and space.txt"]
+
+
+def test_names_xnat_does_not_decode_read_and_upload_exactly(site: EmulatorServer, mount_factory: MountFactory,
+                                                          tmp_path: Path) -> None:
+    """XNAT decodes a file path only when it holds %20 or %2B: names with ( ) , = @ ; ' ! $ + and
+    spaces are written so that it reads them back exactly, through the library and the mount."""
+    with xnatfs.connect(site.url, *ADMIN) as xnat:
+        resource = xnat.projects["PUB"].resources["R"]
+        for name in NAMES:
+            resource.upload(f"library {name}".encode(), name)
+        stored = {f.path for f in resource.files.refresh().values()}
+        assert set(NAMES) <= stored
+        for name in NAMES:
+            with resource.files[name].open() as handle:
+                assert handle.read() == f"library {name}".encode()
+    mounted = mount_factory(site)
+    folder = mounted.path / "projects/PUB/resources/R"
+    for name in NAMES:
+        assert (folder / name).read_bytes() == f"library {name}".encode()
+    local = tmp_path / "local"
+    local.mkdir()
+    for name in NAMES:
+        (local / f"m-{name}").write_bytes(f"mount {name}".encode())
+        subprocess.run(["cp", str(local / f"m-{name}"), str(folder / f"m-{name}")], check=True, timeout=60)
+    listed = requests.get(f"{site.url}/data/projects/PUB/resources/R/files", params={"format": "json"}, auth=ADMIN,
+                          timeout=10).json()["ResultSet"]["Result"]
+    assert {f"m-{name}" for name in NAMES} <= {row["Name"] for row in listed}
+    for name in NAMES:
+        assert (folder / f"m-{name}").read_bytes() == f"mount {name}".encode()
+
+
+@pytest.fixture
+def sydney(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The emulator (in this process) writes its times in Australia/Sydney, as a server there would."""
+    monkeypatch.setenv("TZ", "Australia/Sydney")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_match_the_servers_clock_in_a_non_utc_zone(sydney: None, site: EmulatorServer,
+                                                         mount_factory: MountFactory) -> None:
+    """meta.start_date names the server's zone (AEST/AEDT); listing times name none and are read in the
+    zone learnt from the documents, so a folder's time is when it was made, not 10-11 hours off."""
+    made = time.time()
+    assert requests.put(f"{site.url}/data/projects/PUB/subjects/S1/experiments/MR1",
+                        params={"xsiType": "xnat:mrSessionData"}, auth=ADMIN, timeout=10).ok
+    document = requests.get(f"{site.url}/data/projects/PUB/subjects/S1/experiments/MR1", params={"format": "json"},
+                            auth=ADMIN, timeout=10).json()
+    assert document["items"][0]["meta"]["start_date"].split()[4] in ("AEST", "AEDT")
+    mounted = mount_factory(site)
+    subject = mounted.path / "projects/PUB/subjects/S1"
+    for path in (subject, subject / "experiments/MR1", subject / "experiments/MR1/xnat.json"):
+        assert abs(os.stat(path).st_mtime - made) < 120, (path, os.stat(path).st_mtime - made)

@@ -33,15 +33,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "(public projects only), as XNAT with requireLogin=false")
     parser.add_argument("--session-timeout", type=float, default=900.0, metavar="SECONDS",
                         help="idle seconds before a JSESSIONID expires (XNAT: 900; 0 = never)")
-    parser.add_argument("--xnat-paths", action="store_true",
-                        help="read file paths as XNAT does: undecoded unless they hold %%20 or %%2B")
+    parser.add_argument("--legacy-paths", action="store_true",
+                        help="decode file paths in full (the emulator's old behaviour) instead of as XNAT does "
+                             "(undecoded unless they hold %%20 or %%2B)")
     parser.add_argument("--restlet-range", action="store_true",
                         help="Restlet's Range behaviour: unclamped spans, 500/501, never 416")
     parser.add_argument("--spring-401", action="store_true",
                         help="refuse unauthenticated requests as XNAT 1.8's Spring layer does "
                              "(Tomcat page, realm = site ID)")
     parser.add_argument("--strict-xnat", action="store_true",
-                        help="all three of --xnat-paths, --restlet-range and --spring-401")
+                        help="both of --restlet-range and --spring-401")
     parser.add_argument("--merged-in-out", action="store_true",
                         help="assessor/reconstruction in and out resources in one list (the old emulator)")
     parser.add_argument("--log-level", default="WARNING")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         server = EmulatorServer(args.data, host=args.host, port=args.port, sample=args.sample,
                                 users=users, faults=faults, allow_guest=args.allow_guest,
                                 session_timeout=args.session_timeout,
-                                legacy_paths=not (strict or args.xnat_paths),
+                                legacy_paths=args.legacy_paths and not strict,
                                 http_range=not (strict or args.restlet_range),
                                 restlet_401=not (strict or args.spring_401), merged_in_out=args.merged_in_out)
         server.start()

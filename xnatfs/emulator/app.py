@@ -102,9 +102,9 @@ class EmulatorConfig:
     """Server-wide settings that are not faults: who may log in, who is an administrator, whether
     guests are let in, how long an idle session lives, and the compatibility switches.
 
-    The switches whose default is *not* XNAT's keep the emulator's older behaviour until the client
-    side of issue 12 lands (docs/emulator.md lists them): ``legacy_paths`` (file paths
-    percent-decoded in full, as werkzeug does, instead of XNAT's ``%20``/``%2B`` rule),
+    ``legacy_paths`` (off by default: XNAT's ``%20``/``%2B`` rule) decodes file paths in full, as
+    werkzeug does. The switches whose default is *not* XNAT's keep the emulator's older behaviour
+    until the client side of issue 12 handles them (docs/emulator.md lists them):
     ``http_range`` (RFC 9110 ranges: clamped, 416, several ranges ignored; instead of Restlet's) and
     ``restlet_401`` (the Restlet guard's 401 page, realm "XNAT Protected Area", instead of Spring's
     Tomcat page with realm = site ID). ``merged_in_out`` (assessor/reconstruction ``in`` and ``out``
@@ -117,7 +117,7 @@ class EmulatorConfig:
     site_id: str = "XNAT"
     allow_guest: bool = False
     session_timeout: float = 900.0
-    legacy_paths: bool = True
+    legacy_paths: bool = False
     http_range: bool = True
     restlet_401: bool = True
     merged_in_out: bool = False

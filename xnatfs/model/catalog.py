@@ -46,9 +46,11 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timezone, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
+from xnatfs.errors import ConfigError, XNATError
 from xnatfs.model.base import ModelContext, XNATObject
 from xnatfs.model.behaviours import (
     AssessorBase,
@@ -70,9 +72,9 @@ from xnatfs.model.records import (
     ResourceInfo,
     XObject,
 )
-from xnatfs.rest.dates import epoch_of
+from xnatfs.rest.dates import epoch_of, zone_of
 from xnatfs.rest.items import Item, current_item, field_text
-from xnatfs.rest.paths import normalize, with_data_prefix
+from xnatfs.rest.paths import file_uri_from_listing, normalize, with_data_prefix
 from xnatfs.rest.resultset import parse_resultset
 from xnatfs.transport.session import Stream
 
@@ -85,6 +87,7 @@ IDENTITY = {"Accept-Encoding": "identity"}
 _HIERARCHY_FIELDS = {"experiments/experiment", "scans/scan", "assessors/assessor",
                      "reconstructions/reconstructedImage", "resources/resource", "file", "out/file", "in/file"}
 _RESOURCE_FIELDS = ("resources/resource", "file", "out/file", "in/file")
+_SESSION_URI = re.compile(r"/data/experiments/[^/]+")
 _PREARCHIVE_FILE = re.compile(r"/files/(.+)$")
 _FILES_PART = re.compile(r"/resources/([^/]+)/files/(.+)$")
 #: the model family of each record kind (the generated class is looked up by the record's xsi type)
@@ -104,6 +107,9 @@ class Catalog:
     def __init__(self, ctx: ModelContext) -> None:
         self.ctx = ctx
         self.ttl = ctx.settings.cache.ttl
+        #: the server's zone, learnt from its documents (:meth:`_learn_zone`); None until then
+        self._zone: tzinfo | None = None
+        self._zone_tried = False
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         return self.ctx.cache.get_or_load(key, load)
@@ -131,9 +137,11 @@ class Catalog:
     def projects(self) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
             rows = self._rows("/data/projects")
+            if rows and rows[0].get("ID"):
+                self._learn_zone(f"/data/projects/{quote(rows[0]['ID'], safe='')}")
             return tuple(XObject(PROJECT, r.get("ID", ""), r.get("ID", ""), "xnat:projectData",
                                  normalize(r.get("URI") or f"/data/projects/{quote(r.get('ID', ''), safe='')}"),
-                                 _row_time(r), r, scope_uri="")
+                                 self._row_time(r), r, scope_uri="")
                          for r in rows if r.get("ID"))
         return self._cached(("/data/projects", "catalog"), load)
 
@@ -145,7 +153,7 @@ class Catalog:
             rows = self._rows(f"{project.uri}/subjects")
             return tuple(XObject(SUBJECT, r.get("ID", ""), r.get("label", ""), "xnat:subjectData",
                                  normalize(r.get("URI") or f"{project.uri}/subjects/{quote(r.get('ID', ''), safe='')}"),
-                                 _row_time(r), r, project=project.id) for r in rows if r.get("ID"))
+                                 self._row_time(r), r, project=project.id) for r in rows if r.get("ID"))
         return self._cached((f"{project.uri}/subjects", "catalog"), load)
 
     def subject(self, subject: XObject) -> XObject:
@@ -159,7 +167,7 @@ class Catalog:
             rows = self._rows(path)
             return tuple(XObject(EXPERIMENT, r.get("ID", ""), r.get("label", ""), r.get("xsiType", ""),
                                  normalize(r.get("URI") or f"/data/experiments/{quote(r.get('ID', ''), safe='')}"),
-                                 _row_time(r), r, project=project) for r in rows if r.get("ID"))
+                                 self._row_time(r), r, project=project) for r in rows if r.get("ID"))
         return self._cached((f"{subject.uri}/experiments", "catalog", subject.project), load)
 
     def experiment(self, experiment: XObject) -> XObject:
@@ -168,7 +176,7 @@ class Catalog:
 
     def files(self, scope_uri: str) -> Sequence[FileInfo]:
         def load() -> tuple[FileInfo, ...]:
-            params = {"all": "true"} if scope_uri.startswith("/data/experiments/") else None
+            params = {"all": "true"} if _SESSION_URI.fullmatch(scope_uri) else None
             rows = self._rows(f"{scope_uri}/files", params)
             return tuple(info for info in (_file_info(r) for r in rows) if info is not None)
         return self._cached((f"{scope_uri}/files", "catalog"), load)
@@ -219,7 +227,30 @@ class Catalog:
 
     def _object(self, row: XObject, uri: str) -> XObject:
         item = current_item(self.ctx.session.get_json(uri))
-        return _from_item(item, row.kind, uri, fallback=row)
+        if self._zone is None:
+            self._zone = zone_of(item.meta.get("start_date"))
+        return _from_item(item, row.kind, uri, fallback=row, zone=self._zone or timezone.utc)
+
+    # -- the server's time zone -------------------------------------------------------------------------
+
+    def _learn_zone(self, document_uri: str) -> None:
+        """Learn the server's zone once per connection, from a document's ``meta.start_date`` (the only
+        time XNAT prints with its zone), before listing times (which carry none) are read. Costs one
+        request, once; a server whose documents name no known zone is read as UTC."""
+        if self._zone_tried:
+            return
+        self._zone_tried = True
+        try:
+            item = current_item(self.ctx.session.get_json(document_uri))
+        except XNATError as exc:  # the listing still works; times are then read as UTC
+            log.debug("Could not learn the server's time zone from %s: %s", document_uri, exc)
+            return
+        self._zone = zone_of(item.meta.get("start_date"))
+        if self._zone is not None:
+            log.info("The server's times are in UTC%s", self._zone.tzname(None)[3:] or "")
+
+    def _row_time(self, row: Mapping[str, str]) -> float | None:
+        return row_epoch(row, "last_modified", "insert_date", zone=self._zone or timezone.utc)
 
 
 def _label_in(item: Item, project: str) -> str | None:
@@ -236,7 +267,7 @@ def _label_in(item: Item, project: str) -> str | None:
 
 
 def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = None,
-               session_uri: str = "", project: str = "") -> XObject:
+               session_uri: str = "", project: str = "", zone: tzinfo = timezone.utc) -> XObject:
     """An object record (and its nested objects) from an item document.
 
     ``project`` is the project the object was reached through: a subject's nested sessions are only
@@ -252,15 +283,21 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
     scope = uri if kind in (PROJECT, SUBJECT, EXPERIMENT) else session_uri
     resources: list[ResourceInfo] = []
     for name in _RESOURCE_FIELDS:
+        role = "in" if name == "in/file" else ""
         for res in item.children.get(name, ()):
             rid = field_text(res.fields.get("xnat_abstractresource_id")) or ""
             if not rid:
                 continue
+            res_uri = f"{uri}/resources/{quote(rid, safe='')}"
+            res_scope = scope or uri
+            if role:  # listed on their own: a session's files?all=true leaves input resources out
+                owner = f"{session_uri}/assessors/{quote(ident, safe='')}" if kind == ASSESSOR and session_uri else uri
+                res_uri = res_scope = f"{owner}/in/resources/{quote(rid, safe='')}"
             resources.append(ResourceInfo(
-                rid, field_text(res.fields.get("label")) or "", f"{uri}/resources/{quote(rid, safe='')}",
-                scope or uri, res.xsi_type or "xnat:resourceCatalog", field_text(res.fields.get("format")) or "",
+                rid, field_text(res.fields.get("label")) or "", res_uri,
+                res_scope, res.xsi_type or "xnat:resourceCatalog", field_text(res.fields.get("format")) or "",
                 field_text(res.fields.get("content")) or "", _int(res.fields.get("file_count")),
-                _int(res.fields.get("file_size"))))
+                _int(res.fields.get("file_size")), role))
     children: dict[str, tuple[XObject, ...]] = {}
     if kind == SUBJECT and "experiments/experiment" in item.children:
         children[EXPERIMENT] = tuple(
@@ -268,24 +305,25 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
             for child in item.children["experiments/experiment"] if child.fields.get("ID")
             for there in (_label_in(child, project),) if there is not None
             for record in (_from_item(
-                child, EXPERIMENT, f"/data/experiments/{quote(field_text(child.fields.get('ID')) or '', safe='')}"),))
+                child, EXPERIMENT, f"/data/experiments/{quote(field_text(child.fields.get('ID')) or '', safe='')}",
+                zone=zone),))
     if kind == EXPERIMENT:
         children[SCAN] = tuple(
             _from_item(child, SCAN, f"{uri}/scans/{quote(field_text(child.fields.get('ID')) or '', safe='')}",
-                       session_uri=uri)
+                       session_uri=uri, zone=zone)
             for child in item.children.get("scans/scan", ()) if child.fields.get("ID") is not None)
         children[ASSESSOR] = tuple(
             _from_item(child, ASSESSOR, f"/data/experiments/{quote(field_text(child.fields.get('ID')) or '', safe='')}",
-                       session_uri=uri)
+                       session_uri=uri, zone=zone)
             for child in item.children.get("assessors/assessor", ()) if child.fields.get("ID"))
         children[RECONSTRUCTION] = tuple(
             _from_item(child, RECONSTRUCTION,
                        f"{uri}/reconstructions/{quote(field_text(child.fields.get('ID')) or '', safe='')}",
-                       session_uri=uri)
+                       session_uri=uri, zone=zone)
             for child in item.children.get("reconstructions/reconstructedImage", ()) if child.fields.get("ID"))
     extra = {name: tuple(_flat(child) for child in items)
              for name, items in item.children.items() if name not in _HIERARCHY_FIELDS}
-    mtime = epoch_of(item.meta.get("start_date")) or (fallback.mtime if fallback else None)
+    mtime = epoch_of(item.meta.get("start_date"), zone) or (fallback.mtime if fallback else None)
     xsi_type = item.xsi_type or (fallback.xsi_type if fallback else "")
     return XObject(kind, ident, label, xsi_type, uri, mtime, dict(fields), extra,
                    children if kind in (SUBJECT, EXPERIMENT) and children else
@@ -309,17 +347,15 @@ def _file_info(row: Mapping[str, str]) -> FileInfo | None:
     if match is None:
         return None
     resource_id = row.get("cat_ID") or unquote(match.group(1))
-    raw = match.group(2)
-    name = row.get("Name", "")
-    # A server may send the path raw or URL-quoted; the Name column (the basename) tells which.
-    relpath = raw if raw.rsplit("/", 1)[-1] == name else unquote(raw, errors="surrogateescape")
-    base = uri[: match.start(2)]
-    download = base + "/".join(quote(part, safe="", errors="surrogateescape") for part in relpath.split("/"))
+    try:
+        relpath, download = file_uri_from_listing(uri, row.get("Name", ""))
+    except ConfigError:  # a path that is no relative path ("..", absolute): not a file we can show
+        return None
     try:
         size = int(row.get("Size") or 0)
     except ValueError:
         size = 0
-    return FileInfo(relpath, size, normalize(download), resource_id, (row.get("digest") or "").lower(),
+    return FileInfo(relpath, size, download, resource_id, (row.get("digest") or "").lower(),
                     row.get("file_format", ""), row.get("file_content", ""), row.get("file_tags", ""))
 
 
@@ -331,10 +367,10 @@ def _prearchive_file(row: Mapping[str, str], resource_id: str) -> FileInfo | Non
     return FileInfo(unquote(match.group(1), errors="surrogateescape"), _int(row.get("Size")) or 0, uri, resource_id)
 
 
-def row_epoch(row: Mapping[str, str], *keys: str) -> float | None:
-    """The first of ``keys`` in ``row`` that holds a time, as epoch seconds."""
+def row_epoch(row: Mapping[str, str], *keys: str, zone: tzinfo = timezone.utc) -> float | None:
+    """The first of ``keys`` in ``row`` that holds a time, as epoch seconds (read in ``zone``)."""
     for key in keys:
-        found = epoch_of(row.get(key))
+        found = epoch_of(row.get(key), zone)
         if found is not None:
             return found
     return None
@@ -345,10 +381,6 @@ def _int(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
-
-
-def _row_time(row: Mapping[str, str]) -> float | None:
-    return row_epoch(row, "last_modified", "insert_date")
 
 
 __all__ = ["Catalog", "row_epoch"]

@@ -30,7 +30,7 @@ from xnatfs.cache.blocks import BlockReader
 from xnatfs.errors import ServerError
 from xnatfs.model.transfer import Progress, stream_to_file
 from xnatfs.redact import redact_url
-from xnatfs.rest.paths import file_path, file_relpath, normalize
+from xnatfs.rest.paths import file_path, file_uri_from_listing, normalize
 from xnatfs.rest.resultset import Row
 from xnatfs.settings import MiB
 from xnatfs.transport.session import Stream
@@ -184,11 +184,11 @@ class File:
         self._resource = resource
         self._row = dict(row)
         uri = row.get("URI", "")
-        self._uri = normalize(uri) if uri else file_path(resource.uri, row.get("Name", ""))
         try:
-            self._path = file_relpath(self._uri)
-        except Exception:  # noqa: BLE001 - a URI without /files/: fall back to the name column
+            self._path, self._uri = file_uri_from_listing(uri, row.get("Name", ""))
+        except Exception:  # noqa: BLE001 - a URI without /files/: the name column in this resource
             self._path = row.get("Name", "")
+            self._uri = file_path(resource.uri, self._path) if self._path else normalize(uri)
         self._size: int | None = int(row["Size"]) if row.get("Size", "").isdigit() else None
 
     def __repr__(self) -> str:

@@ -41,6 +41,9 @@ class ResourceInfo:
     content: str = ""
     file_count: int | None = None
     file_size: int | None = None
+    #: ``in`` for an assessor's or reconstruction's input resources (XNAT keeps them apart from the
+    #: ``out`` ones and leaves them out of a session's ``files?all=true``), else ``""``
+    role: str = ""
 
 
 @dataclass(frozen=True, eq=False)

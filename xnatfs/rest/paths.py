@@ -40,9 +40,37 @@ def check_relpath(path: str) -> str:
     return path
 
 
+#: what a URL path carries as it is (RFC 3986 pchar without ``%``): XNAT reads these as sent
+_AS_SENT = "/!$&'()*,;=:@~"
+
+
 def quote_relpath(path: str) -> str:
-    """A checked relative file path with each segment quoted and ``/`` kept."""
-    return "/".join(quote(p, safe="") for p in check_relpath(path).split("/"))
+    """A checked relative file path, written so that XNAT reads it back as ``path``.
+
+    XNAT's file resource (``FileList``) takes the rest of the URL as it was sent and decodes it (all of
+    it, ``+`` included) only when it holds ``%20`` or ``%2B``. So a path with a space or a plus is
+    quoted whole (XNAT then decodes it whole), and any other path is sent as it is, but for the few
+    characters a URL cannot carry (``%``, ``?``, ``#``, non-ASCII…), which are escaped and which XNAT
+    will not decode: such a name cannot be reached on a real XNAT unless it also has a space or a plus.
+    """
+    path = check_relpath(path)
+    if " " in path or "+" in path:
+        return quote(path, safe="/", errors="surrogateescape")
+    return quote(path, safe=_AS_SENT, errors="surrogateescape")
+
+
+def file_uri_from_listing(uri: str, name: str = "") -> tuple[str, str]:
+    """``(path inside the resource, download path)`` of a file listing row's ``URI`` (and ``Name``).
+
+    A server may print the path raw or URL-quoted; the ``Name`` column (the basename) tells which. The
+    download path is the URI's ``…/files/`` prefix followed by the path written as XNAT reads it
+    (:func:`quote_relpath`)."""
+    match = _FILES_PART.search(uri.split("?", 1)[0])
+    if match is None:
+        raise ConfigError(f"Not a file URI: {uri[:200]!r}")
+    raw = match.group(1)
+    relpath = raw if raw.rsplit("/", 1)[-1] == name else unquote(raw, errors="surrogateescape")
+    return relpath, normalize(uri[: match.start(1)] + quote_relpath(relpath))
 
 
 def file_path(resource_uri: str, relpath: str) -> str:
@@ -102,5 +130,6 @@ def split_hierarchy(uri: str) -> list[tuple[str, str]]:
 
 __all__ = [
     "quote_segment", "join", "check_relpath", "quote_relpath", "file_path", "normalize", "file_relpath",
+    "file_uri_from_listing",
     "with_data_prefix", "split_hierarchy",
 ]

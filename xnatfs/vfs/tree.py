@@ -75,6 +75,10 @@ from xnatfs.model.records import (
 log = logging.getLogger(__name__)
 
 RESOURCES = "resources"
+#: an assessor's or reconstruction's input resources (its ``resources/`` are the output ones)
+INPUTS = "in"
+#: the collection folders that list resources, and which resources each shows
+RESOURCE_FOLDERS = {RESOURCES: lambda r: r.role != "in", INPUTS: lambda r: r.role == "in"}
 #: collection folder name → the object kind it holds
 COLLECTION_KINDS = {"projects": PROJECT, "subjects": SUBJECT, "experiments": EXPERIMENT, "scans": SCAN,
                     "assessors": ASSESSOR, "reconstructions": RECONSTRUCTION}
@@ -84,8 +88,8 @@ OBJECT_FOLDERS = {
     SUBJECT: (RESOURCES, "experiments"),
     EXPERIMENT: (RESOURCES, "scans", "assessors", "reconstructions"),
     SCAN: (RESOURCES,),
-    ASSESSOR: (RESOURCES,),
-    RECONSTRUCTION: (RESOURCES,),
+    ASSESSOR: (RESOURCES, INPUTS),
+    RECONSTRUCTION: (RESOURCES, INPUTS),
 }
 #: object kinds named by ID rather than label in their collection folder
 NAMED_BY_ID = frozenset({PROJECT, SCAN, RECONSTRUCTION})
@@ -251,7 +255,7 @@ class VirtualTree:
             if node.collection == "projects":
                 return (source.projects(),)
             assert owner is not None
-            if node.collection == RESOURCES:
+            if node.collection in RESOURCE_FOLDERS:
                 return (self._complete(owner),)
             if node.collection == "subjects":
                 return (source.subjects(owner),)
@@ -269,9 +273,10 @@ class VirtualTree:
     def _build(self, node: Node, inputs: tuple[Any, ...]) -> _Listing:
         if node.kind is NodeKind.RESOURCE:
             return self._build_resource(node, inputs)
-        if node.collection == RESOURCES:
+        if node.collection in RESOURCE_FOLDERS:
             owner = inputs[0]
-            resources = owner.resources or ()
+            shown = RESOURCE_FOLDERS[node.collection]
+            resources = [r for r in owner.resources or () if shown(r)]
             names = unique_names([(r.label or r.id, r.id) for r in resources])
             mtime = self._mtime(owner)
             entries = {name: Node(NodeKind.RESOURCE, f"{node.path}/{name}", dir_stat(mtime), resource_xattrs(r),
@@ -327,7 +332,7 @@ class VirtualTree:
 
     def _prefetch_children(self, node: Node, memo: _Listing) -> None:
         """Warm what the objects of a fresh collection listing will need next (bounded, best effort)."""
-        if node.kind is not NodeKind.COLLECTION or node.collection == RESOURCES or self._closed:
+        if node.kind is not NodeKind.COLLECTION or node.collection in RESOURCE_FOLDERS or self._closed:
             return
         objects = [n.obj for n in memo.entries.values() if n.obj is not None]
         if not objects or len(objects) > self.settings.prefetch_limit or self.settings.prefetch_workers <= 0:
