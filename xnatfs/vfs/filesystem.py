@@ -22,17 +22,16 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 from xnatfs.errors import NotFound, XNATError
+from xnatfs.model.reading import FileReaders
+from xnatfs.settings import ReadSettings
 from xnatfs.vfs.diskcache import DiskCache
 from xnatfs.vfs.imports import IMPORT
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
-from xnatfs.vfs.readpolicy import RangeSupport, ReadBudget, ReaderSettings
-from xnatfs.vfs.reader import RemoteFile
 from xnatfs.vfs.source import XNATSource
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 from xnatfs.vfs.writes import FILES_CHANGED, ReadOnlyError, Writes, WriteSettings, top_of
@@ -103,7 +102,7 @@ class FilesystemStats:
 class Filesystem:
     """Paths, listings and open files of one mounted XNAT server (see module docstring)."""
 
-    def __init__(self, source: XNATSource, tree_settings: TreeSettings, reader_settings: ReaderSettings, *,
+    def __init__(self, source: XNATSource, tree_settings: TreeSettings, read_settings: ReadSettings, *,
                  disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None) -> None:
         self.source = source
         self.tree = VirtualTree(source, tree_settings)
@@ -111,9 +110,9 @@ class Filesystem:
         self.writes = Writes(source.session, write_settings or WriteSettings(), ttl=tree_settings.ttl,
                              mount_time=self.tree.mount_time, on_imported=self.forget_all,
                              on_changed=self._changed)
-        self.reader_settings = reader_settings
-        self.budget = ReadBudget(reader_settings.total_budget, reader_settings.max_streams)
-        self.ranges = RangeSupport()
+        # the one ranged reader (xnatfs.model.reading), as File.open() uses it; reached through the
+        # source's session here only
+        self.readers = FileReaders(source.session, read_settings)
         self.disk_cache = disk_cache
         self._open_files = 0
         self._count_lock = threading.Lock()
@@ -249,11 +248,11 @@ class Filesystem:
             if fd is not None:
                 return CachedFile(fd, info.size)
             sink = self.disk_cache.writer(key, info.size, info.md5)
-        return RemoteFile(partial(self.source.open_range, info.uri), info.size, self.reader_settings, self.budget,
-                          self.ranges, name=node.path, sink=sink)
+        return self.readers.open(info.uri, info.size, name=node.path, sink=sink)
 
     def stats(self) -> FilesystemStats:
-        return FilesystemStats(self._open_files, self.budget.used, self.budget.peak, self.budget.streams)
+        budget = self.readers.budget
+        return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams)
 
 
 __all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]
