@@ -168,25 +168,24 @@ class BlockReader:
             end = self.size
         if offset >= end:
             return b""
+        out = None
         with self._lock:  # the common case, kept short: it runs once per kernel read
-            if not self._closed:
-                i = bisect.bisect_right(self._starts, offset) - 1
-                if i >= 0:
-                    extent = self._extents[self._starts[i]]
-                    data = extent.data
-                    if data is not None and end <= extent.end:
-                        start = extent.start
-                        if offset == start and end - offset == len(data):
-                            out = data
-                        else:
-                            out = data[offset - start:end - start]
-                        self._note_read(offset, end)
-                        if not self._victims:
-                            return out
-                        victims, self._victims = self._victims, []
-                        self._stop_others(victims)
-                        return out
-        return self._read_slow(offset, end)
+            i = bisect.bisect_right(self._starts, offset) - 1
+            if i >= 0 and not self._closed:
+                extent = self._extents[self._starts[i]]
+                data = extent.data
+                if data is not None and end <= extent.end:
+                    start = extent.start
+                    out = data if offset == start and end - offset == len(data) else data[offset - start:end - start]
+                    self._note_read(offset, end)
+                    victims = self._victims
+                    if victims:
+                        self._victims = []
+        if out is None:
+            return self._read_slow(offset, end)
+        if victims:  # other readers' prefetch is stopped without this reader's lock held
+            self._stop_others(victims)
+        return out
 
     def _read_slow(self, offset: int, end: int) -> bytes:
         pieces: list[memoryview] = []
@@ -223,7 +222,9 @@ class BlockReader:
         if self._budget.over:
             self._budget.reclaim(self)
         if len(pieces) == 1:
-            return bytes(pieces[0])
+            piece = pieces[0]
+            whole = piece.obj
+            return whole if len(piece) == len(whole) else bytes(piece)  # type: ignore[arg-type]
         return b"".join(pieces)
 
     def _is_sequential(self, offset: int) -> bool:
