@@ -131,8 +131,9 @@ def test_memory_stays_bounded_however_big_the_file() -> None:
 
 def test_all_open_files_share_one_budget() -> None:
     session = FakeSession(8 * MiB)
-    readers = FileReaders(session, ReadSettings(block_size=64 * KiB, first_block_size=16 * KiB,  # type: ignore[arg-type]
-                                                max_readahead=512 * KiB, total_budget=1 * MiB))
+    settings = ReadSettings(block_size=64 * KiB, first_block_size=16 * KiB, max_readahead=512 * KiB,
+                            total_budget=1 * MiB)
+    readers = FileReaders(session, settings)  # type: ignore[arg-type]
     handles = [readers.open("/data/f", 8 * MiB, name=f"f{i}") for i in range(4)]
     for handle in handles:
         assert read_all(handle, 512 * KiB) == session.data[:512 * KiB]

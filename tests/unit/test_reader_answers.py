@@ -55,7 +55,8 @@ class Session:
         return self.sent[-1]
 
 
-def reader(size: int, answer, settings: ReadSettings = SETTINGS) -> tuple[BlockReader, FileReaders, list[Answer]]:  # type: ignore[no-untyped-def]
+def reader(size: int, answer,  # type: ignore[no-untyped-def]
+           settings: ReadSettings = SETTINGS) -> tuple[BlockReader, FileReaders, list[Answer]]:
     session = Session(answer)
     readers = FileReaders(session, settings)  # type: ignore[arg-type]
     return readers.open("/data/f", size, name="f"), readers, session.sent

@@ -248,7 +248,7 @@ class BlockReader:
         if end - offset > self._ahead_slack // 2 - self._first and end - offset <= self._block:
             self._ahead_slack = self._first + 2 * (end - offset)  # the kernel's parallel reads of that size
         if sequential is None:
-            sequential = last is not None and last - self._slack <= offset <= max(last, self._cursor) + self._ahead_slack
+            sequential = self._is_sequential(offset)
         if sequential and last is not None:
             self._sequential = True
             if end > last:
@@ -303,8 +303,8 @@ class BlockReader:
         """Store a finished fetch (lock held): its bytes, or its error for the readers waiting on it."""
         self.fetches += 1
         if error is None and data is not None and len(data) != extent.end - extent.start:
-            error = ServerError(f"The server sent {len(data)} bytes at offset {extent.start} of {self.name or 'a file'} "
-                                f"({self.size} bytes); expected {extent.end - extent.start}")
+            error = ServerError(f"The server sent {len(data)} bytes at offset {extent.start} of "
+                                f"{self.name or 'a file'} ({self.size} bytes); expected {extent.end - extent.start}")
         if error is not None or self._closed or self._extents.get(extent.start) is not extent:
             self._remove(extent)
             if error is not None:
