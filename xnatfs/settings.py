@@ -53,16 +53,39 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class ReadSettings:
-    """Block reader: first block small (file managers sniff 16 KiB), read-ahead doubles up to a cap.
+    """The one ranged reader (:mod:`xnatfs.cache.blocks`), for ``File.open()`` and the mount alike.
 
-    ``max_blocks_per_handle`` × ``block_size`` bounds one open file; ``total_budget`` bounds all of them.
+    - ``first_block_size``: what the first read of a file, and any read that jumps elsewhere, fetches
+      (at least): file managers sniff the first 16 KiB of many files and thumbnailers read headers,
+      and neither must pull megabytes.
+    - ``block_size``: the unit of sequential read-ahead (one fetch, one socket read of that size).
+    - ``max_readahead``: how far ahead of a sequential reader blocks are fetched in the background;
+      the distance grows with the run (twice what the reader consumed since the run began).
+    - ``keep_behind``: how much a sequential reader keeps behind its position (the kernel's parallel
+      reads arrive slightly out of order); older blocks are dropped at once.
+    - ``max_blocks_per_handle`` × ``block_size`` bounds one open file; ``total_budget`` bounds all
+      open files of a connection (or mount) together: idle files give their blocks back first, and
+      the bytes a waiting read needs are always fetched, so the budget never deadlocks a read.
+    - ``max_streams``: open files prefetching at once; beyond it the least recently used stops.
+    - ``wait_timeout``: the longest a read waits for a block another thread is fetching.
+    - ``failure_memory``: after a read failed, reads of that file that need the server fail at once
+      with the same error for this long (0: off). The kernel retries a failed page itself, so without
+      it one ``read()`` on the mount would wait for a hung server two or three times over.
+    - ``kernel_read_ahead``: the mount only: the kernel's read-ahead for the mount (its request size,
+      up to libfuse 3's 1 MiB), set through sysfs when the daemon may (root); 0 leaves the kernel's
+      128 KiB. 1 MiB requests cost an eighth of the FUSE round trips (docs/performance.md).
     """
 
     block_size: int = 1 * MiB
     first_block_size: int = 128 * 1024
     max_readahead: int = 16 * MiB
+    keep_behind: int = 1 * MiB
     max_blocks_per_handle: int = 32
     total_budget: int = 96 * MiB
+    max_streams: int = 32
+    wait_timeout: float = 30.0
+    failure_memory: float = 0.0
+    kernel_read_ahead: int = 1 * MiB
 
 
 #: Seconds every request fails at once after one failed in transport (refused, reset, timed out): a

@@ -17,7 +17,9 @@ import pytest
 
 from rss_sampler import PeakRSS
 from mounting import MountFactory, Mounted, RequestCounter, daemon_process, expected_files, require_tools
+from xnatfs.daemon.readahead import read_ahead_path
 from xnatfs.emulator.server import EmulatorServer
+from xnatfs.settings import ReadSettings
 
 pytestmark = pytest.mark.mount
 
@@ -125,6 +127,22 @@ def test_a_sequential_read_streams_with_few_requests(big_emulator: tuple[Emulato
     # (192 here). The multi-threaded kernel queue can deliver a read or two out of order, which costs a
     # small block each, so allow a few more than the ideal 2.
     assert counter.read()["by_route"][FILE_ROUTE] <= 8
+
+
+def test_the_daemon_raises_the_kernel_read_ahead_when_it_may(big_emulator: tuple[EmulatorServer, bytes],
+                                                              mount_factory: MountFactory) -> None:
+    """Run as root, the daemon sets the mount's read-ahead to ReadSettings.kernel_read_ahead (1 MiB), so the
+    kernel asks for 1 MiB per request (docs/performance.md); without the right it leaves the default."""
+    server, data = big_emulator
+    mounted = mount_factory(server)
+    knob = read_ahead_path(mounted.path)
+    if not os.access(knob, os.W_OK):
+        pytest.skip("the sysfs read-ahead knob is not writable here (not root)")
+    deadline = time.monotonic() + 5
+    while int(knob.read_text()) < 1024 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(knob.read_text()) == ReadSettings().kernel_read_ahead // 1024
+    assert (mounted.path / BIG).read_bytes() == data
 
 
 def test_random_reads_return_the_right_bytes(big_emulator: tuple[EmulatorServer, bytes],

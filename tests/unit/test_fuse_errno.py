@@ -11,8 +11,8 @@ import pytest
 
 from xnatfs import errors
 from xnatfs.fuseops import XNATOperations
+from xnatfs.cache.blocks import repeated
 from xnatfs.errors import ServerNotAnswering
-from xnatfs.vfs.reader import RecentFailure
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +34,7 @@ TABLE = [
     (errors.UploadError("refused"), errno.EIO),
     (errors.ChecksumMismatch("md5"), errno.EIO),
     (ServerNotAnswering("down 0.5 s ago"), errno.ETIMEDOUT),
-    (RecentFailure(errors.RequestTimeout("slow")), errno.ETIMEDOUT),
+    (repeated(errors.RequestTimeout("slow")), errno.ETIMEDOUT),  # a failed read remembered: said once
     (RuntimeError("a bug"), errno.EIO),
 ]
 
@@ -60,5 +60,5 @@ def test_each_error_reaches_the_kernel_as_its_errno_with_one_log_line(error: Exc
     assert caught.value.errno == code
     records = [r for r in caplog.records if r.name == "xnatfs.fuseops"]
     assert len(records) == 1 and "/projects/P" in records[0].getMessage()
-    quiet = code == errno.ENOENT or isinstance(error, RecentFailure)
+    quiet = code == errno.ENOENT or getattr(error, "log_level", None) == logging.DEBUG
     assert records[0].levelno == (logging.DEBUG if quiet else logging.ERROR)

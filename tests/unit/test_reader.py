@@ -1,4 +1,5 @@
-"""The open-file reader over a fake ranged opener: request pattern, memory bounds, Range ignored, errors."""
+"""The one reader over a fake session (FileReaders → RangeFetch → BlockReader): the requests a read pattern
+costs, one stream per sequential run, the Range-ignored fallback, stalls, broken streams, concurrency."""
 
 from __future__ import annotations
 
@@ -9,28 +10,32 @@ import time
 import pytest
 
 from xnatfs.errors import RequestTimeout, TransportError
-from xnatfs.vfs.reader import RangeSupport, ReadBudget, ReaderSettings, RemoteFile
+from xnatfs.model.reading import FileReaders
+from xnatfs.settings import ReadSettings
 
 pytestmark = pytest.mark.unit
 
 KiB, MiB = 1024, 1024 * 1024
-SETTINGS = ReaderSettings(first_block=16 * KiB, chunk=64 * KiB, max_ahead=512 * KiB, keep_behind=128 * KiB,
-                          total_budget=4 * MiB, max_streams=4, wait_timeout=2.0)
+SETTINGS = ReadSettings(block_size=64 * KiB, first_block_size=16 * KiB, max_readahead=512 * KiB,
+                        keep_behind=128 * KiB, total_budget=4 * MiB, max_streams=4, wait_timeout=2.0)
 
 
 class FakeStream:
-    def __init__(self, server: FakeServer, start: int, end: int | None) -> None:
+    def __init__(self, server: FakeSession, start: int, end: int | None, ranged: bool) -> None:
+        size = len(server.data)
         self.server = server
-        ranged = server.ranges and (start > 0 or end is not None)
         self.status = 206 if ranged else 200
         self.pos = start if ranged else 0
-        self.end = (end if end is not None else len(server.data)) if ranged else len(server.data)
-        self.headers = {"Content-Range": f"bytes {start}-{self.end - 1}/{len(server.data)}"} if ranged else {}
+        self.end = (size if end is None else end) if ranged else size
+        self.headers = {"Content-Length": str(self.end - self.pos)}
+        if ranged:
+            self.headers["Content-Range"] = f"bytes {start}-{self.end - 1}/{size}"
+        self.url = "http://xnat/f"
         self.closed = False
 
     def read(self, size: int = -1) -> bytes:
         if self.server.stall.is_set():
-            time.sleep(5)
+            time.sleep(3)
         if self.server.fail_after is not None and self.pos >= self.server.fail_after:
             raise TransportError("connection reset")
         size = self.end - self.pos if size < 0 else min(size, self.end - self.pos)
@@ -43,31 +48,44 @@ class FakeStream:
         self.closed = True
 
 
-class FakeServer:
-    """Serves ``data``; records each request as (start, end); can ignore Range, stall or fail."""
+class FakeSession:
+    """Serves ``data`` like XNAT; records each request's Range as (start, end or None); can ignore Range,
+    stall or fail."""
 
     def __init__(self, size: int, *, ranges: bool = True) -> None:
         self.data = random.Random(size).randbytes(size)
         self.ranges = ranges
-        self.requests: list[tuple[int, int | None]] = []
+        self.requests: list[tuple[int, int | None] | None] = []
+        self.streams: list[FakeStream] = []
         self.sent = 0
         self.stall = threading.Event()
         self.fail_after: int | None = None
+        self._lock = threading.Lock()
 
-    def open(self, start: int, end: int | None) -> FakeStream:
-        self.requests.append((start, end))
-        return FakeStream(self, start, end)
+    def open_stream(self, method: str, path: str, *, headers: dict[str, str], ok: tuple[int, ...]) -> FakeStream:
+        header = headers.get("Range")
+        with self._lock:
+            if header is None:
+                self.requests.append(None)
+                stream = FakeStream(self, 0, None, ranged=False)
+            else:
+                first, _, last = header.removeprefix("bytes=").partition("-")
+                start, end = int(first), (int(last) + 1 if last else None)
+                self.requests.append((start, end))
+                stream = FakeStream(self, start, end, ranged=self.ranges)
+            self.streams.append(stream)
+            return stream
 
 
-def make(size: int, *, ranges: bool = True, budget: ReadBudget | None = None,
-         support: RangeSupport | None = None) -> tuple[RemoteFile, FakeServer, ReadBudget]:
-    server = FakeServer(size, ranges=ranges)
-    budget = budget or ReadBudget(SETTINGS.total_budget, SETTINGS.max_streams)
-    handle = RemoteFile(server.open, size, SETTINGS, budget, support or RangeSupport(), name="f")
-    return handle, server, budget
+def make(size: int, *, ranges: bool = True, readers: FileReaders | None = None,
+         settings: ReadSettings = SETTINGS):  # type: ignore[no-untyped-def]
+    session = FakeSession(size, ranges=ranges)
+    readers = readers or FileReaders(session, settings)  # type: ignore[arg-type]
+    readers.session = session  # type: ignore[assignment]
+    return readers.open("/data/f", size, name="f"), session, readers
 
 
-def read_all(handle: RemoteFile, size: int, step: int = 32 * KiB) -> bytes:
+def read_all(handle, size: int, step: int = 32 * KiB) -> bytes:  # type: ignore[no-untyped-def]
     return b"".join(handle.read(offset, step) for offset in range(0, size, step))
 
 
@@ -79,84 +97,76 @@ def test_a_first_small_read_costs_one_small_ranged_request() -> None:
     handle.close()
 
 
-def test_a_sequential_read_streams_in_one_request_after_the_first_block() -> None:
+def test_a_sequential_read_is_one_stream_after_the_first_block() -> None:
     handle, server, _ = make(3 * MiB)
     assert read_all(handle, 3 * MiB) == server.data
     assert server.requests == [(0, 32 * KiB), (32 * KiB, None)]  # the first read asked for 32 KiB
     handle.close()
+    assert all(stream.closed for stream in server.streams)
 
 
-def test_random_reads_are_small_ranged_requests_and_correct() -> None:
+def test_random_reads_are_small_bounded_requests_and_correct() -> None:
     handle, server, _ = make(8 * MiB)
     rng = random.Random(1)
     for _ in range(50):
         offset = rng.randrange(8 * MiB)
         assert handle.read(offset, 1000) == server.data[offset:offset + 1000]
-    assert all(end is not None and end - start <= 16 * KiB for start, end in server.requests)
-    assert server.sent <= 51 * 16 * KiB
+    assert len(server.requests) <= 50
+    assert sum(1 for start, end in server.requests if end is None or end - start > 16 * KiB) <= 2
+    assert server.sent <= 50 * 16 * KiB + 2 * 64 * KiB
     handle.close()
 
 
-def test_memory_stays_within_the_window_however_big_the_file() -> None:
-    handle, server, budget = make(16 * MiB)
+def test_memory_stays_bounded_however_big_the_file() -> None:
+    handle, server, readers = make(16 * MiB)
     peak = 0
     for offset in range(0, 16 * MiB, 128 * KiB):
         assert handle.read(offset, 128 * KiB) == server.data[offset:offset + 128 * KiB]
-        peak = max(peak, handle.buffered)
-    limit = SETTINGS.max_ahead + SETTINGS.keep_behind + 2 * SETTINGS.chunk
-    assert peak <= limit and budget.peak <= limit
+        peak = max(peak, handle.cached_bytes)
+    limit = SETTINGS.max_readahead + SETTINGS.keep_behind + 2 * SETTINGS.block_size
+    assert peak <= limit and readers.budget.peak <= limit
     handle.close()
-    assert budget.used == 0
+    assert readers.budget.used == 0
 
 
-def test_read_ahead_grows_with_the_sequential_run_and_stays_bounded() -> None:
-    handle, server, _ = make(16 * MiB)
-    handle.read(0, 4096)
-    handle.read(16 * KiB, 64 * KiB)  # sequential: the stream starts, two chunks ahead
-    time.sleep(0.2)
-    early = server.sent
-    assert early <= 16 * KiB + 64 * KiB + 2 * SETTINGS.chunk + SETTINGS.chunk
-    for offset in range(80 * KiB, 4 * MiB, 64 * KiB):
-        handle.read(offset, 64 * KiB)
-    time.sleep(0.2)
-    ahead = server.sent - 4 * MiB
-    assert 2 * SETTINGS.chunk < ahead <= SETTINGS.max_ahead + SETTINGS.chunk
-    handle.close()
-
-
-def test_idle_files_give_their_read_ahead_back_when_the_budget_is_spent() -> None:
-    budget = ReadBudget(1 * MiB, max_streams=8)
-    files = [make(8 * MiB, budget=budget) for _ in range(4)]
-    for handle, server, _ in files:
-        assert handle.read(0, 4096) == server.data[:4096]
-        assert handle.read(4096, 128 * KiB) == server.data[4096:4096 + 128 * KiB]
-    time.sleep(0.4)  # the first files are now idle
-    for handle, server, _ in files:
-        assert handle.read(4096 + 128 * KiB, 128 * KiB) == server.data[4096 + 128 * KiB:4096 + 256 * KiB]
+def test_all_open_files_share_one_budget() -> None:
+    session = FakeSession(8 * MiB)
+    settings = ReadSettings(block_size=64 * KiB, first_block_size=16 * KiB, max_readahead=512 * KiB,
+                            total_budget=1 * MiB)
+    readers = FileReaders(session, settings)  # type: ignore[arg-type]
+    handles = [readers.open("/data/f", 8 * MiB, name=f"f{i}") for i in range(4)]
+    for handle in handles:
+        assert read_all(handle, 512 * KiB) == session.data[:512 * KiB]
+    time.sleep(0.3)
+    for handle in handles:
+        assert handle.read(512 * KiB, 128 * KiB) == session.data[512 * KiB:640 * KiB]
         time.sleep(0.25)
-    assert budget.used <= 1 * MiB + 4 * (SETTINGS.chunk + 256 * KiB)
-    for handle, *_ in files:
+    assert readers.budget.used <= 1 * MiB + 4 * 2 * 64 * KiB
+    for handle in handles:
         handle.close()
-    assert budget.used == 0
+    assert readers.budget.used == 0
 
 
-def test_a_server_that_ignores_range_is_read_forward() -> None:
-    support = RangeSupport()
-    handle, server, _ = make(2 * MiB, ranges=False, support=support)
+def test_a_server_that_ignores_range_is_read_as_a_forward_stream() -> None:
+    handle, server, readers = make(2 * MiB, ranges=False)
     assert read_all(handle, 2 * MiB) == server.data
-    assert support.supported is False
-    for offset in (1_500_000, 100, 1_900_000):  # random access still answers, by re-reading from the start
+    assert readers.range_supported is False
+    assert len(server.requests) <= 2  # the first answer (the whole file) serves the whole run
+    for offset in (1_500_000, 100, 1_900_000):  # random access still answers, by reading from the start again
         assert handle.read(offset, 5000) == server.data[offset:offset + 5000]
     handle.close()
+    other, later, _ = make(100_000, ranges=False, readers=readers)
+    assert other.read(0, 10) == later.data[:10]
+    assert later.requests == [None]  # once known, no Range is sent
 
 
 def test_a_stalled_server_fails_the_read_within_the_wait_timeout() -> None:
     handle, server, _ = make(4 * MiB)
-    handle.read(0, 4096)
+    handle.read(0, 16 * KiB)
     server.stall.set()
     start = time.monotonic()
     with pytest.raises(RequestTimeout):
-        handle.read(4096, 256 * KiB)
+        handle.read(16 * KiB, 256 * KiB)
     assert time.monotonic() - start < SETTINGS.wait_timeout + 1
     handle.close()
 
@@ -168,6 +178,7 @@ def test_a_broken_stream_is_an_error_for_the_reader_then_reads_resume() -> None:
         read_all(handle, 4 * MiB)
     server.fail_after = None
     assert handle.read(2 * MiB, 1000) == server.data[2 * MiB:2 * MiB + 1000]
+    assert read_all(handle, 4 * MiB) == server.data
     handle.close()
 
 
@@ -186,6 +197,7 @@ def test_concurrent_readers_of_one_handle_get_their_bytes() -> None:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    threads.append(threading.Thread(target=lambda: read_all(handle, 8 * MiB, 128 * KiB)))
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -49,6 +49,7 @@ from xnatfs.daemon.options import (
     options_from_args,
 )
 from xnatfs.daemon.process import LibfuseStderr, setup_logging, tune_malloc
+from xnatfs.daemon.readahead import raise_read_ahead_later
 from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import CacheSettings, ReadSettings, RetryPolicy, Settings, Timeouts
@@ -60,6 +61,12 @@ log = logging.getLogger("xnatfs.daemon")
 #: ``cp -r`` costs the user more than a few seconds. 8 retries, sleeps of at most 0.5 s (about 3.4 s
 #: in all); a server that refuses connections is given up on after 3 retries (0.9 s).
 MOUNT_RETRY = RetryPolicy(total=3, backoff_factor=0.2, status_retries=8, backoff_max=0.5)
+
+
+def mount_read_settings(timeout: float) -> ReadSettings:
+    """The mount's reader: reads wait at most the read timeout for a block; a failed read is remembered
+    for 2 s, so the kernel's own retries of the same pages fail at once instead of waiting again."""
+    return ReadSettings(wait_timeout=timeout, failure_memory=2.0)
 
 
 def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
@@ -74,14 +81,14 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.fuseops import XNATOperations
     from xnatfs.vfs.diskcache import DiskCache
     from xnatfs.vfs.filesystem import Filesystem
-    from xnatfs.vfs.reader import ReaderSettings
     from xnatfs.vfs.spool import default_spool_root
     from xnatfs.vfs.tree import TreeSettings
     from xnatfs.vfs.writes import WriteSettings
 
     tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
-                        cache=CacheSettings(ttl=opts.metadata_ttl), read=ReadSettings(), retry=MOUNT_RETRY)
+                        cache=CacheSettings(ttl=opts.metadata_ttl), read=mount_read_settings(opts.timeout),
+                        retry=MOUNT_RETRY)
     log.info("Connecting to %s as %s", redact_url(opts.url), credentials.user if credentials else "anonymous")
     connection = xnatfs.connect(opts.url, credentials.user if credentials else None,
                                 credentials.password if credentials else None, settings=settings,
@@ -99,7 +106,6 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
                                import_destination=opts.import_destination,
                                spool_root=opts.spool_dir or default_spool_root(opts.cache_dir))
         filesystem = Filesystem(connection, TreeSettings(ttl=opts.metadata_ttl, maxsize=settings.cache.maxsize),
-                                ReaderSettings.from_read_settings(settings.read, wait_timeout=opts.timeout),
                                 disk_cache=cache, write_settings=writes)
         if not opts.read_only:
             log.info("Writable: import/ sends to the %s; deleting on the server is %s; spool in %s",
@@ -109,6 +115,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
 
         def mounted() -> None:
             ready.append(True)
+            raise_read_ahead_later(opts.mountpoint, settings.read.kernel_read_ahead)
             captured.release()
             if on_ready is not None:
                 on_ready()

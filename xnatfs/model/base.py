@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import ServerError
 from xnatfs.model.fields import FieldDescriptor, to_xnat
+from xnatfs.model.reading import FileReaders
 from xnatfs.rest.items import Item, current_item
 from xnatfs.settings import DEFAULT_SETTINGS, Settings
 from xnatfs.transport.session import Params, XNATSession
@@ -86,8 +87,8 @@ class ModelContext:
         self.settings = settings
         self.cache = TTLCache(settings.cache.maxsize, settings.cache.ttl)
         self.registry = registry
-        #: Set once a server answered a ranged GET with the whole file; later reads stream directly.
-        self.range_ignored = False
+        #: the one ranged reader of the connection's files (File.open(); the mount's reads), one budget
+        self.readers = FileReaders(session, settings.read)
         self._notes: set[str] = set()
         self._lock = threading.Lock()
 

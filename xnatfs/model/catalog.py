@@ -25,7 +25,6 @@ Which request answers what (xnat-rest-spec §8–§13):
                            every resource of the object and, for a session, of its scans, assessors
                            and reconstructions, with size, md5 and the resource ID (``cat_ID``)
 ``document(o, "xml")``     ``GET <uri>?format=xml``
-``open_range(uri, a, b)``  ``GET <file uri>`` with ``Range: bytes=a-b`` (206, or 200 if ignored)
 =========================  =====================================================================
 
 Results are kept in the connection's :class:`~xnatfs.cache.ttl.TTLCache` under keys that start with
@@ -76,12 +75,10 @@ from xnatfs.rest.dates import epoch_of, zone_of
 from xnatfs.rest.items import Item, current_item, field_text
 from xnatfs.rest.paths import file_uri_from_listing, normalize, with_data_prefix
 from xnatfs.rest.resultset import parse_resultset
-from xnatfs.transport.session import Stream
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-IDENTITY = {"Accept-Encoding": "identity"}
 
 #: children fields that hold objects or resources (shown as directories, not in xnat.json)
 _HIERARCHY_FIELDS = {"experiments/experiment", "scans/scan", "assessors/assessor",
@@ -205,19 +202,6 @@ class Catalog:
             found = (_prearchive_file(row, resource.id) for row in rows)
             return tuple(info for info in found if info is not None)
         return self._cached((f"{resource.uri}/files", "catalog"), load)
-
-    # -- file data ---------------------------------------------------------------------------------
-
-    def open_range(self, uri: str, start: int, end: int | None = None) -> Stream:
-        """A streamed ``GET`` of bytes ``[start, end)`` (to the end if ``end`` is None).
-
-        The answer is 206 with the range, or 200 with the whole file if the server ignores ``Range``;
-        callers check ``stream.status``. Without a range (``start == 0`` and no end) no header is sent.
-        """
-        headers = dict(IDENTITY)
-        if start > 0 or end is not None:
-            headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
-        return self.ctx.session.open_stream("GET", uri, headers=headers, ok=(200, 206))
 
     # -- parsing -------------------------------------------------------------------------------------
 

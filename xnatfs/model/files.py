@@ -1,70 +1,51 @@
 """Files in a resource: metadata from the listing row, seekable reads, streamed download.
 
 ``File.open()`` returns a seekable binary file (``io.BufferedReader`` over :class:`RemoteReader`).
-Reads go through a :class:`~xnatfs.cache.blocks.BlockReader` whose fetch is a ranged ``GET``
-(``Range: bytes=a-b`` → 206), so memory stays bounded and a seek costs one small request, unlike
-xnatpy's ``open()``, which buffers the whole file (xnatpy-notes §4.6).
-
-Real XNAT may ignore ``Range`` (xnat-rest-spec §13.2) and answer 200 with the whole body. Then the
-reader falls back to one forward stream: bytes before the wanted offset are skipped, a backward seek
-outside the cached blocks re-opens the stream. This is logged once per connection, and later
-files of that connection go straight to the stream.
-
-Every request has the connection's timeouts; a server that stops sending fails the read with
-:class:`~xnatfs.errors.RequestTimeout` instead of hanging. No answer is taken on trust: a 206 must
-start where asked and its ``Content-Length`` must match its ``Content-Range``; a 200 (the whole file)
-whose ``Content-Length`` is not the file's size (a login page, a proxy's error page) is a
-:class:`~xnatfs.errors.ServerError`; and only the bytes asked for are ever read, however long a body
-the server announces or sends.
+Reads go through the connection's one ranged reader (:class:`~xnatfs.model.reading.FileReaders`,
+``ModelContext.readers``; the mount uses the same): a small first block, background read-ahead on
+one stream once reads are sequential, a seek costing one small ranged request, memory bounded per
+file and for all open files of the connection together, unlike xnatpy's ``open()``, which buffers
+the whole file (xnatpy-notes §4.6). A server that ignores ``Range`` is read as a forward stream
+(logged once per connection); no answer is taken on trust (:mod:`xnatfs.model.reading`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xnatfs.cache.blocks import BlockReader
 from xnatfs.errors import ServerError
+from xnatfs.model.reading import IDENTITY
 from xnatfs.model.transfer import Progress, stream_to_file
 from xnatfs.redact import redact_url
 from xnatfs.rest.paths import file_path, file_uri_from_listing, normalize
 from xnatfs.rest.resultset import Row
-from xnatfs.settings import MiB
-from xnatfs.transport.session import Stream
 
 if TYPE_CHECKING:
     from xnatfs.model.base import ModelContext, XNATObject
 
 log = logging.getLogger(__name__)
 
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-IDENTITY = {"Accept-Encoding": "identity"}
-
 
 class RemoteReader(io.RawIOBase):
-    """A read-only, seekable raw file over HTTP (see the module docstring). Not thread-safe by
-    itself; wrap it in ``io.BufferedReader`` (which locks) as :meth:`File.open` does."""
+    """A read-only, seekable raw file over a :class:`~xnatfs.cache.blocks.BlockReader`. Not thread-safe
+    by itself (its position); wrap it in ``io.BufferedReader`` (which locks) as :meth:`File.open` does."""
 
-    def __init__(self, ctx: ModelContext, path: str, size: int) -> None:
+    def __init__(self, reader: BlockReader) -> None:
         super().__init__()
-        self._ctx = ctx
-        self._path = path
-        self._size = size
+        self._reader = reader
+        self._size = reader.size
         self._pos = 0
-        self._blocks = BlockReader(self._fetch, size, ctx.settings.read)
-        self._forward: Stream | None = None
-        self._forward_pos = 0
-        self.requests = 0
 
     def __repr__(self) -> str:
-        return f"<RemoteReader {redact_url(self._path)} size={self._size} pos={self._pos}>"
+        return f"<RemoteReader {self._reader.name} size={self._size} pos={self._pos}>"
 
     @property
     def blocks(self) -> BlockReader:
-        return self._blocks
+        return self._reader
 
     def readable(self) -> bool:
         return True
@@ -94,7 +75,7 @@ class RemoteReader(io.RawIOBase):
             raise ValueError("I/O operation on closed file")
         if size is None or size < 0:
             size = max(0, self._size - self._pos)
-        data = self._blocks.read(self._pos, size)
+        data = self._reader.read(self._pos, size)
         self._pos += len(data)
         return data
 
@@ -103,77 +84,8 @@ class RemoteReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._close_forward()
-            self._blocks.clear()
+            self._reader.close()
         super().close()
-
-    # -- fetching -----------------------------------------------------------------------------------
-
-    def _fetch(self, start: int, end: int) -> bytes:
-        if not self._ctx.range_ignored:
-            headers = {**IDENTITY, "Range": f"bytes={start}-{end - 1}"}
-            stream = self._ctx.session.open_stream("GET", self._path, headers=headers, ok=(200, 206))
-            self.requests += 1
-            if stream.status == 206:
-                with stream:
-                    self._check_content_range(stream, start)
-                    return stream.read(end - start)
-            self._check_whole_file(stream)
-            self._ctx.range_ignored = True
-            self._ctx.note_once("range-ignored", "The server ignores HTTP Range requests (answered %s with the "
-                                "whole file); files are read as forward streams, and seeking backwards reads "
-                                "again from the start", redact_url(stream.url))
-            self._close_forward()
-            self._forward, self._forward_pos = stream, 0
-        return self._fetch_forward(start, end)
-
-    def _check_content_range(self, stream: Stream, start: int) -> None:
-        match = _CONTENT_RANGE.match(stream.headers.get("Content-Range", ""))
-        if match is None or int(match.group(1)) != start:
-            raise ServerError(f"The server answered a Range request for offset {start} with Content-Range "
-                              f"{stream.headers.get('Content-Range')!r}", status=206, url=stream.url)
-        length = _identity_length(stream)
-        span = int(match.group(2)) - int(match.group(1)) + 1
-        if length is not None and length != span:
-            raise ServerError(f"The server answered a Range request with Content-Length {length} for Content-Range "
-                              f"{stream.headers.get('Content-Range')!r}", status=206, url=stream.url)
-
-    def _check_whole_file(self, stream: Stream) -> None:
-        """A 200 answer to a Range request is the whole file: its length must be the file's size."""
-        length = _identity_length(stream)
-        if length is not None and length != self._size:
-            stream.close()
-            raise ServerError(f"The server answered with {length} bytes for a file of {self._size} bytes (a login "
-                              f"page or a proxy's answer instead of the file?)", status=stream.status, url=stream.url)
-
-    def _fetch_forward(self, start: int, end: int) -> bytes:
-        if self._forward is None or start < self._forward_pos:
-            self._close_forward()
-            stream = self._ctx.session.open_stream("GET", self._path, headers=IDENTITY)
-            self.requests += 1
-            self._check_whole_file(stream)
-            self._forward, self._forward_pos = stream, 0
-        while self._forward_pos < start:
-            skipped = self._forward.read(min(start - self._forward_pos, 1 * MiB))
-            if not skipped:
-                break
-            self._forward_pos += len(skipped)
-        data = self._forward.read(end - start)
-        self._forward_pos += len(data)
-        return data
-
-    def _close_forward(self) -> None:
-        if self._forward is not None:
-            self._forward.close()
-            self._forward = None
-
-
-def _identity_length(stream: Stream) -> int | None:
-    """The body length ``Content-Length`` announces, if the body is not content-encoded (else None)."""
-    if stream.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
-        return None
-    declared = stream.headers.get("Content-Length", "").strip()
-    return int(declared) if declared.isdigit() else None
 
 
 class File:
@@ -255,8 +167,9 @@ class File:
         return self._size
 
     def open(self, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
-        """A seekable binary file reading by ranged GETs through a bounded block cache."""
-        return io.BufferedReader(RemoteReader(self._ctx, self._uri, self.size), buffer_size=buffer_size)
+        """A seekable binary file reading by ranged GETs through the connection's bounded block cache."""
+        reader = self._ctx.readers.open(self._uri, self.size, name=redact_url(self._uri))
+        return io.BufferedReader(RemoteReader(reader), buffer_size=buffer_size)
 
     def download(self, target: str | Path, *, progress: Progress | None = None, verify: bool = True) -> Path:
         """Stream the file to ``target`` (a file path, or a directory to put ``name`` in).

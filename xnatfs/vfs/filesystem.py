@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 from xnatfs.errors import (
@@ -39,8 +38,6 @@ from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PrearchiveView
-from xnatfs.vfs.readpolicy import RangeSupport, ReadBudget, ReaderSettings
-from xnatfs.vfs.reader import RemoteFile
 from xnatfs.model.catalog import Catalog
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
@@ -100,7 +97,7 @@ class FilesystemStats:
 class Filesystem:
     """Paths, listings and open files of one mounted XNAT server (see module docstring)."""
 
-    def __init__(self, connection: Connection, tree_settings: TreeSettings, reader_settings: ReaderSettings, *,
+    def __init__(self, connection: Connection, tree_settings: TreeSettings, *,
                  disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None,
                  catalog: Catalog | None = None) -> None:
         self.connection = connection
@@ -113,9 +110,8 @@ class Filesystem:
         #: the top-level folders, each answering for the paths below it (:mod:`xnatfs.vfs.areas`)
         self.areas = areas_by_name(ProjectsArea(self.tree, self.writes), PrearchiveArea(self.prearchive),
                                    ImportDirArea(self.writes.imports))
-        self.reader_settings = reader_settings
-        self.budget = ReadBudget(reader_settings.total_budget, reader_settings.max_streams)
-        self.ranges = RangeSupport()
+        #: the connection's one ranged reader (xnatfs.model.reading), the one File.open() uses: one budget
+        self.readers = connection.context.readers
         self.disk_cache = disk_cache
         self._open_files = 0
         self._count_lock = threading.Lock()
@@ -257,11 +253,11 @@ class Filesystem:
             if fd is not None:
                 return CachedFile(fd, info.size)
             sink = self.disk_cache.writer(key, info.size, info.md5)
-        return RemoteFile(partial(self.source.open_range, info.uri), info.size, self.reader_settings, self.budget,
-                          self.ranges, name=node.path, sink=sink)
+        return self.readers.open(info.uri, info.size, name=node.path, sink=sink)
 
     def stats(self) -> FilesystemStats:
-        return FilesystemStats(self._open_files, self.budget.used, self.budget.peak, self.budget.streams)
+        budget = self.readers.budget
+        return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams)
 
 
 __all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]
