@@ -16,7 +16,7 @@ What the callbacks report:
 - ``statfs``: a read-only mount has no free space; a writable one reports its spool disk; 255-byte
   names.
 
-Writes (:mod:`xnatfs.vfs.writes` decides what is allowed): ``create``/``write`` go to the local spool;
+Writes (the area of the path decides what is allowed, :mod:`xnatfs.vfs.areas`): ``create``/``write`` go to the local spool;
 ``flush`` — called on every ``close()``, and whose error is ``close()``'s error — sends a written file
 and passes the pid of the closing process, so a writer that is being killed is recognised
 (:mod:`xnatfs.vfs.procstat`); ``release`` only closes. ``rename``, ``link``, ``symlink``, ``mknod`` are
@@ -211,7 +211,7 @@ class XNATOperations(mfusepy.Operations):
         if handle is not None:
             self.fs.release(handle)
 
-    # -- changes (xnatfs.vfs.writes decides; EROFS on a read-only mount) ----------------------------
+    # -- changes (the path's area decides; EROFS on a read-only mount) --------------------------------
 
     @fuse_errors
     def unlink(self, path: str) -> None:

@@ -342,24 +342,22 @@ class BlockReader:
                 self._start_pump()
             elif self._paused:
                 self._space.notify()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
-            self.waits += 1
-            self._cond.wait(min(remaining, 1.0))
-            if self._closed:
-                raise ServerError(f"read after close: {self.name}")
+            self._wait_once(deadline)
+
+    def _wait_once(self, deadline: float) -> None:
+        """One bounded wait for the prefetch thread (lock held); RequestTimeout past ``deadline``."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
+        self.waits += 1
+        self._cond.wait(min(remaining, 1.0))
+        if self._closed:
+            raise ServerError(f"read after close: {self.name}")
 
     def _wait_for(self, extent: _Extent, deadline: float) -> None:
         """Wait (bounded) for a fetch in progress; its error is this read's error."""
         while extent.data is None and extent.error is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout(f"No data for {self.name} within {self.settings.wait_timeout:.0f} s")
-            self.waits += 1
-            self._cond.wait(min(remaining, 1.0))
-            if self._closed:
-                raise ServerError(f"read after close: {self.name}")
+            self._wait_once(deadline)
         if extent.error is not None:
             raise extent.error
 

@@ -15,7 +15,7 @@ here, not at the first ``ls``), and runs libfuse's multi-threaded loop until unm
   session, an uploaded file — is found by name at once). ``ro`` with ``--read-only`` (the kernel then refuses every change with EROFS),
   ``default_permissions``, ``hard_remove`` (``rm`` of an open file is not turned into a rename), no
   ``allow_other`` unless given with ``-o``. ``max_read`` is refused: libfuse 3 fails the mount with it.
-- Writes (:mod:`xnatfs.vfs.writes`): ``--import-destination``, ``--allow-delete``, ``--spool-dir``.
+- Writes (:mod:`xnatfs.vfs.writes`, through the areas of :mod:`xnatfs.vfs.areas`): ``--import-destination``, ``--allow-delete``, ``--spool-dir``.
 - ``fsname=xnat:<host>`` and ``subtype=xnatfs`` tell desktops that this is a remote filesystem.
 
 ``xnatfs umount MOUNTPOINT [--lazy]`` runs ``fusermount3 -u`` (``-z`` with ``--lazy``).
