@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -117,23 +118,28 @@ def test_concurrent_use_keeps_the_bound() -> None:
     assert len(cache) <= 50
 
 
-def test_concurrent_loads_of_one_key_share_one_load() -> None:
-    cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
-    gate, calls, results = threading.Event(), [], []
-
-    def load() -> str:
-        calls.append(1)
-        assert gate.wait(5)
-        return "value"
-
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_load("/k", load))) for _ in range(4)]
+def run_callers(call: Callable[[], None], count: int, entered: threading.Event, gate: threading.Event) -> None:
+    """``count`` threads run ``call``; once the first load has begun, the gate lets it finish."""
+    threads = [threading.Thread(target=call) for _ in range(count)]
     for thread in threads:
         thread.start()
-    while not calls:
-        pass
+    assert entered.wait(5)
     gate.set()
     for thread in threads:
         thread.join(5)
+
+
+def test_concurrent_loads_of_one_key_share_one_load() -> None:
+    cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
+    entered, gate, calls, results = threading.Event(), threading.Event(), [], []
+
+    def load() -> str:
+        calls.append(1)
+        entered.set()
+        assert gate.wait(5)
+        return "value"
+
+    run_callers(lambda: results.append(cache.get_or_load("/k", load)), 4, entered, gate)
     assert len(calls) == 1 and results == ["value"] * 4
 
 
@@ -162,10 +168,11 @@ def test_a_load_that_began_before_an_invalidation_is_not_stored_nor_shared() -> 
 
 def test_a_failed_load_reaches_its_waiters_and_is_not_cached() -> None:
     cache = TTLCache(maxsize=10, ttl=60, timer=Clock())
-    gate, calls, errors = threading.Event(), [], []
+    entered, gate, calls, errors = threading.Event(), threading.Event(), [], []
 
     def failing() -> str:
         calls.append(1)
+        entered.set()
         assert gate.wait(5)
         raise ValueError("server down")
 
@@ -175,13 +182,6 @@ def test_a_failed_load_reaches_its_waiters_and_is_not_cached() -> None:
         except ValueError as exc:
             errors.append(str(exc))
 
-    threads = [threading.Thread(target=call) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    while not calls:
-        pass
-    gate.set()
-    for thread in threads:
-        thread.join(5)
+    run_callers(call, 3, entered, gate)
     assert len(calls) == 1 and errors == ["server down"] * 3
     assert cache.get_or_load("/k", lambda: "ok") == "ok"

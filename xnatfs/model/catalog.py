@@ -73,7 +73,7 @@ from xnatfs.model.records import (
 )
 from xnatfs.rest.dates import epoch_of, zone_of
 from xnatfs.rest.items import Item, current_item, field_text
-from xnatfs.rest.paths import file_uri_from_listing, normalize, with_data_prefix
+from xnatfs.rest.paths import file_resource_key, file_uri_from_listing, normalize, with_data_prefix
 from xnatfs.rest.resultset import parse_resultset
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,10 @@ _HIERARCHY_FIELDS = {"experiments/experiment", "scans/scan", "assessors/assessor
 _RESOURCE_FIELDS = ("resources/resource", "file", "out/file", "in/file")
 _SESSION_URI = re.compile(r"/data/experiments/[^/]+")
 _PREARCHIVE_FILE = re.compile(r"/files/(.+)$")
-_FILES_PART = re.compile(r"/resources/([^/]+)/files/(.+)$")
 #: the model family of each record kind (the generated class is looked up by the record's xsi type)
-_FAMILIES: dict[str, tuple[type, str]] = {
-    PROJECT: (ProjectBase, "xnat:projectData"), SUBJECT: (SubjectBase, "xnat:subjectData"),
-    EXPERIMENT: (ExperimentBase, "xnat:experimentData"), SCAN: (ScanBase, "xnat:imageScanData"),
-    ASSESSOR: (AssessorBase, "xnat:imageAssessorData"), RECONSTRUCTION: (ReconstructionBase, "xnat:reconstructedImageData"),
+_FAMILIES: dict[str, type[XNATObject]] = {
+    PROJECT: ProjectBase, SUBJECT: SubjectBase, EXPERIMENT: ExperimentBase, SCAN: ScanBase, ASSESSOR: AssessorBase,
+    RECONSTRUCTION: ReconstructionBase,
 }
 
 
@@ -103,7 +101,6 @@ class Catalog:
 
     def __init__(self, ctx: ModelContext) -> None:
         self.ctx = ctx
-        self.ttl = ctx.settings.cache.ttl
         #: the server's zone, learnt from its documents (:meth:`_learn_zone`); None until then
         self._zone: tzinfo | None = None
         self._zone_tried = False
@@ -122,10 +119,10 @@ class Catalog:
     def object_of(self, record: XObject | ResourceInfo) -> XNATObject:
         """The generated model object a record describes (no request): writes and typed fields go through it."""
         if isinstance(record, ResourceInfo):
-            return self.ctx.class_for("xnat:resourceCatalog", "xnat:abstractResource", ResourceBase)(
+            return self.ctx.class_for("xnat:resourceCatalog", ResourceBase.FAMILY_XSI, ResourceBase)(
                 self.ctx, record.uri, id=record.id, row={"label": record.label, "xnat_abstractresource_id": record.id})
-        family, fallback = _FAMILIES[record.kind]
-        cls = self.ctx.class_for(record.xsi_type, fallback, family)
+        family = _FAMILIES[record.kind]
+        cls = self.ctx.class_for(record.xsi_type, family.FAMILY_XSI, family)
         row = {key: str(value) for key, value in record.fields.items() if isinstance(value, (str, int, float))}
         return cls(self.ctx, record.uri, row=row, xsi_type=record.xsi_type or None, id=record.id or None)
 
@@ -134,12 +131,15 @@ class Catalog:
     def projects(self) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
             rows = self._rows("/data/projects")
-            if rows and rows[0].get("ID"):
-                self._learn_zone(f"/data/projects/{quote(rows[0]['ID'], safe='')}")
-            return tuple(XObject(PROJECT, r.get("ID", ""), r.get("ID", ""), "xnat:projectData",
-                                 normalize(r.get("URI") or f"/data/projects/{quote(r.get('ID', ''), safe='')}"),
-                                 self._row_time(r), r, scope_uri="")
-                         for r in rows if r.get("ID"))
+            def record(r: dict[str, str], mtime: float | None) -> XObject:
+                return XObject(PROJECT, r["ID"], r["ID"], "xnat:projectData",
+                               normalize(r.get("URI") or f"/data/projects/{quote(r['ID'], safe='')}"), mtime, r,
+                               scope_uri="")
+
+            rows = [r for r in self._rows("/data/projects") if r.get("ID")]
+            if rows:  # (a document without a start_date teaches no zone: its row time read as UTC stands)
+                self._learn_zone(record(rows[0], self._row_time(rows[0])))
+            return tuple(record(r, self._row_time(r)) for r in rows)
         return self._cached(("/data/projects", "catalog"), load)
 
     def project(self, project: XObject) -> XObject:
@@ -189,25 +189,24 @@ class Catalog:
         """Rows of a prearchive listing (``/data/prearchive/projects``, ``<session>/scans``,
         ``<session>/resources``), with ``url`` given its ``/data`` prefix."""
         def load() -> tuple[dict[str, str], ...]:
-            rows = parse_resultset(self.ctx.session.get_json(path),
-                                   what=f"prearchive listing {path}").rows
+            rows = self._rows(path, what="prearchive listing")
             return tuple({**r, "url": with_data_prefix(r["url"])} if r.get("url") else r for r in rows)
         return self._cached((path, "catalog"), load)
 
     def prearchive_files(self, resource: ResourceInfo) -> tuple[FileInfo, ...]:
         """The files of a prearchive resource (``Name, Size, URI`` rows; no checksum)."""
         def load() -> tuple[FileInfo, ...]:
-            rows = parse_resultset(self.ctx.session.get_json(f"{resource.uri}/files"),
-                                   what=f"prearchive listing {resource.uri}/files").rows
+            rows = self._rows(f"{resource.uri}/files", what="prearchive listing")
             found = (_prearchive_file(row, resource.id) for row in rows)
             return tuple(info for info in found if info is not None)
         return self._cached((f"{resource.uri}/files", "catalog"), load)
 
     # -- parsing -------------------------------------------------------------------------------------
 
-    def _rows(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, str], ...]:
+    def _rows(self, path: str, params: Mapping[str, str] | None = None, *,
+              what: str = "listing") -> tuple[dict[str, str], ...]:
         body = self.ctx.session.get_json(path, params=params)
-        return parse_resultset(body, what=f"listing {path}").rows
+        return parse_resultset(body, what=f"{what} {path}").rows
 
     def _object(self, row: XObject, uri: str) -> XObject:
         item = current_item(self.ctx.session.get_json(uri))
@@ -217,19 +216,19 @@ class Catalog:
 
     # -- the server's time zone -------------------------------------------------------------------------
 
-    def _learn_zone(self, document_uri: str) -> None:
+    def _learn_zone(self, project: XObject) -> None:
         """Learn the server's zone once per connection, from a document's ``meta.start_date`` (the only
-        time XNAT prints with its zone), before listing times (which carry none) are read. Costs one
-        request, once; a server whose documents name no known zone is read as UTC."""
+        time XNAT prints with its zone), before listing times (which carry none) are read: the first
+        project's document, loaded (and cached) through :meth:`project`, which learns it. A server whose
+        documents name no known zone is read as UTC."""
         if self._zone_tried:
             return
         self._zone_tried = True
         try:
-            item = current_item(self.ctx.session.get_json(document_uri))
+            self.project(project)
         except XNATError as exc:  # the listing still works; times are then read as UTC
-            log.debug("Could not learn the server's time zone from %s: %s", document_uri, exc)
+            log.debug("Could not learn the server's time zone from %s: %s", project.uri, exc)
             return
-        self._zone = zone_of(item.meta.get("start_date"))
         if self._zone is not None:
             log.info("The server's times are in UTC%s", self._zone.tzname(None)[3:] or "")
 
@@ -327,19 +326,12 @@ def _flat(item: Item) -> dict[str, Any]:
 def _file_info(row: Mapping[str, str]) -> FileInfo | None:
     """A file listing row → FileInfo; the path inside the resource comes from the URI."""
     uri = row.get("URI", "")
-    match = _FILES_PART.search(uri.split("?", 1)[0])
-    if match is None:
-        return None
-    resource_id = row.get("cat_ID") or unquote(match.group(1))
     try:
         relpath, download = file_uri_from_listing(uri, row.get("Name", ""))
-    except ConfigError:  # a path that is no relative path ("..", absolute): not a file we can show
+    except ConfigError:  # not a file URI, or a path that is no relative path ("..", absolute)
         return None
-    try:
-        size = int(row.get("Size") or 0)
-    except ValueError:
-        size = 0
-    return FileInfo(relpath, size, download, resource_id, (row.get("digest") or "").lower(),
+    resource_id = row.get("cat_ID") or file_resource_key(uri)
+    return FileInfo(relpath, _int(row.get("Size")) or 0, download, resource_id, (row.get("digest") or "").lower(),
                     row.get("file_format", ""), row.get("file_content", ""), row.get("file_tags", ""))
 
 

@@ -1,6 +1,6 @@
 """Reading files over HTTP: the fetch side of the one ranged reader.
 
-:class:`FileReaders` (one per connection: ``ModelContext.readers``; the mount has one too) opens a
+:class:`FileReaders` (one per connection: ``ModelContext.readers``, which the mount uses too) opens a
 :class:`~xnatfs.cache.blocks.BlockReader` per open file over a :class:`RangeFetch`, and holds what
 they share: the session, the :class:`~xnatfs.settings.ReadSettings`, one
 :class:`~xnatfs.cache.budget.ReadBudget` for their memory, and what was learnt about ``Range``.

@@ -131,8 +131,7 @@ class Services:
         The one upload path of the import service (the library, ``xnatfs import`` and the mount's
         ``import/`` directory): local zip check, streamed body, size-scaled timeout, the server's
         refusal as its :class:`~xnatfs.errors.ResponseError` (status and words kept), and every cached
-        listing dropped afterwards (a new session
-        may appear anywhere). ``checked``: the caller ran :func:`~xnatfs.model.zipcheck.check_import_zip`
+        listing dropped once it was sent (a new session may appear anywhere). ``checked``: the caller ran :func:`~xnatfs.model.zipcheck.check_import_zip`
         on this very file already (the mount does, before it decides to send).
         """
         handle, owned = open_upload_source(source)
@@ -143,13 +142,15 @@ class Services:
             if media == "application/zip" and not checked:
                 check_import_zip(handle, Path(name).name, require_dicom=require_dicom)
             body = ProgressReader(handle, progress)
-            resp = self._ctx.session.post("/data/services/import", params=params, data=body,
-                                          headers={"Content-Type": media},
-                                          timeout=upload_timeout(self._ctx.settings.timeouts, len(body)))
+            try:
+                resp = self._ctx.session.post("/data/services/import", params=params, data=body,
+                                              headers={"Content-Type": media},
+                                              timeout=upload_timeout(self._ctx.settings.timeouts, len(body)))
+            finally:  # sent, or maybe half-processed: a new session may be anywhere
+                self._ctx.cache.clear()
         finally:
             if owned:
                 handle.close()
-            self._ctx.cache.clear()
         return import_answer_uris(resp.status_code, resp.text)
 
     def import_dir(self, directory: str | os.PathLike[str], **kwargs: Any) -> Any:

@@ -47,20 +47,19 @@ def check_import_zip(source: Path | IO[bytes], name: str, *, require_dicom: bool
         size = source.seek(0, os.SEEK_END) - start
         source.seek(start)
         magic = source.read(4)
-        source.seek(start)
         return _check(source, name, size, magic, require_dicom)
     finally:
         source.seek(start)
 
 
-def _check(path: IO[bytes], name: str, size: int, magic: bytes, require_dicom: bool) -> tuple[int, int]:
+def _check(handle: IO[bytes], name: str, size: int, magic: bytes, require_dicom: bool) -> tuple[int, int]:
     if size == 0:
         raise NotImportable(f"{name} is empty: there is nothing to import.")
     if magic[:2] != b"PK":
         raise NotImportable(f"{name} is not a zip archive: only zip archives of DICOM files can be imported "
                             f"here.")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
             dicom = 0
             for info in members:

@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from xnatfs.errors import ConfigError
 
-_FILES_PART = re.compile(r"/resources/[^/]+/files/(.+)$")
+_FILES_PART = re.compile(r"/resources/([^/]+)/files/(.+)$")
 
 
 def quote_segment(value: str) -> str:
@@ -68,9 +68,17 @@ def file_uri_from_listing(uri: str, name: str = "") -> tuple[str, str]:
     match = _FILES_PART.search(uri.split("?", 1)[0])
     if match is None:
         raise ConfigError(f"Not a file URI: {uri[:200]!r}")
-    raw = match.group(1)
+    raw = match.group(2)
     relpath = raw if raw.rsplit("/", 1)[-1] == name else unquote(raw, errors="surrogateescape")
-    return relpath, normalize(uri[: match.start(1)] + quote_relpath(relpath))
+    return relpath, normalize(uri[: match.start(2)] + quote_relpath(relpath))
+
+
+def file_resource_key(uri: str) -> str:
+    """The resource segment (ID or label) of a file URI (``…/resources/12/files/a.dcm`` → ``12``)."""
+    match = _FILES_PART.search(uri.split("?", 1)[0])
+    if match is None:
+        raise ConfigError(f"Not a file URI: {uri[:200]!r}")
+    return unquote(match.group(1))
 
 
 def file_path(resource_uri: str, relpath: str) -> str:
@@ -94,7 +102,7 @@ def file_relpath(uri: str) -> str:
     match = _FILES_PART.search(urlsplit(uri).path if "://" in uri else uri.split("?", 1)[0])
     if match is None:
         raise ConfigError(f"Not a file URI: {uri[:200]!r}")
-    return unquote(match.group(1))
+    return unquote(match.group(2))
 
 
 def with_data_prefix(uri: str) -> str:
@@ -130,6 +138,6 @@ def split_hierarchy(uri: str) -> list[tuple[str, str]]:
 
 __all__ = [
     "quote_segment", "join", "check_relpath", "quote_relpath", "file_path", "normalize", "file_relpath",
-    "file_uri_from_listing",
+    "file_uri_from_listing", "file_resource_key",
     "with_data_prefix", "split_hierarchy",
 ]

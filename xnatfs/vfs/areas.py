@@ -70,24 +70,14 @@ class MountArea(Protocol):
         """Forget what is cached (after an import, a new session may be anywhere)."""
 
 
-def _wants_write(flags: int) -> tuple[bool, bool]:
-    write = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC))
-    return write, bool(flags & os.O_TRUNC)
+def wants_write(flags: int) -> bool:
+    """True for an ``open`` that writes (or truncates): a change, asked of the path's area."""
+    return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC))
 
 
-def _set_local_mode(node: Node, mode: int) -> bool:
-    """A local file takes a mode (``cp -p``); True if it did."""
-    if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
-        node.local.mode = mode & 0o777
-        return True
-    return False
-
-
-def _set_local_time(node: Node, mtime: float | None) -> bool:
-    if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
-        node.local.spool.mtime = time.time() if mtime is None else mtime
-        return True
-    return False
+def _local_entry(node: Node) -> Entry | None:
+    """The spooled file behind a local node (one being written, or kept after a failed upload)."""
+    return node.local if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry) else None
 
 
 class ReadOnlyArea:
@@ -145,25 +135,40 @@ class PrearchiveArea(ReadOnlyArea):
 
 
 class _ChangesArea:
-    """What the writable areas share: server objects keep their modes and times; local files take them."""
+    """What the writable areas share: local files (in ``outbox``) take modes, times and truncation;
+    server objects keep theirs (only a change that changes nothing is accepted)."""
 
     name = ""
+    outbox: Outbox
 
     def chmod(self, node: Node, mode: int) -> None:
-        if not _set_local_mode(node, mode) and mode & 0o7777 != node.stat.mode & 0o7777:
+        entry = _local_entry(node)
+        if entry is not None:
+            entry.mode = mode & 0o777  # cp -p
+        elif mode & 0o7777 != node.stat.mode & 0o7777:
             raise NotPermitted(f"{node.path}: XNAT keeps no file modes")
 
     def utimens(self, node: Node, mtime: float | None) -> None:
-        if not _set_local_time(node, mtime) and (mtime is None or int(mtime) != int(node.stat.mtime)):
+        entry = _local_entry(node)
+        if entry is not None:
+            entry.spool.mtime = time.time() if mtime is None else mtime
+        elif mtime is None or int(mtime) != int(node.stat.mtime):
             raise NotPermitted(f"{node.path}: XNAT keeps no modification times")
 
-    def _truncate_local(self, outbox: Outbox, node: Node, length: int) -> None:
-        if node.kind is NodeKind.LOCAL and isinstance(node.local, Entry):
-            outbox.truncate(node.local, length)
-            return
-        raise NotPermitted(f"{node.path}: XNAT replaces files whole; they cannot be truncated")
+    def truncate(self, node: Node, length: int) -> None:
+        entry = _local_entry(node)
+        if entry is None:
+            raise NotPermitted(f"{node.path}: XNAT replaces files whole; they cannot be truncated")
+        self.outbox.truncate(entry, length)
+
+    def _reopen(self, node: Node) -> Handle:
+        """A local file opened for reading."""
+        return self.outbox.reopen(node.local, write=False, truncate=False)
 
     def check_change(self, path: str) -> None:
+        return None
+
+    def clear(self) -> None:
         return None
 
 
@@ -173,7 +178,7 @@ class ImportDirArea(_ChangesArea):
     name = IMPORT
 
     def __init__(self, imports: ImportArea) -> None:
-        self.imports = imports
+        self.imports = self.outbox = imports
 
     def lookup(self, path: str) -> Node:
         return self.imports.lookup(path)
@@ -182,10 +187,9 @@ class ImportDirArea(_ChangesArea):
         return self.imports.listdir(path)
 
     def open_local(self, node: Node, flags: int) -> Handle:
-        write, truncate = _wants_write(flags)
-        if write:
-            return self.imports.open(node, write=True, truncate=truncate)
-        return self.imports.reopen(node.local, write=False, truncate=False)
+        if wants_write(flags):
+            return self.imports.open(node, write=True, truncate=bool(flags & os.O_TRUNC))
+        return self._reopen(node)
 
     def create(self, path: str, mode: int) -> Handle:
         return self.imports.create(path, mode)
@@ -202,12 +206,6 @@ class ImportDirArea(_ChangesArea):
     def unlink(self, node: Node) -> None:
         self.imports.unlink(node.path)
 
-    def truncate(self, node: Node, length: int) -> None:
-        self._truncate_local(self.imports, node, length)
-
-    def clear(self) -> None:
-        return None
-
 
 class ProjectsArea(_ChangesArea):
     """``projects/``: the archive tree, with the local files and folders being written into resources
@@ -218,7 +216,7 @@ class ProjectsArea(_ChangesArea):
     def __init__(self, tree: VirtualTree, writes: Writes) -> None:
         self.tree = tree
         self.writes = writes
-        self.resources = writes.resources
+        self.resources = self.outbox = writes.resources
 
     def lookup(self, path: str) -> Node:
         local = self.writes.local_node(path)
@@ -244,10 +242,10 @@ class ProjectsArea(_ChangesArea):
         return self.lookup(path.rsplit("/", 1)[0] or "/")
 
     def open_local(self, node: Node, flags: int) -> Handle:
-        write, truncate = _wants_write(flags)
-        if write:
-            return self.resources.open(node, write=True, truncate=truncate, append=bool(flags & os.O_APPEND))
-        return self.resources.reopen(node.local, write=False, truncate=False)
+        if wants_write(flags):
+            return self.resources.open(node, write=True, truncate=bool(flags & os.O_TRUNC),
+                                       append=bool(flags & os.O_APPEND))
+        return self._reopen(node)
 
     def create(self, path: str, mode: int) -> Handle:
         return self.resources.create(path, mode, self._parent(path))
@@ -268,17 +266,11 @@ class ProjectsArea(_ChangesArea):
     def unlink(self, node: Node) -> None:
         self.resources.unlink(node.path, node)
 
-    def truncate(self, node: Node, length: int) -> None:
-        self._truncate_local(self.resources, node, length)
-
-    def clear(self) -> None:
-        return None
-
 
 def areas_by_name(*areas: MountArea) -> dict[str, MountArea]:
     return {area.name: area for area in areas}
 
 
-__all__ = ["MountArea", "ReadOnlyArea", "PrearchiveArea", "ImportDirArea", "ProjectsArea", "PROJECTS",
+__all__ = ["MountArea", "ReadOnlyArea", "wants_write", "PrearchiveArea", "ImportDirArea", "ProjectsArea", "PROJECTS",
            "areas_by_name"]
 

@@ -33,12 +33,11 @@ from xnatfs.errors import (
     ReadOnlyError,
 )
 from xnatfs.vfs.diskcache import DiskCache
-from xnatfs.vfs.areas import ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name
+from xnatfs.vfs.areas import ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name, wants_write
 from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PrearchiveView
-from xnatfs.model.catalog import Catalog
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 from xnatfs.vfs.writes import FILES_CHANGED, Writes, WriteSettings
@@ -98,12 +97,11 @@ class Filesystem:
     """Paths, listings and open files of one mounted XNAT server (see module docstring)."""
 
     def __init__(self, connection: Connection, tree_settings: TreeSettings, *,
-                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None,
-                 catalog: Catalog | None = None) -> None:
+                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None) -> None:
         self.connection = connection
-        self.source = catalog or connection.catalog
+        self.source = connection.catalog
         self.tree = VirtualTree(self.source, tree_settings)
-        self.prearchive = PrearchiveView(self.source, mount_time=self.tree.mount_time)
+        self.prearchive = PrearchiveView(self.source, ttl=tree_settings.ttl, mount_time=self.tree.mount_time)
         self.writes = Writes(connection.writer, write_settings or WriteSettings(), ttl=tree_settings.ttl,
                              mount_time=self.tree.mount_time, on_imported=self.forget_all,
                              on_changed=self._changed)
@@ -169,8 +167,7 @@ class Filesystem:
         node = self.lookup(path)
         if node.is_dir:
             raise IsADirectory(f"Is a directory: {path}")
-        wants_write = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC))
-        if wants_write:
+        if wants_write(flags):
             handle: OpenFile = self._changeable(path).open_local(node, flags)
         elif node.kind is NodeKind.LOCAL:
             handle = self._area(path).open_local(node, flags)

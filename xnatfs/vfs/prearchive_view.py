@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
+from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotFound
 from xnatfs.model.catalog import Catalog, row_epoch
 from xnatfs.model.records import ResourceInfo
@@ -60,11 +61,11 @@ def json_bytes(doc: Mapping[str, Any]) -> bytes:
 class PrearchiveView:
     """The ``/prearchive`` tree (see the module docstring)."""
 
-    def __init__(self, catalog: Catalog, *, mount_time: float = 0.0) -> None:
+    def __init__(self, catalog: Catalog, *, ttl: float = 60.0, maxsize: int = 2_000, mount_time: float = 0.0) -> None:
         self.catalog = catalog
         self.mount_time = mount_time
         #: resource uri -> (the file records it was built from, its folders)
-        self._trees: dict[str, tuple[Any, Any]] = {}
+        self._trees = TTLCache(maxsize, ttl)
 
     def clear(self) -> None:
         self._trees.clear()
@@ -194,9 +195,8 @@ class PrearchiveView:
         files = self.catalog.prearchive_files(info)
         memo = self._trees.get(info.uri)
         if memo is None or memo[0] is not files:
-            if len(self._trees) > 1_000:
-                self._trees.clear()
-            memo = self._trees[info.uri] = (files, resource_tree(resource_node, list(files)))
+            memo = (files, resource_tree(resource_node, list(files)))
+            self._trees.set(info.uri, memo)
         folders = memo[1]
         entries = folders.get(node.folder if node.kind is NodeKind.FOLDER else "")
         if entries is None:
