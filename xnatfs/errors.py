@@ -119,6 +119,14 @@ class ServerError(ResponseError):
     errno = _errno.EIO
 
 
+class FileChanged(ServerError):
+    """A file's size on the server is no longer the size it was listed with (it was replaced since):
+    its bytes cannot be read against the old listing. Like NFS's stale handle: reopen after listing
+    again."""
+
+    errno = _errno.ESTALE
+
+
 class AmbiguousLabelError(XNATError, LookupError):
     """A label matches more than one object in a listing; index by ID instead."""
 

@@ -1,4 +1,6 @@
-"""Range requests, the no_range fault, and memory while large files stream (spec §13.2, DESIGN §2)."""
+"""Range requests under the ``--rfc-range`` switch (RFC 9110: clamped, 416), the no_range fault, and
+memory while large files stream (spec §13.2, DESIGN §2). XNAT's own (Restlet's) Range behaviour, the
+emulator's default, is tested in ``test_xnat_wire.py``."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import hashlib
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +25,13 @@ BIG = 200 * 1024 * 1024
 #: (offset, bytes) written into the otherwise sparse (zero) big file, so slices can be checked.
 MARKS = {0: b"HEAD", 1234567: b"middle", BIG - 4: b"TAIL"}
 MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """This module's emulator answers ranges as RFC 9110 says (the ``http_range`` switch)."""
+    with EmulatorServer(tmp_path_factory.mktemp("xnat-rfc-range"), http_range=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from xnatfs.emulator.app import REALM
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.emulator
@@ -154,14 +155,18 @@ def test_without_guests_an_expired_session_is_401(tmp_path) -> None:  # type: ig
             assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Basic realm=")
 
 
-def test_spring_401_is_tomcats_page_with_the_site_realm(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with EmulatorServer(tmp_path / "d", restlet_401=False) as server:
+def test_refusals_are_springs_401_and_restlet_401_brings_back_the_guard_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with EmulatorServer(tmp_path / "d") as server:
         for auth in (None, ("admin", "wrong")):
             refused = requests.get(f"{server.url}/data/projects", auth=auth, timeout=10)
             assert refused.status_code == 401
             assert refused.headers["WWW-Authenticate"] == 'Basic realm="XNAT"'
             assert refused.text.startswith("<!doctype html>") and "HTTP Status 401" in refused.text
         assert requests.get(f"{server.url}/data/projects", auth=("admin", "admin"), timeout=10).status_code == 200
+    with EmulatorServer(tmp_path / "e", restlet_401=True) as server:
+        refused = requests.get(f"{server.url}/data/projects", timeout=10)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == REALM
+        assert "The request requires user authentication" in refused.text
 
 
 def test_command_line_switches(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -283,8 +283,7 @@ def test_pyxnat_errors_surface_the_status_page_message(fresh_emulator: EmulatorS
     wrong = pyxnat.Interface(server=fresh_emulator.url, user="admin", password="wrong")
     assert wrong._get_entry_point() == "/REST"  # pyxnat swallows the 401 of /data/JSESSION
     refused = wrong.get("/data/projects?format=csv")
-    assert refused.status_code == 401 and pyxnat.core.errors.is_xnat_error(refused.content)
-    # Restlet's own 401 text; pyxnat cannot pull it out of the <h3> (the page's <br> is not XML),
-    # so it raises DatabaseError with the page, as it does against a real XNAT.
-    with pytest.raises(pyxnat.core.errors.DatabaseError, match="The request requires user authentication"):
-        pyxnat.core.errors.catch_error(refused.content)
+    # XNAT 1.8 refuses at its Spring layer, with Tomcat's page: pyxnat does not take that for an XNAT
+    # status page (it looks for Restlet's), so it reaches the caller as the plain 401 it is
+    assert refused.status_code == 401 and b"HTTP Status 401" in refused.content
+    assert not pyxnat.core.errors.is_xnat_error(refused.content)

@@ -14,14 +14,13 @@ from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.emulator
 
-REALM = 'Basic realm="XNAT Protected Area"'
-
 
 def test_unauthenticated_request_gets_401_with_basic_challenge(emulator: EmulatorServer) -> None:
     response = requests.get(f"{emulator.url}/data/projects", timeout=10)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == REALM
-    assert response.text.startswith("<html>")
+    # XNAT 1.8's Spring layer: realm = the site ID, Tomcat's error page
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="XNAT"'
+    assert response.text.startswith("<!doctype html>") and "HTTP Status 401" in response.text
 
 
 def test_wrong_password_is_refused(emulator: EmulatorServer) -> None:

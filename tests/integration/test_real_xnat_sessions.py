@@ -13,7 +13,7 @@ import requests
 
 import xnatfs
 from xnatfs.emulator.server import EmulatorServer
-from xnatfs.errors import PermissionDenied
+from xnatfs.errors import FileChanged, PermissionDenied
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +58,29 @@ def test_a_protected_project_is_listed_but_its_data_is_refused(site: EmulatorSer
         with pytest.raises(PermissionDenied) as info:
             xnat.projects["PROT"].subjects.keys()
         assert info.value.errno == errno.EACCES
+
+
+@pytest.mark.parametrize("replacement", [b"short", b"L" * 20000])
+def test_a_file_replaced_since_it_was_listed_is_file_changed_then_reads_anew(tmp_path: Path,
+                                                                             replacement: bytes) -> None:
+    """Restlet answers a range past the end of a shrunk file with the requested span and a short body;
+    a grown file would silently read as its old length. Content-Range's total tells both."""
+    original = bytes(range(256)) * 40
+    with EmulatorServer(tmp_path / "d") as server:
+        store = server.store
+        store.add_file(store.create_resource(store.create_project("P"), "R").id, "a.bin", original)
+        with xnatfs.connect(server.url, "admin", "admin") as xnat:
+            listed = xnat.projects["P"].resources["R"].files["a.bin"]
+            with listed.open() as handle:
+                assert handle.read(100) == original[:100]
+            assert requests.put(f"{server.url}/data/projects/P/resources/R/files/a.bin", params={"overwrite": "true"},
+                                data=replacement, auth=ADMIN, timeout=10).ok
+            for offset in (0, 20):
+                with pytest.raises(FileChanged) as info, listed.open() as handle:
+                    handle.seek(offset)
+                    handle.read()
+                assert info.value.errno == errno.ESTALE and f"holds {len(replacement)} bytes" in str(info.value)
+            again = xnat.projects["P"].resources["R"].files["a.bin"]  # the stale listing was dropped
+            assert again.size == len(replacement)
+            with again.open() as handle:
+                assert handle.read() == replacement

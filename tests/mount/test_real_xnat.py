@@ -172,3 +172,23 @@ def test_times_match_the_servers_clock_in_a_non_utc_zone(sydney: None, site: Emu
     subject = mounted.path / "projects/PUB/subjects/S1"
     for path in (subject, subject / "experiments/MR1", subject / "experiments/MR1/xnat.json"):
         assert abs(os.stat(path).st_mtime - made) < 120, (path, os.stat(path).st_mtime - made)
+
+
+def test_a_file_replaced_on_the_server_is_stale_then_reads_anew(site: EmulatorServer,
+                                                               mount_factory: MountFactory) -> None:
+    """XNAT's Restlet does not clamp a range past the end of a file that shrank (it announces the span
+    and ends the body early): the listed size is checked against ``Content-Range``'s total, the read
+    fails with ESTALE and a log line instead of hanging or mixing old and new, and the next read lists
+    again and gets the new bytes."""
+    mounted = mount_factory(site, "--metadata-ttl", "600", user="admin", password="admin")
+    mounted.expect_errors = True
+    target = mounted.path / "projects/PUB/resources/R/f.txt"
+    assert target.stat().st_size == 3
+    for content in (b"P", b"a longer replacement"):
+        assert requests.put(f"{site.url}/data/projects/PUB/resources/R/files/f.txt", params={"overwrite": "true"},
+                            data=content, auth=ADMIN, timeout=10).ok
+        result = subprocess.run(["cat", str(target)], capture_output=True, timeout=30)
+        assert result.returncode != 0 and b"Stale file handle" in result.stderr
+        assert target.read_bytes() == content
+        assert target.stat().st_size == len(content)
+    assert "changed on the server since it was listed" in mounted.log_text()

@@ -36,13 +36,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--legacy-paths", action="store_true",
                         help="decode file paths in full (the emulator's old behaviour) instead of as XNAT does "
                              "(undecoded unless they hold %%20 or %%2B)")
-    parser.add_argument("--restlet-range", action="store_true",
-                        help="Restlet's Range behaviour: unclamped spans, 500/501, never 416")
-    parser.add_argument("--spring-401", action="store_true",
-                        help="refuse unauthenticated requests as XNAT 1.8's Spring layer does "
-                             "(Tomcat page, realm = site ID)")
+    parser.add_argument("--rfc-range", action="store_true",
+                        help="RFC 9110 ranges on files (clamped, 416) instead of Restlet's (the emulator's "
+                             "old behaviour)")
+    parser.add_argument("--restlet-401", action="store_true",
+                        help="refuse unauthenticated requests with Restlet's guard page (realm \"XNAT Protected "
+                             "Area\") instead of XNAT 1.8's Spring layer (Tomcat page, realm = site ID)")
     parser.add_argument("--strict-xnat", action="store_true",
-                        help="both of --restlet-range and --spring-401")
+                        help="every XNAT behaviour, whatever other switches say (overrides --legacy-paths, "
+                             "--rfc-range, --restlet-401, --merged-in-out)")
     parser.add_argument("--merged-in-out", action="store_true",
                         help="assessor/reconstruction in and out resources in one list (the old emulator)")
     parser.add_argument("--log-level", default="WARNING")
@@ -72,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                                 users=users, faults=faults, allow_guest=args.allow_guest,
                                 session_timeout=args.session_timeout,
                                 legacy_paths=args.legacy_paths and not strict,
-                                http_range=not (strict or args.restlet_range),
-                                restlet_401=not (strict or args.spring_401), merged_in_out=args.merged_in_out)
+                                http_range=args.rfc_range and not strict,
+                                restlet_401=args.restlet_401 and not strict,
+                                merged_in_out=args.merged_in_out and not strict)
         server.start()
     except OSError as exc:
         print(f"xnatfs emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)

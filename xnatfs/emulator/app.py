@@ -10,8 +10,8 @@ credentials (which also open a session and set the cookie, as Tomcat does), else
 cookie naming a live session (idle expiry), else the guest user on a guest-enabled site, else 401.
 Views marked :func:`public` run without a user (``/data/services/auth``,
 ``/xapi/siteConfig/buildInfo``...). Then ``access.check_route`` refuses what the user may not do
-in the archive, and, with the ``http_range`` switch off, ``ranges.apply`` gives every answer
-Restlet's Range handling.
+in the archive, and ``ranges.apply`` gives every answer Restlet's Range handling (unless the
+``http_range`` switch asks for RFC 9110 ranges on files only).
 """
 
 from __future__ import annotations
@@ -102,13 +102,12 @@ class EmulatorConfig:
     """Server-wide settings that are not faults: who may log in, who is an administrator, whether
     guests are let in, how long an idle session lives, and the compatibility switches.
 
-    ``legacy_paths`` (off by default: XNAT's ``%20``/``%2B`` rule) decodes file paths in full, as
-    werkzeug does. The switches whose default is *not* XNAT's keep the emulator's older behaviour
-    until the client side of issue 12 handles them (docs/emulator.md lists them):
-    ``http_range`` (RFC 9110 ranges: clamped, 416, several ranges ignored; instead of Restlet's) and
-    ``restlet_401`` (the Restlet guard's 401 page, realm "XNAT Protected Area", instead of Spring's
-    Tomcat page with realm = site ID). ``merged_in_out`` (assessor/reconstruction ``in`` and ``out``
-    resources in one list) exists for clients that want the old view; XNAT keeps them apart.
+    Every default is XNAT's; each switch brings back an older, non-XNAT behaviour of the emulator
+    (docs/emulator.md lists them): ``legacy_paths`` decodes file paths in full, as werkzeug does
+    (XNAT decodes only paths holding ``%20`` or ``%2B``); ``http_range`` answers RFC 9110 ranges
+    (clamped, 416) instead of Restlet's; ``restlet_401`` refuses with the Restlet guard's page (realm
+    "XNAT Protected Area") instead of Spring's Tomcat page with realm = site ID; ``merged_in_out``
+    lists assessor/reconstruction ``in`` and ``out`` resources together (XNAT keeps them apart).
     """
 
     users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"})
@@ -118,8 +117,8 @@ class EmulatorConfig:
     allow_guest: bool = False
     session_timeout: float = 900.0
     legacy_paths: bool = False
-    http_range: bool = True
-    restlet_401: bool = True
+    http_range: bool = False
+    restlet_401: bool = False
     merged_in_out: bool = False
 
 

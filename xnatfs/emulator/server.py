@@ -38,7 +38,7 @@ class EmulatorServer:
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  sample: bool = False, users: dict[str, str] | None = None,
                  faults: FaultSettings | None = None, allow_guest: bool = False, session_timeout: float = 900.0,
-                 legacy_paths: bool = False, http_range: bool = True, restlet_401: bool = True,
+                 legacy_paths: bool = False, http_range: bool = False, restlet_401: bool = False,
                  merged_in_out: bool = False) -> None:
         """``allow_guest``: requests without credentials (or with a dead session) are served as the
         guest user (XNAT's ``requireLogin=false``); ``session_timeout``: idle seconds before a

@@ -88,7 +88,7 @@ class ModelContext:
         self.cache = TTLCache(settings.cache.maxsize, settings.cache.ttl)
         self.registry = registry
         #: the one ranged reader of the connection's files (File.open(); the mount's reads), one budget
-        self.readers = FileReaders(session, settings.read)
+        self.readers = FileReaders(session, settings.read, on_changed=self.forget_file)
         self._notes: set[str] = set()
         self._lock = threading.Lock()
 
@@ -110,6 +110,14 @@ class ModelContext:
             self.cache.invalidate(path)
         for path in exact:
             self.cache.invalidate(path, exact=True)
+
+    def forget_file(self, uri: str) -> None:
+        """Drop what is cached about the object that holds the file at ``uri`` (the file changed on the
+        server): everything under its top-level object (``/data/experiments/E``, ``/data/projects/P``),
+        whose file listings may name the file by resource label or ID. Rare, so coarse."""
+        parts = uri.split("?", 1)[0].rstrip("/").split("/")
+        if len(parts) >= 4 and parts[1] == "data":
+            self.invalidate("/".join(parts[:4]))
 
     def class_for(self, xsi_type: str | None, fallback_xsi: str, family: type, default: type | None = None) -> type:
         """The registry's class for ``xsi_type`` (else for ``fallback_xsi``) if it is a ``family``

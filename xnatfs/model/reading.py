@@ -19,7 +19,12 @@ they share: the session, the :class:`~xnatfs.settings.ReadSettings`, one
   must match its ``Content-Range``; a 200 is the whole file, so its ``Content-Length`` must be the
   file's size (an HTML login page of a single sign-on proxy answered with 200 is an error, never
   bytes of the file, and is not taken for a server that ignores ``Range``). Only the bytes asked for
-  are read, however long a body the server announces or sends.
+  are read, however long a body the server announces or sends. A file whose size on the server is
+  no longer its listed size (``Content-Range``'s total, or a 200's length) was replaced since it was
+  listed: :class:`~xnatfs.errors.FileChanged` (ESTALE), and the model drops the cached listings that
+  hold it, so the next open reads the new file. (XNAT does not clamp a range past the end of a file
+  that shrank; without this check the read would end in a broken connection, or read a grown file
+  as its old length.)
 - If the server **ignores Range** (200 with the whole body, as real XNAT may; xnat-rest-spec §13.2),
   that stream serves the fetch: bytes before ``start`` are skipped, the stream is kept for the next
   fetch at or after where it stopped (a forward stream per open file), and a fetch behind it opens a
@@ -34,11 +39,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from xnatfs.cache.blocks import BlockReader, CacheSink
 from xnatfs.cache.budget import ReadBudget
-from xnatfs.errors import ServerError
+from xnatfs.errors import FileChanged, ServerError
 from xnatfs.redact import redact_url
 from xnatfs.settings import MiB, ReadSettings
 from xnatfs.transport.session import Stream, XNATSession
@@ -63,13 +68,22 @@ def identity_length(headers: Mapping[str, str]) -> int | None:
     return int(declared) if declared.isdigit() else None
 
 
-def check_range(stream: Stream, start: int, name: str) -> None:
-    """A 206 must start at ``start``, and its ``Content-Length`` must be its ``Content-Range``'s span."""
+def check_range(stream: Stream, start: int, name: str, size: int | None = None) -> None:
+    """A 206 must start at ``start``, and its ``Content-Length`` must be its ``Content-Range``'s span.
+
+    A total in ``Content-Range`` other than the listed ``size`` means the file was replaced since it
+    was listed: :class:`FileChanged`. XNAT (Restlet) does not clamp a range past the end of a file
+    that shrank: it announces the requested span and ends the body early, so only the total tells.
+    """
     header = stream.headers.get("Content-Range") or ""
     match = _CONTENT_RANGE.match(header)
     if match is None or int(match.group(1)) != start:
         raise ServerError(f"Unexpected Content-Range {header!r} for offset {start} of {name}", status=stream.status,
                           url=stream.url)
+    total = match.group(3)
+    if size is not None and total.isdigit() and int(total) != size:
+        raise FileChanged(f"{name} changed on the server since it was listed: it holds {total} bytes, the "
+                          f"listing said {size}; list its folder again", status=stream.status, url=stream.url)
     length = identity_length(stream.headers)
     if length is not None and length != int(match.group(2)) - int(match.group(1)) + 1:
         raise ServerError(f"The server answered a Range request for {name} with Content-Length {length} "
@@ -77,10 +91,15 @@ def check_range(stream: Stream, start: int, name: str) -> None:
 
 
 def check_whole_file(stream: Stream, size: int, name: str) -> None:
-    """A 200 is the whole file: a ``Content-Length`` other than the file's ``size`` is not the file."""
+    """A 200 is the whole file: a ``Content-Length`` other than the file's ``size`` is not the file
+    (an HTML page: a login page or a proxy's; anything else: the file changed since it was listed)."""
     length = identity_length(stream.headers)
     if length is not None and length != size:
         kind = (stream.headers.get("Content-Type") or "").split(";", 1)[0].strip() or "no type"
+        if kind != "text/html":
+            raise FileChanged(f"{name} changed on the server since it was listed: it holds {length} bytes, "
+                              f"the listing said {size}; list its folder again", status=stream.status,
+                              url=stream.url)
         raise ServerError(f"The server answered with {length} bytes for a file of {size} bytes ({name}; {kind}): "
                           f"a login page or a proxy's answer instead of the file?", status=stream.status,
                           url=stream.url)
@@ -92,8 +111,11 @@ class FileReaders:
     Thread-safe.
     """
 
-    def __init__(self, session: XNATSession, settings: ReadSettings | None = None) -> None:
+    def __init__(self, session: XNATSession, settings: ReadSettings | None = None, *,
+                 on_changed: Callable[[str], None] | None = None) -> None:
         self.session = session
+        #: told the URI of a file found changed on the server (the model drops its cached listings)
+        self.on_changed = on_changed
         self.settings = settings or ReadSettings()
         self.budget = ReadBudget(self.settings.total_budget, self.settings.max_streams)
         #: whether the server honours ``Range``: None until an answer told
@@ -181,12 +203,14 @@ class RangeFetch:
         self.requests += 1
         try:
             if stream.status == 206:
-                check_range(stream, start, self._name)
+                check_range(stream, start, self._name, self._size)
                 readers.saw_ranged(True, stream.url)
                 return stream, start, False
             check_whole_file(stream, self._size, self._name)
-        except BaseException:
+        except BaseException as exc:
             stream.close()
+            if isinstance(exc, FileChanged) and readers.on_changed is not None:
+                readers.on_changed(self._uri)
             raise
         if "Range" in headers and not whole_file:
             readers.saw_ranged(False, stream.url)

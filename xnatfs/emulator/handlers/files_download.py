@@ -6,9 +6,9 @@ the extension (a short white-list, everything else ``application/octet-stream``)
 must-revalidate``, ``Last-Modified`` = the file's mtime and ``Content-Length``. HEAD gets the same
 headers without a body (xnatpy reads a file's size that way).
 
-XNAT itself has no Range code, but Restlet's RangeFilter serves ranges for it; with the
-``http_range`` switch off the emulator does what Restlet does (``ranges``, seeking to the first
-byte). With ``http_range`` on (the default until the client side of issue 12 lands) it serves
+XNAT itself has no Range code, but Restlet's RangeFilter serves ranges for it; by default the
+emulator does what Restlet does (``ranges``, seeking to the first byte). With the ``http_range``
+switch on (``--rfc-range``, the emulator's older behaviour) it serves
 ``Range`` (206, ``Content-Range``, ``Accept-Ranges: bytes``) as a normal HTTP server does, through
 werkzeug's ``make_conditional``:
 one satisfiable range → 206; an unparsable or unsatisfiable ``bytes`` range → 416 with
