@@ -10,9 +10,13 @@ What the callbacks report:
 
 - attributes from the tree's nodes: directories ``0555``, files ``0444``, owned by the mounting user,
   sizes and mtimes from the server's listings; ``st_blksize`` 1 MiB so that tools read in big pieces;
-- ``readdir`` returns each entry's mode, so ``find`` and ``ls --color`` need no ``stat`` per entry;
+- ``readdir`` returns each entry's whole attributes, which the daemon hands the kernel as
+  READDIRPLUS (:mod:`xnatfs.daemon.plusfuse`): ``ls -l``, ``find -ls`` and file managers need no
+  lookup per entry while the kernel keeps them (``attr_timeout``/``entry_timeout`` = the metadata
+  TTL), and ``find`` and ``ls --color`` get each entry's type;
 - extended attributes ``user.xnat.id``, ``user.xnat.xsitype``, ``user.xnat.uri`` (and
-  ``user.xnat.md5`` on files);
+  ``user.xnat.md5`` on files); on the mount's root, ``user.xnatfs.stats``: the FUSE calls into
+  Python by operation, open files and read buffers, as JSON;
 - ``statfs``: a read-only mount has no free space; a writable one reports its spool disk; 255-byte
   names.
 
@@ -29,13 +33,16 @@ mfusepy is imported here and in :mod:`xnatfs.daemon` only.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import errno
 import functools
 import itertools
+import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import mfusepy
@@ -51,6 +58,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 NS = 1_000_000_000
 BLOCK_SIZE = 1024 * 1024
+STATS_XATTR = "user.xnatfs.stats"
 
 
 def fuse_errors(func: F) -> F:
@@ -58,6 +66,7 @@ def fuse_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(self: XNATOperations, path: str, *args: Any) -> Any:
+        self.calls[func.__name__] += 1  # (under the GIL; a rare lost count is harmless in a diagnostic)
         try:
             return func(self, path, *args)
         except mfusepy.FuseOSError:
@@ -89,6 +98,10 @@ class XNATOperations(mfusepy.Operations):
         self._handles: dict[int, OpenFile] = {}
         self._lock = threading.Lock()
         self._next_fh = itertools.count(1)
+        #: open directories: handle → their entries as listed at open
+        self._dirs: dict[int, list[Any]] = {}
+        #: FUSE calls into Python, by operation (``getfattr -n user.xnatfs.stats MOUNTPOINT``)
+        self.calls: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -121,10 +134,34 @@ class XNATOperations(mfusepy.Operations):
         return self._attrs(self.fs.lookup(path))
 
     @fuse_errors
-    def readdir(self, path: str, fh: int) -> Iterable[tuple[str, int, int] | str]:
-        entries: list[tuple[str, int, int] | str] = [".", ".."]
-        entries += [(node.name, node.stat.mode, 0) for node in self.fs.listdir(path)]
-        return entries
+    def opendir(self, path: str) -> int:
+        """A handle per open directory, holding its listing as it was at open: the kernel reads a big
+        folder in chunks (xnatfs.daemon.plusfuse) and each chunk is served from it."""
+        nodes = self.fs.listdir(path)
+        entries: list[tuple[str, dict[str, int] | int, int] | str] = [".", ".."]
+        entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0) for node in nodes]
+        fh = next(self._next_fh)
+        with self._lock:
+            self._dirs[fh] = entries
+        return fh
+
+    @fuse_errors
+    def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, int] | int, int] | str]:
+        """Names with their whole attributes where they are final: the daemon's FUSE hands those to the
+        kernel as READDIRPLUS (xnatfs.daemon.plusfuse), so ``ls -l`` of a big folder costs no lookup
+        per name; the others (documents not yet sized, local entries) with their type only."""
+        with self._lock:
+            found = self._dirs.get(fh)
+        if found is None:  # a directory read without opendir (not done by libfuse; kept for callers)
+            fh = self.opendir(path)
+            with self._lock:
+                found = self._dirs.pop(fh)
+        return found
+
+    def releasedir(self, path: str, fh: int) -> int:
+        with self._lock:
+            self._dirs.pop(fh, None)
+        return 0
 
     @fuse_errors
     def access(self, path: str, amode: int) -> None:
@@ -132,8 +169,19 @@ class XNATOperations(mfusepy.Operations):
         if amode & os.X_OK and not node.is_dir:
             raise mfusepy.FuseOSError(errno.EACCES)
 
+    def stats(self) -> dict[str, Any]:
+        """What the mount is doing, for people and benchmarks: FUSE calls by operation, open files and
+        the read buffers (the ``user.xnatfs.stats`` attribute of the mount's root, as JSON)."""
+        return {"calls": dict(self.calls), **dataclasses.asdict(self.fs.stats())}
+
     @fuse_errors
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if path == "/" and name == STATS_XATTR:
+            return json.dumps(self.stats(), sort_keys=True).encode()
+        if not name.startswith("user."):
+            # ls -l asks every file for its SELinux context and ACL; "not supported" (rather than "no
+            # such attribute") lets it remember that for the whole mount and stop asking
+            raise mfusepy.FuseOSError(errno.ENOTSUP)
         value = self.fs.lookup(path).xattrs.get(name)
         if value is None:
             raise mfusepy.FuseOSError(mfusepy.ENOATTR)
@@ -141,7 +189,7 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def listxattr(self, path: str) -> list[str]:
-        return list(self.fs.lookup(path).xattrs)
+        return list(self.fs.lookup(path).xattrs) + ([STATS_XATTR] if path == "/" else [])
 
     def statfs(self, path: str) -> dict[str, int]:
         """A read-only mount has no space; a writable one reports its spool disk (where copies wait)."""

@@ -72,7 +72,7 @@ def mount_read_settings(timeout: float) -> ReadSettings:
 def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) -> None:  # type: ignore[no-untyped-def]
     """Log in, check access, mount and run the FUSE loop until unmounted (blocks)."""
     try:
-        import mfusepy
+        from xnatfs.daemon.plusfuse import PlusFUSE
     except (ImportError, OSError) as exc:
         raise MountError(f"The FUSE library could not be loaded ({exc}); install FUSE 3 (Debian: apt-get install "
                          "fuse3)") from None
@@ -134,7 +134,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
         fuse_options.update(opts.fuse_options)
         with captured:
             try:
-                mfusepy.FUSE(operations, str(opts.mountpoint), foreground=True, nothreads=False, **fuse_options)
+                PlusFUSE(operations, str(opts.mountpoint), foreground=True, nothreads=False, **fuse_options)
             except RuntimeError as exc:
                 # libfuse's loop reports the signal that ended it as an error (fuse_main returns 8 after
                 # SIGINT/SIGTERM); after a successful mount that is the normal way to stop.

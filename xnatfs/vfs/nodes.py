@@ -124,6 +124,13 @@ class Node:
     def is_dir(self) -> bool:
         return self.stat.is_dir
 
+    @property
+    def stat_is_final(self) -> bool:
+        """Whether a listing's attributes are this entry's own, fit to hand the kernel with its name: a
+        document's size is known only once it was fetched (lookup sizes it), and a local entry
+        changes while it is written and sent."""
+        return self.kind not in (NodeKind.DOCUMENT, NodeKind.LOCAL)
+
     def __repr__(self) -> str:
         return f"Node({self.kind.value}, {self.path!r}, size={self.stat.size})"
 

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Real sizes (issue 13): a series of thousands of files and a project of a thousand subjects.
+
+Measured side by side in one run, each against a baseline from the same run:
+
+- ``ls -l`` of a scan resource of ``--files`` (5,000) files through a fresh mount (cold: the first
+  listing, with the requests it costs) and again (warm), against the "in-memory ceiling": a trivial
+  filesystem on the same FUSE binding (mfusepy) holding the same names and sizes in memory, listed
+  the same way (its first ``ls -l`` and its second). Goals: warm ≤ 1×, cold ≤ 2× and ≤ 3 requests.
+- ``find projects/P -maxdepth 3 -type d`` over ``--subjects`` (1,000) subjects with one session
+  each, with ``--latency-ms`` (20 ms) per request, against the ``xnat`` package (xnatpy) listing the
+  same subjects and each subject's sessions. Goals: ≤ 10 requests, ≤ 0.2× xnatpy's time.
+
+Every walk is checked against what was generated (names and sizes from ``ls -l``, the session
+folders from ``find``); a walk that saw something else makes the script exit 1 instead of printing a
+time. Nothing here asserts a timing.
+
+Usage: ``.venv/bin/python scripts/bench_scale.py [--files 5000] [--subjects 1000] [--latency-ms 20]
+[--skip-find]``. Prints two tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import ADMIN, counter_read, counter_reset, counter_settle, mounted, unmount  # noqa: E402
+
+SERIES = "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+
+
+def size_of(index: int) -> int:
+    return 32 * 1024 + index
+
+
+def generate(store, files: int, subjects: int) -> None:  # type: ignore[no-untyped-def]
+    """Project BIG (one session, scan 1, a DICOM resource of ``files`` files) and project MANY
+    (``subjects`` subjects with one session each)."""
+    with store.transaction():
+        project = store.create_project("BIG")
+        subject = store.create_subject(project.id, "S1")
+        session = store.create_experiment(project.id, subject.id, "S1_MR1", "xnat:mrSessionData", {"modality": "MR"})
+        scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
+        resource = store.create_resource(scan, "DICOM", format="DICOM")
+        for i in range(files):
+            store.add_file(resource.id, f"1.MR.{i:05d}.dcm", b"\0" * size_of(i), format="DICOM")
+        many = store.create_project("MANY")
+        for s in range(subjects):
+            subject = store.create_subject(many.id, f"M{s:04d}")
+            store.create_experiment(many.id, subject.id, f"M{s:04d}_MR1", "xnat:mrSessionData", {"modality": "MR"})
+
+
+def serve_memfs(mountpoint: str, files: int) -> None:
+    """The in-memory ceiling: ``/series`` holding the same names and sizes, answered from memory."""
+    import errno
+    import stat
+
+    import mfusepy
+
+    now = time.time_ns()
+    names = {f"1.MR.{i:05d}.dcm": size_of(i) for i in range(files)}
+    times = {"st_mtime": now, "st_ctime": now, "st_atime": now}
+
+    class MemoryFS(mfusepy.Operations):
+        use_ns = True
+
+        def getattr(self, path: str, fh: int | None = None) -> dict:
+            if path in ("/", "/series"):
+                return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, **times}
+            size = names.get(path.rsplit("/", 1)[-1]) if path.startswith("/series/") else None
+            if size is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": size, **times}
+
+        def readdir(self, path: str, fh: int) -> list:
+            if path == "/":
+                return [".", "..", ("series", stat.S_IFDIR | 0o555, 0)]
+            return [".", "..", *((name, stat.S_IFREG | 0o444, 0) for name in names)]
+
+    mfusepy.FUSE(MemoryFS(), mountpoint, foreground=True, nothreads=False, ro=True, default_permissions=True,
+                 auto_cache=True, entry_timeout="60", attr_timeout="60", negative_timeout="60", fsname="memfs")
+
+
+def ls_l(path: Path, files: int) -> tuple[float, bool]:
+    """Seconds for ``ls -l path``, and whether it showed exactly the generated names and sizes."""
+    start = time.perf_counter()
+    out = subprocess.run(["ls", "-l", str(path)], capture_output=True, text=True, check=True).stdout
+    seconds = time.perf_counter() - start
+    seen = {line.split()[-1]: int(line.split()[4]) for line in out.splitlines()[1:]}
+    return seconds, seen == {f"1.MR.{i:05d}.dcm": size_of(i) for i in range(files)}
+
+
+def memfs_ls(files: int) -> tuple[float, float, bool]:
+    with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
+        path = Path(tmp) / "mnt"
+        path.mkdir()
+        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(files)],
+                                   stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.ismount(path):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the in-memory FUSE filesystem did not mount")
+                time.sleep(0.05)
+            cold, ok_cold = ls_l(path / "series", files)
+            warm, ok_warm = ls_l(path / "series", files)
+            return cold, warm, ok_cold and ok_warm
+        finally:
+            unmount(path)
+            process.wait(timeout=30)
+
+
+def mount_ls(url: str, files: int) -> tuple[float, float, int, dict, bool]:
+    with mounted(url) as path:
+        counter_reset(url)
+        cold, ok_cold = ls_l(path / SERIES, files)
+        requests = counter_settle(url)
+        warm, ok_warm = ls_l(path / SERIES, files)
+        calls = json.loads(os.getxattr(path, "user.xnatfs.stats"))["calls"]
+        return cold, warm, requests, calls, ok_cold and ok_warm
+
+
+def find_sessions(url: str, subjects: int) -> tuple[float, int, bool]:
+    with mounted(url) as path:
+        counter_reset(url)
+        start = time.perf_counter()
+        out = subprocess.run(["find", str(path / "projects/MANY"), "-maxdepth", "3", "-type", "d"],
+                             capture_output=True, text=True, check=True).stdout
+        seconds = time.perf_counter() - start
+        requests = counter_settle(url)
+    sessions = {line.rsplit("/", 1)[-1] for line in out.splitlines() if "/experiments/" in line}
+    return seconds, requests, sessions == {f"M{s:04d}_MR1" for s in range(subjects)}
+
+
+def xnatpy_sessions(url: str, subjects: int) -> tuple[float, int, bool]:
+    import xnat
+
+    with xnat.connect(url, user=ADMIN[0], password=ADMIN[1]) as session:
+        counter_reset(url)
+        start = time.perf_counter()
+        seen = set()
+        for subject in session.projects["MANY"].subjects.values():
+            seen.update(experiment.label for experiment in subject.experiments.values())
+        seconds = time.perf_counter() - start
+        requests = counter_read(url)["total"]
+    return seconds, requests, seen == {f"M{s:04d}_MR1" for s in range(subjects)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--subjects", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--skip-find", action="store_true", help="only the ls -l part")
+    parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_memfs:
+        serve_memfs(args.serve_memfs[0], int(args.serve_memfs[1]))
+        return 0
+
+    from xnatfs.emulator.server import EmulatorServer
+
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
+        generate(server.store, args.files, 0 if args.skip_find else args.subjects)
+        server.start()
+        url = server.url
+        try:
+            ceiling_cold, ceiling_warm, fine = memfs_ls(args.files)
+            ok &= fine
+            cold, warm, requests, calls, fine = mount_ls(url, args.files)
+            ok &= fine
+            print(f"ls -l of a resource of {args.files} files (loopback, no added latency)")
+            print()
+            print("| | in-memory ceiling | mount | mount / ceiling | requests (mount) |")
+            print("| --- | --- | --- | --- | --- |")
+            print(f"| cold | {ceiling_cold:.3f} s | {cold:.3f} s | {cold / ceiling_cold:.2f}x | {requests} |")
+            print(f"| warm | {ceiling_warm:.3f} s | {warm:.3f} s | {warm / ceiling_warm:.2f}x | 0 |")
+            print()
+            print(f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
+            if not args.skip_find:
+                server.set_faults(latency_ms=args.latency_ms)
+                seconds, requests, fine = find_sessions(url, args.subjects)
+                ok &= fine
+                x_seconds, x_requests, fine = xnatpy_sessions(url, args.subjects)
+                ok &= fine
+                print()
+                print(f"find -maxdepth 3 -type d over {args.subjects} subjects, one session each, "
+                      f"{args.latency_ms:g} ms per request")
+                print()
+                print("| walk | wall time | requests |")
+                print("| --- | --- | --- |")
+                print(f"| mount, cold | {seconds:.2f} s | {requests} |")
+                print(f"| xnatpy (subjects, then each subject's experiments) | {x_seconds:.2f} s | {x_requests} |")
+                print()
+                print(f"mount / xnatpy: {seconds / x_seconds:.2f}x time, {requests / x_requests:.2f}x requests")
+        finally:
+            server.stop()
+    print("check: " + ("every walk saw exactly the generated names and sizes" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Small versions of the real-size paths (issue 13; the real sizes are in scripts/bench_scale.py):
+a series of hundreds of files listed with ``ls -l``, and a project of many subjects walked with
+``find``, counting what each costs (FUSE calls into Python, requests to the server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mounting import MountFactory, RequestCounter
+
+from xnatfs.emulator.server import EmulatorServer
+
+pytestmark = pytest.mark.mount
+
+FILES = 400
+SUBJECTS = 60
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """Project BIG: one session with a 400-file DICOM series; project MANY: 60 subjects, one session each."""
+    server = EmulatorServer(tmp_path_factory.mktemp("xnat-scale")).start()
+    store = server.store
+    with store.transaction():
+        project = store.create_project("BIG")
+        subject = store.create_subject(project.id, "S1")
+        session = store.create_experiment(project.id, subject.id, "S1_MR1", "xnat:mrSessionData", {"modality": "MR"})
+        scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
+        resource = store.create_resource(scan, "DICOM", format="DICOM")
+        for i in range(FILES):
+            store.add_file(resource.id, f"1.MR.{i:05d}.dcm", b"x" * (100 + i))
+        many = store.create_project("MANY")
+        for s in range(SUBJECTS):
+            subject = store.create_subject(many.id, f"M{s:03d}")
+            store.create_experiment(many.id, subject.id, f"M{s:03d}_MR1", "xnat:mrSessionData", {"modality": "MR"})
+    yield server
+    server.stop()
+
+
+def stats(mountpoint: Path) -> dict:
+    return json.loads(os.getxattr(mountpoint, "user.xnatfs.stats"))
+
+
+def test_ls_l_of_a_big_series_costs_no_lookup_per_file(big: EmulatorServer, mount_factory: MountFactory) -> None:
+    mounted = mount_factory(big)
+    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    before = stats(mounted.path)["calls"]
+    for _ in range(3):  # cold, then warm twice
+        listing = subprocess.run(["ls", "-l", "--time-style=+%s", str(series)], capture_output=True, text=True,
+                                 timeout=60, check=True).stdout.splitlines()[1:]
+        sizes = {line.split()[-1]: int(line.split()[4]) for line in listing}
+        assert sizes == {f"1.MR.{i:05d}.dcm": 100 + i for i in range(FILES)}
+    calls = stats(mounted.path)["calls"]
+    lookups = calls.get("getattr", 0) - before.get("getattr", 0)
+    # the names come with their attributes (READDIRPLUS): the kernel asks nothing per file
+    assert lookups < 20, calls
+    assert calls.get("readdir", 0) - before.get("readdir", 0) <= 3 * 2
+
+
+def test_documents_are_not_handed_to_the_kernel_before_they_are_sized(big: EmulatorServer,
+                                                                      mount_factory: MountFactory) -> None:
+    """A document's size is known once it is fetched: listing its folder (READDIRPLUS) must not give
+    the kernel a size that a read then contradicts (a ``cat`` of 0 bytes)."""
+    mounted = mount_factory(big)
+    folder = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1"
+    subprocess.run(["ls", "-l", str(folder)], capture_output=True, check=True, timeout=60)
+    for name in ("xnat.json", "xnat.xml"):
+        data = subprocess.run(["cat", str(folder / name)], capture_output=True, check=True, timeout=60).stdout
+        assert len(data) > 100 and os.stat(folder / name).st_size == len(data)
+        assert b"S1_MR1" in data

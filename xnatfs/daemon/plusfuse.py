@@ -1,0 +1,77 @@
+"""READDIRPLUS for mfusepy: a listing hands the kernel every entry's attributes with its name.
+
+The kernel asks libfuse for ``READDIRPLUS`` (entries *and* attributes) when it lists a directory it
+is about to ``stat`` (``ls -l``, file managers, ``find -ls``); libfuse's high-level API passes
+``FUSE_READDIR_PLUS`` to ``readdir``, and a filler call with ``FUSE_FILL_DIR_PLUS`` and a full
+``struct stat`` makes it register each entry with the kernel, for ``entry_timeout`` and
+``attr_timeout``, as a ``LOOKUP`` would (``fill_dir_plus`` → ``do_lookup``). mfusepy 3 always fills
+with flags 0 and only the mode, so each name then costs the kernel a ``LOOKUP`` into Python: 5,000
+for ``ls -l`` of a 5,000-file series. :class:`PlusFUSE` fills the whole ``stat`` when the kernel
+asked for the plus form and the operations' ``readdir`` gave attribute dicts; anything else goes
+to mfusepy as before.
+
+(The kernel could also cache whole listings (``cache_readdir``/``keep_cache`` on ``opendir``), but
+libfuse's high-level API (3.14) does not pass those flags on, so every ``ls`` lists again.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mfusepy
+
+log = logging.getLogger(__name__)
+
+#: ``enum fuse_readdir_flags`` / ``enum fuse_fill_dir_flags`` (fuse.h, libfuse 3)
+FUSE_READDIR_PLUS = 1
+FUSE_FILL_DIR_PLUS = 2
+#: ``FUSE_CAP_READDIRPLUS_AUTO`` (fuse_common.h): the kernel's adaptive mode
+FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
+
+
+class PlusFUSE(mfusepy.FUSE):
+    """mfusepy's FUSE with ``readdir`` answering the plus form (see the module docstring).
+
+    The kernel's adaptive mode (``READDIRPLUS_AUTO``, libfuse's default) asks for the plus form only
+    for the first chunk of a listing, and again only once a name of the folder was looked up: a
+    5,000-name folder read in 4 KiB chunks would have its first few dozen entries registered and
+    cost a lookup for every other one. Attributes here cost nothing to produce, so the adaptive mode
+    is turned off and every chunk comes in the plus form.
+    """
+
+    def init_fuse_3(self, conn: Any, config: Any) -> None:
+        if conn:
+            conn.contents.want &= ~FUSE_CAP_READDIRPLUS_AUTO
+        super().init_fuse_3(conn, config)
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any,
+                       flags: int) -> int:
+        """Entries from ``offset`` on, each with its offset (index + 1): libfuse registers plus entries
+        with the kernel only on this path (``fill_dir_plus`` with a non-zero offset), and the kernel
+        reads a big folder in page-sized chunks, each a call here; the operations keep each open
+        directory's listing, so a chunk costs no new listing."""
+        if path is None:
+            return super().readdir_fuse_3(path, buf, filler, offset, fip, flags)
+        entries = self.operations.readdir(path.decode(self.encoding, self.errors), fip.contents.fh)
+        plus = bool(flags & FUSE_READDIR_PLUS)
+        for index in range(offset, len(entries)):
+            item = entries[index]
+            name, attrs = (item, None) if isinstance(item, str) else item[:2]
+            st = mfusepy.c_stat()
+            fill = 0
+            if isinstance(attrs, dict):
+                if plus:
+                    mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
+                    fill = FUSE_FILL_DIR_PLUS
+                else:
+                    st.st_mode = attrs.get("st_mode", 0)
+            elif isinstance(attrs, int):
+                st.st_mode = attrs
+            if filler(buf, name.encode(self.encoding, self.errors), st if attrs is not None else None, index + 1,
+                      fill):
+                break
+        return 0
+
+
+__all__ = ["PlusFUSE", "FUSE_READDIR_PLUS", "FUSE_FILL_DIR_PLUS"]
