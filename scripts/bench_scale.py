@@ -7,7 +7,10 @@ Measured side by side in one run, each against a baseline from the same run:
   listing, with the requests it costs) and again (warm), against the "in-memory ceiling": a trivial
   filesystem on the same FUSE binding (mfusepy) holding the same names and sizes in memory, listed
   the same way (its first ``ls -l`` and its second). Goals: warm ≤ 1×, cold ≤ 2× and ≤ 3 requests.
-- ``find projects/P -maxdepth 3 -type d`` over ``--subjects`` (1,000) subjects with one session
+- ``cat`` of every file of that series in name order through a mount (as dcm2niix or ``cat *``
+  reads a series), with ``--latency-ms`` per request, against ``curl`` of the resource as one zip,
+  ``unzip`` and ``cat`` of the local copies. Goal: ≤ 1.3×.
+- ``find projects/P/subjects -maxdepth 3 -type d`` over ``--subjects`` (1,000) subjects with one session
   each, with ``--latency-ms`` (20 ms) per request, against the ``xnat`` package (xnatpy) listing the
   same subjects and each subject's sessions. Goals: ≤ 10 requests, ≤ 0.2× xnatpy's time.
 
@@ -128,11 +131,46 @@ def mount_ls(url: str, files: int) -> tuple[float, float, int, dict, bool]:
         return cold, warm, requests, calls, ok_cold and ok_warm
 
 
+def read_series(url: str, files: int) -> tuple[float, int, bool]:
+    """``cat`` of every file of the series in name order (as dcm2niix or ``cat *`` reads it)."""
+    with mounted(url) as path:
+        series = path / SERIES
+        names = sorted(os.listdir(series))
+        counter_reset(url)
+        start = time.perf_counter()
+        out = subprocess.run(["cat", *(str(series / name) for name in names)], capture_output=True, check=True).stdout
+        seconds = time.perf_counter() - start
+        requests = counter_settle(url)
+    return seconds, requests, len(out) == sum(size_of(i) for i in range(files))
+
+
+def zip_series(url: str, tmp: Path, files: int) -> tuple[float, bool]:
+    """The baseline: the series as one zip with curl, then unzip, then cat of the local files."""
+    target = tmp / "zip"
+    target.mkdir()
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sf", "-u", f"{ADMIN[0]}:{ADMIN[1]}", "-o", str(target / "s.zip"),
+                    f"{url}/data/experiments/{experiment_id(url)}/scans/1/resources/DICOM/files?format=zip"],
+                   check=True)
+    subprocess.run(["unzip", "-q", "-o", str(target / "s.zip"), "-d", str(target)], check=True)
+    local = sorted(target.rglob("*.dcm"))
+    out = subprocess.run(["cat", *map(str, local)], capture_output=True, check=True).stdout
+    return time.perf_counter() - start, len(out) == sum(size_of(i) for i in range(files))
+
+
+def experiment_id(url: str) -> str:
+    import requests
+
+    rows = requests.get(f"{url}/data/projects/BIG/experiments", params={"format": "json"}, auth=ADMIN,
+                        timeout=30).json()["ResultSet"]["Result"]
+    return str(rows[0]["ID"])
+
+
 def find_sessions(url: str, subjects: int) -> tuple[float, int, bool]:
     with mounted(url) as path:
         counter_reset(url)
         start = time.perf_counter()
-        out = subprocess.run(["find", str(path / "projects/MANY"), "-maxdepth", "3", "-type", "d"],
+        out = subprocess.run(["find", str(path / "projects/MANY/subjects"), "-maxdepth", "3", "-type", "d"],
                              capture_output=True, text=True, check=True).stdout
         seconds = time.perf_counter() - start
         requests = counter_settle(url)
@@ -187,8 +225,21 @@ def main() -> int:
             print(f"| warm | {ceiling_warm:.3f} s | {warm:.3f} s | {warm / ceiling_warm:.2f}x | 0 |")
             print()
             print(f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
+            server.set_faults(latency_ms=args.latency_ms)
+            seconds, requests, fine = read_series(url, args.files)
+            ok &= fine
+            z_seconds, fine = zip_series(url, Path(tmp), args.files)
+            ok &= fine
+            print()
+            print(f"reading every file of the series in order, {args.latency_ms:g} ms per request")
+            print()
+            print("| read | wall time | requests |")
+            print("| --- | --- | --- |")
+            print(f"| mount: cat of every file, in name order | {seconds:.2f} s | {requests} |")
+            print(f"| curl of the resource as one zip + unzip + cat | {z_seconds:.2f} s | 1 |")
+            print()
+            print(f"mount / zip: {seconds / z_seconds:.2f}x")
             if not args.skip_find:
-                server.set_faults(latency_ms=args.latency_ms)
                 seconds, requests, fine = find_sessions(url, args.subjects)
                 ok &= fine
                 x_seconds, x_requests, fine = xnatpy_sessions(url, args.subjects)

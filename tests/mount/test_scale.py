@@ -15,6 +15,7 @@ import pytest
 from mounting import MountFactory, RequestCounter
 
 from xnatfs.emulator.server import EmulatorServer
+from xnatfs.vfs.prefetch import PrefetchSettings
 
 pytestmark = pytest.mark.mount
 
@@ -74,3 +75,21 @@ def test_documents_are_not_handed_to_the_kernel_before_they_are_sized(big: Emula
         data = subprocess.run(["cat", str(folder / name)], capture_output=True, check=True, timeout=60).stdout
         assert len(data) > 100 and os.stat(folder / name).st_size == len(data)
         assert b"S1_MR1" in data
+
+
+def test_reading_a_series_file_after_file_fetches_ahead_and_a_lone_read_does_not(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    names = sorted(os.listdir(series))
+    requests_counter.settle()
+    requests_counter.reset()
+    assert (series / names[200]).read_bytes() == b"x" * 300  # a file read alone: one request, nothing ahead
+    assert requests_counter.settle() == 1
+    assert stats(mounted.path)["fetched_ahead"] == 0
+    for i, name in enumerate(names[:120]):  # as dcm2niix or cat * reads a series
+        assert (series / name).read_bytes() == b"x" * (100 + i)
+    served = stats(mounted.path)
+    assert served["served_ahead"] >= 100, served
+    assert served["fetched_ahead"] <= 120 + PrefetchSettings().ahead  # never the whole folder

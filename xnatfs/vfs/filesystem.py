@@ -31,13 +31,17 @@ from xnatfs.errors import (
     NotPermitted,
     QuietlyNotAllowed,
     ReadOnlyError,
+    XNATError,
 )
+from xnatfs.cache.ttl import TTLCache
+from xnatfs.model.records import FileInfo
 from xnatfs.vfs.diskcache import DiskCache
 from xnatfs.vfs.areas import ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name, wants_write
 from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PrearchiveView
+from xnatfs.vfs.prefetch import SiblingPrefetch
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 from xnatfs.vfs.writes import FILES_CHANGED, Writes, WriteSettings
@@ -91,6 +95,8 @@ class FilesystemStats:
     buffered_bytes: int
     peak_buffered_bytes: int
     live_streams: int
+    fetched_ahead: int = 0
+    served_ahead: int = 0
 
 
 class Filesystem:
@@ -110,11 +116,16 @@ class Filesystem:
                                    ImportDirArea(self.writes.imports))
         #: the connection's one ranged reader (xnatfs.model.reading), the one File.open() uses: one budget
         self.readers = connection.context.readers
+        #: whole small files fetched ahead while a program reads a folder's files in order
+        self.prefetch = SiblingPrefetch(self._read_whole)
+        #: folder path → (its files in listing order, index by URI), for the prefetch's decisions
+        self._folder_files: TTLCache = TTLCache(1024, tree_settings.ttl)
         self.disk_cache = disk_cache
         self._open_files = 0
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
+        self.prefetch.close()
         self.tree.close()
         self.writes.close()
 
@@ -243,6 +254,10 @@ class Filesystem:
             return MemoryFile(node.data)
         info = node.file
         assert info is not None
+        ahead = self.prefetch.take(info)
+        self._opened_in_folder(node.path, info)
+        if ahead is not None:
+            return MemoryFile(ahead)
         sink = None
         if self.disk_cache is not None:
             key = self.disk_cache.key(info.uri, info.size, info.md5, None if info.md5 else node.stat.mtime)
@@ -252,9 +267,31 @@ class Filesystem:
             sink = self.disk_cache.writer(key, info.size, info.md5)
         return self.readers.open(info.uri, info.size, name=node.path, sink=sink)
 
+    def _opened_in_folder(self, path: str, info: FileInfo) -> None:
+        """Tell the prefetch which file of its folder was opened (the folder's listing is in memory)."""
+        folder = path.rsplit("/", 1)[0] or "/"
+        def index() -> tuple[tuple[FileInfo, ...], dict[str, int]]:
+            files = tuple(n.file for n in self.tree.listdir(folder) if n.kind is NodeKind.FILE and n.file is not None)
+            return files, {f.uri: i for i, f in enumerate(files)}
+        try:
+            files, by_uri = self._folder_files.get_or_load(folder, index)
+        except XNATError:
+            return
+        position = by_uri.get(info.uri)
+        if position is not None:
+            self.prefetch.opened(folder, files, position)
+
+    def _read_whole(self, info: FileInfo) -> bytes:
+        reader = self.readers.open(info.uri, info.size, name=info.relpath)
+        try:
+            return reader.read(0, info.size)
+        finally:
+            reader.close()
+
     def stats(self) -> FilesystemStats:
         budget = self.readers.budget
-        return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams)
+        return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams,
+                               self.prefetch.fetched, self.prefetch.hits)
 
 
 __all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]
