@@ -165,11 +165,13 @@ def load_body(response: requests.Response, limit: int, *, refuse_larger: bool) -
     except TransportError as exc:
         close_quietly(response)
         if refuse_larger:
+            parts.clear()  # the traceback keeps this frame: keep nothing of the body with it
             raise
         log.debug("The body of an HTTP %d answer could not be read whole: %s", response.status_code, exc)
     if size > limit:
         close_quietly(response)
         if refuse_larger:
+            parts.clear()  # released now, not when the exception (and its traceback's frames) dies
             raise ServerError(f"The server's answer to {method} is larger than {limit} bytes, the limit for "
                               f"answers read into memory (Settings.max_document_size)",
                               status=response.status_code, url=redact_url(response.url))
