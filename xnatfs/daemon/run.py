@@ -48,7 +48,7 @@ from xnatfs.daemon.options import (
     obtain_credentials,
     options_from_args,
 )
-from xnatfs.daemon.process import LibfuseStderr, setup_logging, tune_malloc
+from xnatfs.daemon.process import LibfuseStderr, disable_core_dumps, setup_logging, tune_malloc
 from xnatfs.daemon.readahead import raise_read_ahead_later
 from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text, redact_url
@@ -85,6 +85,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.tree import TreeSettings
     from xnatfs.vfs.writes import WriteSettings
 
+    disable_core_dumps()
     tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
                         cache=CacheSettings(ttl=opts.metadata_ttl), read=mount_read_settings(opts.timeout),
@@ -242,6 +243,7 @@ def check_private_folders(opts: MountOptions) -> None:
 
 
 def mount_main(argv: list[str]) -> int:
+    disable_core_dumps()  # before the password is read: no core of this process or its daemon holds it
     args = build_parser().parse_args(argv)
     try:
         opts = options_from_args(args)
