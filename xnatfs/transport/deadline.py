@@ -2,7 +2,8 @@
 
 Socket timeouts bound each wait for the next bytes; a server that sends one byte every 2 s never trips a
 5 s timeout, so a single listing could take hours (issue 18: ``ls`` lived 300 s with ``--timeout 5``).
-Here every request without a body (and every read of a streamed body) runs under a :func:`deadline`:
+Here every request without a body (and every read of a streamed body) runs under a :func:`deadline`,
+counted from the moment its connection is made (connecting is bounded by the connect timeout):
 the connections it uses register their sockets with one watchdog thread, which shuts a socket down
 (``shutdown(SHUT_RDWR)``, from outside) once its deadline passes, so the blocked ``recv`` returns at
 once; the caller then sees :class:`~xnatfs.errors.DeadlineExceeded` (ETIMEDOUT), never the truncated
@@ -42,15 +43,25 @@ class Guard:
 
     def __init__(self, seconds: float, sockets: tuple[socket.socket, ...] = ()) -> None:
         self.seconds = seconds
-        self.when = time.monotonic() + seconds
+        #: when the deadline passes: counted from the first connected socket (connecting, and retrying a
+        #: refused connection, are bounded by the connect timeout and the retry policy instead)
+        self.when: float | None = None
         self.sockets: list[socket.socket] = list(sockets)
         self.expired = False
         self._done = False
+        if self.sockets:
+            self._start()
+
+    def _start(self) -> None:
+        self.when = time.monotonic() + self.seconds
+        _WATCHDOG.add(self)
 
     def attach(self, sock: socket.socket | None) -> None:
         if sock is None or any(s is sock for s in self.sockets):
             return
         self.sockets.append(sock)
+        if self.when is None:
+            self._start()
         if self.expired:  # attached after the deadline passed: cut at once
             _shut(sock)
 
@@ -79,7 +90,7 @@ class _Watchdog:
 
     def add(self, guard: Guard) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (guard.when, next(self._counter), guard))
+            heapq.heappush(self._heap, (guard.when or time.monotonic(), next(self._counter), guard))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="xnatfs-deadlines", daemon=True)
                 self._thread.start()
@@ -117,7 +128,6 @@ def deadline(seconds: float | None, sockets: tuple[socket.socket, ...] = ()) -> 
     guard = Guard(seconds, sockets)
     outer = getattr(_current, "guard", None)
     _current.guard = guard
-    _WATCHDOG.add(guard)
     try:
         yield guard
     finally:
