@@ -335,3 +335,29 @@ class ServerNotAnswering(ServerUnreachable):
 
 
 __all__ += ["ServerUnreachable", "ServerNotAnswering"]
+
+
+class UnsafeLocalPath(ServerError):
+    """A name from the server (a file's ``Name``, a zip member) that cannot be a local path under the target:
+    absolute, with ``..``, a NUL, a part longer than 255 bytes or a path longer than 4096, or one that
+    clashes with another (a file ``x`` and a member ``x/y``). Refused before anything is written
+    (:func:`xnatfs.localpaths.safe_join`)."""
+
+    errno = _errno.EIO
+
+
+class InsecureCacheDir(ConfigError):
+    """A cache or spool folder other local users could read or plant files in (owned by another user,
+    group- or other-writable, or a symlink): refused with the fix in the message."""
+
+    errno = _errno.EACCES
+
+
+class DeadlineExceeded(RequestTimeout):
+    """A request (or one read of a stream) lasted past its overall deadline: a server that trickles its
+    answer byte by byte, each byte within the socket timeout. The connection is closed."""
+
+    errno = _errno.ETIMEDOUT
+
+
+__all__ += ["UnsafeLocalPath", "InsecureCacheDir", "DeadlineExceeded"]

@@ -17,9 +17,17 @@ class Timeouts:
 
     connect: float = 10.0
     read: float = 30.0
+    #: the longest one request without a body (or one read of a streamed body) may last in all, however
+    #: steadily the server trickles (``read`` alone bounds only each wait); None: ``2 * read``
+    total: float | None = None
 
     def as_tuple(self) -> tuple[float, float]:
         return (self.connect, self.read)
+
+    @property
+    def deadline(self) -> float:
+        """The overall deadline of a request (``total``, else twice the read timeout)."""
+        return self.total if self.total is not None else 2 * self.read
 
 
 @dataclass(frozen=True)

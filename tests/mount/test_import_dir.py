@@ -132,7 +132,22 @@ def test_import_destination_archive_puts_the_session_in_the_archive(server: Emul
     assert digests(stored.values()) == digests(members.values())
 
 
-@pytest.mark.parametrize("kind", ["truncated", "damaged", "no-dicom", "not-a-zip"])
+def overlap_bomb(copies: int = 20, size: int = 64 * 1024 * 1024) -> bytes:
+    """Issue 18: one deflated member (a DICOM header, then zeros) that ``copies`` central entries point at."""
+    import struct
+    import zlib
+
+    head = bytes(128) + b"DICM" + bytes(64)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = compressor.compress(head) + compressor.compress(bytes(size - len(head))) + compressor.flush()
+    crc = zlib.crc32(bytes(size - len(head)), zlib.crc32(head))
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(data), size, 7, 0) + b"m00.dcm" + data
+    central = b"".join(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(data), size, 7, 0, 0,
+                                   0, 0, 0, 0) + f"m{i:02d}.dcm".encode() for i in range(copies))
+    return local + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, copies, copies, len(central), len(local), 0)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "damaged", "no-dicom", "not-a-zip", "overlap-bomb"])
 def test_a_bad_zip_is_never_sent_and_stays_with_an_error(kind: str, server: EmulatorServer,
                                                          mount_factory: MountFactory, tmp_path: Path) -> None:
     mounted = mount_writable(server, mount_factory, tmp_path)
@@ -152,11 +167,15 @@ def test_a_bad_zip_is_never_sent_and_stays_with_an_error(kind: str, server: Emul
             archive.writestr("notes/README.txt", "not an image\n")
             archive.writestr("notes/data.csv", "a,b\n1,2\n")
         data, words = (tmp_path / "x.zip").read_bytes(), "contains no DICOM files"
+    elif kind == "overlap-bomb":
+        data, words = overlap_bomb(), "its members overlap"
     else:
         data, words = b"plain text, not a zip\n" * 100, "not a zip archive"
     source = write_local(tmp_path, "bad.zip", data)
     counter = reset_requests(server)
+    started = time.monotonic()
     result = cp(source, mounted.path / "import/DEMO/")
+    assert time.monotonic() - started < 5.0  # the bomb: refused from its layout, never inflated 20 times
     assert result.returncode != 0 and "Input/output error" in result.stderr
     folder = mounted.path / "import/DEMO"
     assert sorted(os.listdir(folder)) == ["bad.zip", "bad.zip.error"]

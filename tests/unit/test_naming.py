@@ -80,3 +80,27 @@ def test_ordinary_names_are_not_probes(name: str) -> None:
 def test_split_path() -> None:
     assert split_path("/") == []
     assert split_path("/a//b/") == ["a", "b"]
+
+
+# -- issue 18, row 7: control characters and over-long names ---------------------------------------------
+
+@pytest.mark.parametrize("label, name", [
+    ("a\nb", "a%0Ab"), ("a\rb", "a%0Db"), ("a\tb", "a%09b"), ("\x1b[0m", "%1B[0m"), ("x\x7f", "x%7F"),
+    ("c1\x85", "c1%u0085"), ("evil\u202etxt.exe", "evil%u202Etxt.exe"), ("\u2066x\u2069", "%u2066x%u2069"),
+    ("\u200f\u061c", "%u200F%u061C"),
+])
+def test_control_and_bidi_characters_get_reversible_escapes(label: str, name: str) -> None:
+    from xnatfs.vfs.naming import decode_name, encode_name
+
+    assert encode_name(label) == name
+    assert decode_name(name) == label
+
+
+def test_a_name_over_255_bytes_is_shortened_with_its_id() -> None:
+    from xnatfs.vfs.naming import unique_names
+
+    long_ascii, long_wide = "L" * 70_000, "é" * 200  # 400 bytes in UTF-8
+    names = unique_names([(long_ascii, "XNAT_S1"), (long_wide, "XNAT_S2"), ("short", "XNAT_S3")])
+    assert names[2] == "short"
+    for name, ident, start in zip(names[:2], ("XNAT_S1", "XNAT_S2"), ("L", "é")):
+        assert len(name.encode()) <= 255 and name.endswith(f"…~{ident}") and name.startswith(start * 50)

@@ -128,6 +128,9 @@ class TTLCache:
                 if self._inflight.get(key) is mine:
                     del self._inflight[key]
             future.set_exception(exc)
+            # exc -> traceback -> this frame -> future -> exc is a cycle that would keep everything the
+            # failed load's frames hold (a refused 128 MiB body) until the cycle collector runs
+            del future, mine
             raise
         with self._lock:
             if self._inflight.get(key) is mine:

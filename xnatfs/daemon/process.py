@@ -75,6 +75,31 @@ def setup_logging(opts: MountOptions) -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
+_PR_SET_DUMPABLE = 4
+
+
+def disable_core_dumps() -> None:
+    """No core dump of this process (and of the daemon it forks): a core holds the password (three copies
+    were found in one) and every cached document. ``RLIMIT_CORE`` 0 stops the kernel from writing one even
+    under ``ulimit -c unlimited`` or a ``core_pattern`` pipe; ``PR_SET_DUMPABLE`` 0 also keeps other
+    processes of the same user from attaching a debugger or reading ``/proc/PID/mem`` and ``environ``.
+    Both are inherited by ``fork``. Best effort where the platform lacks one of them (logged)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError) as exc:
+        log.warning("Could not disable core dumps: %s", exc)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_DUMPABLE, 0) failed: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError):  # not Linux
+        log.debug("prctl not available; the process stays dumpable (core dumps are off)")
+
+
 def tune_malloc() -> None:
     """Serve the reader's 1 MiB chunks and the kernel's 128 KiB reads from the heap (glibc only).
 

@@ -48,7 +48,7 @@ from xnatfs.daemon.options import (
     obtain_credentials,
     options_from_args,
 )
-from xnatfs.daemon.process import LibfuseStderr, setup_logging, tune_malloc
+from xnatfs.daemon.process import LibfuseStderr, disable_core_dumps, setup_logging, tune_malloc
 from xnatfs.daemon.readahead import raise_read_ahead_later
 from xnatfs.errors import XNATError
 from xnatfs.redact import redact_text, redact_url
@@ -85,6 +85,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.tree import TreeSettings
     from xnatfs.vfs.writes import WriteSettings
 
+    disable_core_dumps()
     tune_malloc()
     settings = Settings(timeouts=Timeouts(connect=min(10.0, opts.timeout), read=opts.timeout),
                         cache=CacheSettings(ttl=opts.metadata_ttl), read=mount_read_settings(opts.timeout),
@@ -101,7 +102,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
         if credentials is None:
             log.warning("Mounted as the guest user (no --user and no netrc entry for this server): only the "
                         "server's public projects are visible; pass --user to log in")
-        cache = DiskCache(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
+        cache = DiskCache.create(opts.cache_dir, opts.cache_size) if opts.cache_dir else None
         writes = WriteSettings(read_only=opts.read_only, allow_delete=opts.allow_delete,
                                import_destination=opts.import_destination,
                                spool_root=opts.spool_dir or default_spool_root(opts.cache_dir))
@@ -228,13 +229,28 @@ def _daemon_child(opts: MountOptions, credentials: Credentials | None, write_fd:
 
 # -- commands -----------------------------------------------------------------------------------------
 
+def check_private_folders(opts: MountOptions) -> None:
+    """Refuse (before any request) a cache or spool folder other local users could read or plant files in:
+    the cache is made 0700 now; an existing spool root is checked (a mount that never writes makes none)."""
+    from xnatfs.localpaths import private_dir
+    from xnatfs.vfs.spool import default_spool_root
+
+    if opts.cache_dir:
+        private_dir(opts.cache_dir, what="cache directory (--cache-dir)")
+    spool = Path(opts.spool_dir) if opts.spool_dir else default_spool_root(opts.cache_dir)
+    if os.path.lexists(spool):
+        private_dir(spool, what="spool directory")
+
+
 def mount_main(argv: list[str]) -> int:
+    disable_core_dumps()  # before the password is read: no core of this process or its daemon holds it
     args = build_parser().parse_args(argv)
     try:
         opts = options_from_args(args)
         check_url(opts.url)
         check_fuse_device()
         check_mountpoint(opts.mountpoint)
+        check_private_folders(opts)
         credentials = obtain_credentials(opts)
     except ConfigError as exc:
         print(f"xnatfs mount: {exc}", file=sys.stderr)

@@ -85,7 +85,10 @@ class ModelContext:
                  registry: ClassRegistry | None = None) -> None:
         self.session = session
         self.settings = settings
-        self.cache = TTLCache(settings.cache.maxsize, settings.cache.ttl)
+        # a caller waiting for another thread's load of the same key waits no longer than that load may
+        # last (its request's deadline), so no call queues behind a stuck one for longer
+        self.cache = TTLCache(settings.cache.maxsize, settings.cache.ttl,
+                              wait_timeout=settings.timeouts.deadline + settings.timeouts.connect)
         self.registry = registry
         #: the one ranged reader of the connection's files (File.open(); the mount's reads), one budget
         self.readers = FileReaders(session, settings.read, on_changed=self.forget_file)

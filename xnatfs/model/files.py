@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from xnatfs.cache.blocks import BlockReader
 from xnatfs.errors import ServerError
+from xnatfs.localpaths import safe_join
 from xnatfs.model.reading import IDENTITY
 from xnatfs.model.transfer import Progress, stream_to_file
 from xnatfs.redact import redact_url
@@ -175,11 +176,13 @@ class File:
         """Stream the file to ``target`` (a file path, or a directory to put ``name`` in).
 
         With ``verify`` the md5 is checked against :attr:`digest` (and the size against the listing);
-        a mismatch raises :class:`~xnatfs.errors.ChecksumMismatch` and leaves no file behind.
+        a mismatch raises :class:`~xnatfs.errors.ChecksumMismatch` and leaves no file behind. The name
+        comes from the server: into a directory it goes through :func:`~xnatfs.localpaths.safe_join`
+        (:class:`~xnatfs.errors.UnsafeLocalPath` for ``../x``, ``/abs``, NUL, over-long; nothing written).
         """
         target = Path(target)
         if target.is_dir():
-            target = target / self.name
+            target = safe_join(target, self.name, what="file name")
         return stream_to_file(self._ctx.session, self._uri, target, expected_md5=self.digest if verify else "",
                               expected_size=self._size if verify else None, progress=progress)
 

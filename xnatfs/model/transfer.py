@@ -25,10 +25,11 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from xnatfs.errors import ChecksumMismatch, ServerError, UploadError
+from xnatfs.localpaths import check_layout, safe_join
 from xnatfs.settings import MiB, Timeouts
 from xnatfs.transport.session import Params, XNATSession, looks_like_html
 
@@ -111,8 +112,9 @@ def download_and_extract(session: XNATSession, path: str, target: Path, *, param
 def safe_extract(archive: Path, target: Path) -> list[Path]:
     """Extract the zip ``archive`` under ``target``, or refuse it whole (see the module docstring).
 
-    Raises :class:`~xnatfs.errors.ServerError` naming the first bad member, before anything is written,
-    or when a member fails its CRC (that member is not left behind). Returns the files written.
+    Raises :class:`~xnatfs.errors.ServerError` naming the first bad member, before anything is written
+    (:class:`~xnatfs.errors.UnsafeLocalPath` for a name that cannot be a path under ``target``: every
+    member's path is checked, and that they can all be made, first), or when a member fails its CRC (that member is not left behind). Returns the files written.
     """
     Path(target).mkdir(parents=True, exist_ok=True)
     root = Path(target).resolve()
@@ -120,6 +122,8 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
     try:
         with zipfile.ZipFile(archive) as zf:
             plan = [(info, _member_destination(root, info)) for info in zf.infolist()]
+            check_layout(root, [dest for info, dest in plan if not info.is_dir()],
+                         [dest for info, dest in plan if info.is_dir()], what="zip archive member")
             _check_space(root, [info for info, _ in plan])
             for info, destination in plan:
                 if info.is_dir():
@@ -155,24 +159,18 @@ def _check_space(root: Path, members: list[zipfile.ZipInfo]) -> None:
 
 
 def _member_destination(root: Path, info: zipfile.ZipInfo) -> Path:
-    """Where a zip member goes; a link, device, encrypted member or a path leaving ``root`` refuses the zip."""
+    """Where a zip member goes (:func:`xnatfs.localpaths.safe_join`); a link, device, encrypted member or a
+    path leaving ``root`` (or too long for the disk) refuses the zip."""
     file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip did not record one
     reason = ""
-    name = info.filename.replace("\\", "/")
-    parts = PurePosixPath(name).parts
     if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
         reason = "is not a regular file or directory (a link or a device)"
     elif info.flag_bits & 0x1:
         reason = "is encrypted"
-    elif name.startswith("/") or not parts or any(p in ("..", "") for p in parts) or ":" in parts[0]:
-        reason = "has a path that would leave the target directory"
-    else:
-        destination = root.joinpath(*parts).resolve()
-        if destination == root or root in destination.parents:
-            return destination
-        reason = "has a path that would leave the target directory"
-    raise ServerError(f"Refused the server's zip archive: member {info.filename[:200]!r} {reason}; "
-                      f"nothing was extracted")
+    if reason:
+        raise ServerError(f"Refused the server's zip archive: member {info.filename[:200]!r} {reason}; "
+                          f"nothing was extracted")
+    return safe_join(root, info.filename, what="zip archive member", backslash=True)
 
 
 #: an upload's answer may take this long after the body is sent, plus 1 s per :data:`ANSWER_RATE` bytes

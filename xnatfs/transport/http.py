@@ -43,12 +43,12 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from xnatfs.errors import RequestTimeout, TLSError, TransportError
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import RetryPolicy
+from xnatfs.transport.deadline import DeadlineAdapter
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 POOL_SIZE = 16
@@ -178,7 +178,7 @@ def build_http_session(policy: RetryPolicy, *, verify: bool | str = True) -> req
     """A requests Session with retries for idempotent verbs, our User-Agent, no implicit netrc, and
     redirects followed only within one origin. ``verify``: True, False, or a CA bundle path."""
     session = OriginBoundSession()
-    adapter = HTTPAdapter(max_retries=make_retry(policy), pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
+    adapter = DeadlineAdapter(max_retries=make_retry(policy), pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.auth = NoImplicitAuth()

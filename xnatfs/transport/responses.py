@@ -32,8 +32,9 @@ from typing import Any
 
 import requests
 
-from xnatfs.errors import ServerError, TransportError
+from xnatfs.errors import DeadlineExceeded, ServerError, TransportError
 from xnatfs.redact import REDACTED, redact_url
+from xnatfs.transport.deadline import deadline
 from xnatfs.transport.http import translate_errors
 
 log = logging.getLogger(__name__)
@@ -165,11 +166,13 @@ def load_body(response: requests.Response, limit: int, *, refuse_larger: bool) -
     except TransportError as exc:
         close_quietly(response)
         if refuse_larger:
+            parts.clear()  # the traceback keeps this frame: keep nothing of the body with it
             raise
         log.debug("The body of an HTTP %d answer could not be read whole: %s", response.status_code, exc)
     if size > limit:
         close_quietly(response)
         if refuse_larger:
+            parts.clear()  # released now, not when the exception (and its traceback's frames) dies
             raise ServerError(f"The server's answer to {method} is larger than {limit} bytes, the limit for "
                               f"answers read into memory (Settings.max_document_size)",
                               status=response.status_code, url=redact_url(response.url))
@@ -217,6 +220,8 @@ class Stream:
         self.url: str = redact_url(response.url)
         self._closed = False
         self._failure: TransportError | None = None
+        #: (seconds, sockets): each read is bounded by the request's deadline (xnatfs.transport.deadline)
+        self._deadline: tuple[float | None, tuple] = getattr(response, "_xnatfs_deadline", (None, ()))
 
     @property
     def status_code(self) -> int:
@@ -232,9 +237,16 @@ class Stream:
         """Translate transport errors inside the block, and remember the first one (see the class docstring)."""
         if self._failure is not None:
             raise type(self._failure)(f"{self._failure} (the body broke off there; read no further)")
+        seconds, sockets = self._deadline
         try:
-            with translate_errors(self._method, self._response.url):
-                yield
+            with deadline(seconds, sockets) as guard:
+                try:
+                    with translate_errors(self._method, self._response.url):
+                        yield
+                finally:
+                    if guard is not None and guard.expired:
+                        raise DeadlineExceeded(f"A read of {self._method} {self.url} took more than {seconds:g} s (the "
+                                               f"server sends too slowly); the connection was closed") from None
         except TransportError as exc:
             self._failure = exc
             raise

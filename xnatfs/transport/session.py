@@ -52,6 +52,8 @@ import requests
 from xnatfs.errors import (
     AuthenticationError,
     ConfigError,
+    DeadlineExceeded,
+    TransportError,
     ResponseError,
     ServerError,
     error_for_status,
@@ -60,6 +62,7 @@ from xnatfs.errors import (
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
 from xnatfs.transport.auth import Credentials
+from xnatfs.transport.deadline import Guard, deadline
 from xnatfs.transport.http import build_http_session, origin_of, redirect_target, translate_errors
 from xnatfs.transport.reachability import Reachability
 from xnatfs.transport.responses import (
@@ -160,6 +163,14 @@ class XNATSession:
         if not path.startswith("/"):
             raise ConfigError(f"Server paths start with '/': {path[:100]!r}")
         return self.base_url + path
+
+    def deadline_for(self, timeout: TimeoutArg) -> float:
+        """The overall deadline of one request (:attr:`Timeouts.deadline`; twice a plain number)."""
+        if timeout is None:
+            return self.settings.timeouts.deadline
+        if isinstance(timeout, Timeouts):
+            return timeout.deadline
+        return 2 * float(timeout)
 
     def timeout_for(self, timeout: TimeoutArg) -> tuple[float, float]:
         if timeout is None:
@@ -284,16 +295,26 @@ class XNATSession:
         url = self.url_for(path)
         method = method.upper()
         start = _tell(data)
+        # a body (upload, import) is bounded by its own timeouts (transfer.upload_timeout), not the deadline
+        limit = self.deadline_for(timeout) if data is None else None
         for attempt in (1, 2):
             generation = self._generation
-            with translate_errors(method, url):
-                resp = self._http.request(
-                    method, url, params=params, data=data, headers=dict(headers or {}), stream=True,
-                    timeout=self.timeout_for(timeout), allow_redirects=True, verify=self._verify,
-                    auth=self._basic(),
-                )
-            if not stream or not _is_good(resp.status_code, ok):
-                self._load_body(resp, ok)  # an error answer's body only for its excerpt, and bounded
+            with deadline(limit) as guard:
+                try:
+                    with translate_errors(method, url):
+                        resp = self._http.request(
+                            method, url, params=params, data=data, headers=dict(headers or {}), stream=True,
+                            timeout=self.timeout_for(timeout), allow_redirects=True, verify=self._verify,
+                            auth=self._basic(),
+                        )
+                    if not stream or not _is_good(resp.status_code, ok):
+                        self._load_body(resp, ok)  # an error answer's body only for its excerpt, and bounded
+                except TransportError:
+                    _raise_if_expired(guard, method, url)
+                    raise
+                _raise_if_expired(guard, method, url)  # a cut-off body may look complete: never use it
+            if stream and guard is not None:
+                resp._xnatfs_deadline = (limit, tuple(guard.sockets))  # type: ignore[attr-defined]
             expired = attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data)
             if expired and _rewind(data, start):
                 close_quietly(resp)
@@ -415,6 +436,14 @@ class XNATSession:
             return text or None
         except ResponseError:
             return None
+
+
+def _raise_if_expired(guard: Guard | None, method: str, url: str) -> None:
+    """:class:`DeadlineExceeded` if the request's deadline cut its connection."""
+    if guard is not None and guard.expired:
+        message = (f"No complete answer to {method} {redact_url(url)} within {guard.seconds:g} s (the server sends "
+                   f"too slowly); the connection was closed")
+        raise DeadlineExceeded(message) from None  # logged once where it is handled (the FUSE boundary)
 
 
 def _is_good(status: int, ok: Sequence[int] | None) -> bool:

@@ -261,7 +261,7 @@ class Filesystem:
         sink = None
         if self.disk_cache is not None:
             key = self.disk_cache.key(info.uri, info.size, info.md5, None if info.md5 else node.stat.mtime)
-            fd = self.disk_cache.open(key, info.size)
+            fd = self.disk_cache.open(key, info.size, info.md5)
             if fd is not None:
                 return CachedFile(fd, info.size)
             sink = self.disk_cache.writer(key, info.size, info.md5)

@@ -8,6 +8,9 @@ those characters with ``%XX`` escapes, so ordinary labels (including any non-ASC
 - ``/`` → ``%2F``, NUL → ``%00``; a name that is ``.`` or ``..`` → ``%2E`` / ``%2E%2E``;
 - a surrogate-escaped byte (U+DC80–U+DCFF) → ``%XX`` of that byte; any other lone surrogate →
   ``%uXXXX``;
+- control characters (issue 18: a ``\n`` in a name breaks ``ls`` output and scripts, a bidi control
+  makes ``evil\u202etxt.exe`` show as ``evilexe.txt``): C0 and DEL → ``%XX`` (``\n`` → ``%0A``), C1
+  controls and bidi controls (U+061C, U+200E/F, U+202A–E, U+2066–9) → ``%uXXXX``;
 - a ``%`` is escaped (``%25``) only where :func:`decode_name` would otherwise read an escape, that
   is before two hex digits or before ``u`` and four hex digits; ``50%`` stays ``50%``.
 
@@ -15,7 +18,10 @@ those characters with ``%XX`` escapes, so ordinary labels (including any non-ASC
 
 Collisions (two objects whose names encode the same, or an empty label) are resolved by
 :func:`unique_names`: every member of a colliding group gets ``~<ID>`` appended, so a name does not
-depend on which object the server lists first.
+depend on which object the server lists first. A name longer than 255 bytes (UTF-8), which no Linux
+file system can hold (a 70,000-character label made listing its whole folder fail with EIO), is
+shortened by :func:`unique_names` to ``<start>…~<ID>`` within 255 bytes; the full label stays in
+``xnat.json`` and the ``user.xnat.*`` attributes.
 
 File managers and tools probe for names such as ``.Trash-1000`` or ``desktop.ini`` in every
 directory; :func:`is_probe_name` recognises them so the tree can answer without asking the server.
@@ -30,6 +36,12 @@ from collections.abc import Iterable, Sequence
 
 #: Appended between a label and an ID when two entries would share a name.
 COLLISION_SEPARATOR = "~"
+#: Marks a name shortened to fit :data:`MAX_NAME_BYTES`.
+SHORTENED = "…"
+#: NAME_MAX of Linux file systems, in bytes.
+MAX_NAME_BYTES = 255
+#: Bidirectional-text controls (they reorder how a name is shown): escaped as ``%uXXXX``.
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _UHEX4 = re.compile(r"u[0-9A-Fa-f]{4}")
@@ -66,6 +78,10 @@ def encode_name(label: str) -> str:
             out.append("%00")
         elif char == "%":
             out.append("%25" if _needs_percent_escape(label, i) else "%")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"%{code:02X}")
+        elif 0x80 <= code <= 0x9F or code in _BIDI:
+            out.append(f"%u{code:04X}")
         elif 0xDC80 <= code <= 0xDCFF:
             out.append(f"%{code - 0xDC00:02X}")
         elif 0xD800 <= code <= 0xDFFF:
@@ -118,7 +134,17 @@ def unique_names(entries: Sequence[tuple[str, str]]) -> list[str]:
             candidate = f"{base}{COLLISION_SEPARATOR}{n}"
         taken.add(candidate)
         names[i] = candidate
-    return [name for name in names if name is not None]
+    return [_fit(name, ident) for name, (_label, ident) in zip(names, entries) if name is not None]
+
+
+def _fit(name: str, ident: str) -> str:
+    """``name``, or if it is longer than 255 bytes its start shortened to ``<start>…~<ID>`` (255 bytes)."""
+    if len(name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES:
+        return name
+    tail = f"{SHORTENED}{COLLISION_SEPARATOR}{encode_name(ident)}" if ident else SHORTENED
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8", "surrogateescape"))
+    start = name.encode("utf-8", "surrogateescape")[:max(room, 0)].decode("utf-8", "ignore")
+    return (start + tail)[:MAX_NAME_BYTES] if room > 0 else encode_name(ident)[:MAX_NAME_BYTES]
 
 
 def is_probe_name(name: str) -> bool:
@@ -138,4 +164,4 @@ def join_path(parts: Iterable[str]) -> str:
 
 
 __all__ = ["encode_name", "decode_name", "unique_names", "is_probe_name", "split_path", "join_path",
-           "COLLISION_SEPARATOR", "PROBE_NAMES", "PROBE_PREFIXES"]
+           "COLLISION_SEPARATOR", "PROBE_NAMES", "PROBE_PREFIXES", "MAX_NAME_BYTES", "SHORTENED"]

@@ -1,6 +1,7 @@
 """The local spool: files written into the mount wait on local disk until they are sent.
 
-Owns one private directory per mount (mode ``0700``, ``<spool root>/mount-<pid>-<random>``) and one
+Owns one private directory per mount (mode ``0700``, ``<spool root>/mount-<pid>-<random>``; the root
+itself is made 0700 and refused when another user owns it or others can write to it) and one
 :class:`SpoolFile` per file written. Data goes to disk as it arrives (positional writes on one
 descriptor), so the daemon's memory stays flat whatever the size of the file; the page cache is the
 kernel's. A write that fails (``ENOSPC``, ``EDQUOT``, ``EIO``) is remembered, so a file that lost data
@@ -28,6 +29,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
+
+from xnatfs.localpaths import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,7 @@ class Spool:
         """Create the directory at the first file (a mount that never writes leaves no trace)."""
         with self._lock:
             if not self._made:
-                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_dir(self.root, what="spool directory")  # refused if others could read or plant files
                 self.directory.mkdir(mode=0o700)
                 self._made = True
 

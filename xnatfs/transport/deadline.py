@@ -1,0 +1,181 @@
+"""An overall deadline per request: a server that trickles its answer is cut off, not waited for.
+
+Socket timeouts bound each wait for the next bytes; a server that sends one byte every 2 s never trips a
+5 s timeout, so a single listing could take hours (issue 18: ``ls`` lived 300 s with ``--timeout 5``).
+Here every request without a body (and every read of a streamed body) runs under a :func:`deadline`,
+counted from the moment its connection is made (connecting is bounded by the connect timeout):
+the connections it uses register their sockets with one watchdog thread, which shuts a socket down
+(``shutdown(SHUT_RDWR)``, from outside) once its deadline passes, so the blocked ``recv`` returns at
+once; the caller then sees :class:`~xnatfs.errors.DeadlineExceeded` (ETIMEDOUT), never the truncated
+answer. The connection is not reused (a shut-down socket is dropped by the pool).
+
+How the sockets are found: :class:`DeadlineAdapter` gives urllib3 connection classes that, when they
+connect or send a request, attach their socket to the deadline of the calling thread (a thread-local).
+
+Imports the standard library, urllib3 and requests (this is :mod:`xnatfs.transport`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+log = logging.getLogger(__name__)
+
+_current = threading.local()
+
+
+class Guard:
+    """The deadline of one request (or one read): the sockets it uses and whether it expired."""
+
+    __slots__ = ("seconds", "when", "sockets", "expired", "_done")
+
+    def __init__(self, seconds: float, sockets: tuple[socket.socket, ...] = ()) -> None:
+        self.seconds = seconds
+        #: when the deadline passes: counted from the first connected socket (connecting, and retrying a
+        #: refused connection, are bounded by the connect timeout and the retry policy instead)
+        self.when: float | None = None
+        self.sockets: list[socket.socket] = list(sockets)
+        self.expired = False
+        self._done = False
+        if self.sockets:
+            self._start()
+
+    def _start(self) -> None:
+        self.when = time.monotonic() + self.seconds
+        _WATCHDOG.add(self)
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None or any(s is sock for s in self.sockets):
+            return
+        self.sockets.append(sock)
+        if self.when is None:
+            self._start()
+        if self.expired:  # attached after the deadline passed: cut at once
+            _shut(sock)
+
+    def _expire(self) -> None:
+        if self._done:
+            return
+        self.expired = True
+        for sock in list(self.sockets):
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        # the plain socket's shutdown: SSLSocket.shutdown would drop its SSL object under a reading thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for all deadlines of the process: a heap ordered by time, woken on each new one."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Guard]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, guard: Guard) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (guard.when or time.monotonic(), next(self._counter), guard))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="xnatfs-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2]._done:
+                    heapq.heappop(self._heap)  # finished in time
+                if not self._heap:
+                    self._cond.wait(60.0)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, guard = heapq.heappop(self._heap)
+                guard._expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None, sockets: tuple[socket.socket, ...] = ()) -> Iterator[Guard | None]:
+    """Run the block under a deadline of ``seconds`` (None: no deadline); connections used inside attach
+    their sockets, ``sockets`` are attached from the start (a stream's, for one read)."""
+    if seconds is None or seconds <= 0:
+        yield None
+        return
+    guard = Guard(seconds, sockets)
+    outer = getattr(_current, "guard", None)
+    _current.guard = guard
+    try:
+        yield guard
+    finally:
+        guard._done = True
+        _current.guard = outer
+
+
+def _attach(sock: Any) -> None:
+    guard = getattr(_current, "guard", None)
+    if guard is not None and isinstance(sock, socket.socket):
+        guard.attach(sock)
+
+
+class _DeadlineHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _attach(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _attach(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections attach their sockets to the calling thread's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
+__all__ = ["DeadlineAdapter", "Guard", "deadline"]
