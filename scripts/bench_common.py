@@ -74,6 +74,27 @@ def mounted(url: str, *options: str, log_dir: Path | None = None) -> Iterator[Pa
             unmount(path)
 
 
+@contextlib.contextmanager
+def memfs_mounted(script: str, *args: str) -> Iterator[Path]:
+    """The in-memory ceiling of a benchmark: ``script --serve-memfs <mountpoint> *args`` in its own
+    process (a trivial FUSE filesystem on the same binding); yields the mount point once mounted."""
+    with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
+        path = Path(tmp) / "mnt"
+        path.mkdir()
+        process = subprocess.Popen([sys.executable, script, "--serve-memfs", str(path), *args],
+                                   stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.ismount(path):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the in-memory FUSE filesystem did not mount")
+                time.sleep(0.05)
+            yield path
+        finally:
+            unmount(path)
+            process.wait(timeout=30)
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()

@@ -41,10 +41,10 @@ from bench_common import (  # noqa: E402 - after the path tweak for the sibling 
     ADMIN,
     MiB,
     median,
+    memfs_mounted,
     mounted,
     run,
     timed,
-    unmount,
     write_random_file,
 )
 
@@ -122,23 +122,10 @@ def set_read_ahead(mountpoint: Path, kib: int) -> None:
 
 
 def read_through_memfs(source: Path, expected: str, read_ahead_kib: int = 0) -> float:
-    with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
-        path = Path(tmp) / "mnt"
-        path.mkdir()
-        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(source)],
-                                   stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not os.path.ismount(path):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the in-memory FUSE filesystem did not mount")
-                time.sleep(0.05)
-            if read_ahead_kib:
-                set_read_ahead(path, read_ahead_kib)
-            return timed_dd_then_md5(path / "data.bin", expected, "in-memory filesystem")
-        finally:
-            unmount(path)
-            process.wait(timeout=30)
+    with memfs_mounted(__file__, str(source)) as path:
+        if read_ahead_kib:
+            set_read_ahead(path, read_ahead_kib)
+        return timed_dd_then_md5(path / "data.bin", expected, "in-memory filesystem")
 
 
 def read_through_mount(url: str, name: str, expected: str, *, inline_md5: bool) -> float:

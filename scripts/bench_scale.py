@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import ADMIN, counter_read, counter_reset, counter_settle, mounted, unmount  # noqa: E402
+from bench_common import ADMIN, counter_read, counter_reset, counter_settle, memfs_mounted, mounted  # noqa: E402
 
 SERIES = "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
 
@@ -102,23 +102,10 @@ def ls_l(path: Path, files: int) -> tuple[float, bool]:
 
 
 def memfs_ls(files: int) -> tuple[float, float, bool]:
-    with tempfile.TemporaryDirectory(prefix="memfs-") as tmp:
-        path = Path(tmp) / "mnt"
-        path.mkdir()
-        process = subprocess.Popen([sys.executable, __file__, "--serve-memfs", str(path), str(files)],
-                                   stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not os.path.ismount(path):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the in-memory FUSE filesystem did not mount")
-                time.sleep(0.05)
-            cold, ok_cold = ls_l(path / "series", files)
-            warm, ok_warm = ls_l(path / "series", files)
-            return cold, warm, ok_cold and ok_warm
-        finally:
-            unmount(path)
-            process.wait(timeout=30)
+    with memfs_mounted(__file__, str(files)) as path:
+        cold, ok_cold = ls_l(path / "series", files)
+        warm, ok_warm = ls_l(path / "series", files)
+        return cold, warm, ok_cold and ok_warm
 
 
 def mount_ls(url: str, files: int) -> tuple[float, float, int, dict, bool]:

@@ -23,8 +23,11 @@ class Fetch:
         self.calls: list[str] = []
         self.fail = fail or set()
         self.lock = threading.Lock()
+        self.gate = threading.Event()  # fetches wait here, so what is scheduled does not race them
+        self.gate.set()
 
     def __call__(self, info: FileInfo) -> bytes:
+        assert self.gate.wait(5)
         with self.lock:
             self.calls.append(info.relpath)
         if info.relpath in self.fail:
@@ -68,8 +71,10 @@ def test_big_files_failures_and_the_budget_are_respected() -> None:
     fetch = Fetch(fail={"f003"})
     listing = files(20, size=100)
     prefetch = SiblingPrefetch(fetch, PrefetchSettings(ahead=10, budget=450, max_file=100))
+    fetch.gate.clear()
     prefetch.opened("/d", listing, 0)
     prefetch.opened("/d", listing, 1)
+    fetch.gate.set()
     drain(prefetch)
     assert len(fetch.calls) == 4  # 4 x 100 bytes fit in 450
     assert prefetch.take(listing[3]) is None  # the failed one: the open reads it itself

@@ -141,24 +141,27 @@ def _attach(sock: Any) -> None:
         guard.attach(sock)
 
 
-class _DeadlineHTTPConnection(HTTPConnection):
+class _AttachesSocket:
+    """Mixed into urllib3's connection classes: the socket joins the calling thread's deadline when it
+    connects and at each request (a kept-alive connection serves several requests)."""
+
+    sock: Any
+
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _attach(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _attach(self.sock)
+class _DeadlineHTTPConnection(_AttachesSocket, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _attach(self.sock)
-        super().request(*args, **kwargs)
+
+class _DeadlineHTTPSConnection(_AttachesSocket, HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPPool(HTTPConnectionPool):
