@@ -353,6 +353,14 @@ class InsecureCacheDir(ConfigError):
     errno = _errno.EACCES
 
 
+class CallerGone(XNATError):
+    """The program a FUSE call was for went away (killed) while the call waited: the wait was given up
+    (the kernel keeps a killed caller until its call is answered)."""
+
+    errno = _errno.EINTR
+    log_level = logging.INFO
+
+
 class DeadlineExceeded(RequestTimeout):
     """A request (or one read of a stream) lasted past its overall deadline: a server that trickles its
     answer byte by byte, each byte within the socket timeout. The connection is closed."""
@@ -360,4 +368,4 @@ class DeadlineExceeded(RequestTimeout):
     errno = _errno.ETIMEDOUT
 
 
-__all__ += ["UnsafeLocalPath", "InsecureCacheDir", "DeadlineExceeded"]
+__all__ += ["UnsafeLocalPath", "InsecureCacheDir", "DeadlineExceeded", "CallerGone"]

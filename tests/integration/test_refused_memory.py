@@ -15,14 +15,14 @@ import pytest
 
 import xnatfs
 from xnatfs.errors import ServerError
-from xnatfs.settings import MiB, Settings
+from xnatfs.settings import MAX_DOCUMENT_SIZE, MiB, Settings
 
 from hostile import Exchange, HostileServer, xnat_routes
 from rss_sampler import PeakRSS
 
 pytestmark = pytest.mark.integration
 
-LIMIT = 32 * MiB
+LIMIT = MAX_DOCUMENT_SIZE  # the daemon's own limit: 128 MiB
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def server() -> Iterator[HostileServer]:
 
 def endless_without_length(ex: Exchange) -> None:
     ex.head(200, {"Content-Type": "application/json", "Connection": "close"})
-    ex.endless(cap=LIMIT + 8 * MiB)
+    ex.endless(cap=LIMIT + 4 * MiB)
 
 
 @pytest.mark.parametrize("door", ["catalog", "get_json"])
@@ -53,5 +53,5 @@ def test_ten_refused_answers_keep_memory_flat(server: HostileServer, door: str) 
                             xnat.session.get_json("/data/projects")
         finally:
             gc.enable()
-    # one refused body (plus its join) may be alive at a time; ten would be 320 MiB
+    # one refused body (plus its join) may be alive at a time; ten would be 1.3 GB
     assert rss.growth < 3 * LIMIT, f"{rss.growth // MiB} MiB"

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 import cachetools
 
-from xnatfs.errors import RequestTimeout
+from xnatfs.callers import POLL, asks, current_check
+from xnatfs.errors import CallerGone, RequestTimeout
 
 V = TypeVar("V")
 
@@ -93,6 +94,22 @@ class TTLCache:
         with self._lock:
             self._data[key] = value
 
+    def _wait_for(self, future: Future) -> Any:
+        """The result of a load another thread runs: waited for at most ``wait_timeout``, and given up
+        at once if whoever this thread works for went away (xnatfs.callers)."""
+        check = current_check()
+        end = time.monotonic() + self.wait_timeout
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(f"Waited {self.wait_timeout:.0f} s for a request another thread sent")
+            try:
+                return future.result(timeout=min(remaining, POLL) if check is not None else remaining)
+            except FutureTimeout:
+                if asks(check):
+                    raise CallerGone("Stopped waiting for a request another thread sent: the program that "
+                                     "asked went away (killed)") from None
+
     def pop(self, key: Hashable) -> None:
         with self._lock:
             self._generation += 1
@@ -117,10 +134,7 @@ class TTLCache:
             else:
                 future = running[1]  # type: ignore[index]
         if not owner:
-            try:
-                return future.result(timeout=self.wait_timeout)
-            except FutureTimeout as exc:
-                raise RequestTimeout(f"Waited {self.wait_timeout:.0f} s for a request another thread sent") from exc
+            return self._wait_for(future)
         try:
             value = load()
         except BaseException as exc:
@@ -130,7 +144,7 @@ class TTLCache:
             future.set_exception(exc)
             # exc -> traceback -> this frame -> future -> exc is a cycle that would keep everything the
             # failed load's frames hold (a refused 128 MiB body) until the cycle collector runs
-            del future, mine
+            future = mine = None  # type: ignore[assignment]
             raise
         with self._lock:
             if self._inflight.get(key) is mine:

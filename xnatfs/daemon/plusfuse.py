@@ -10,16 +10,25 @@ for ``ls -l`` of a 5,000-file series. :class:`PlusFUSE` fills the whole ``stat``
 asked for the plus form and the operations' ``readdir`` gave attribute dicts; anything else goes
 to mfusepy as before.
 
+Every callback also runs under :func:`~xnatfs.callers.abandon_when` with a check of the
+process that made the call: once the daemon has read a request, the kernel keeps its caller waiting
+for the answer even after SIGKILL (``request_wait_answer``), so a request to the server on behalf of
+a killed process (a stuck ``ls`` the user killed) is cut at once instead of at its deadline.
+
 (The kernel could also cache whole listings (``cache_readdir``/``keep_cache`` on ``opendir``), but
 libfuse's high-level API (3.14) does not pass those flags on, so every ``ls`` lists again.)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import signal
 from typing import Any
 
 import mfusepy
+
+from xnatfs.callers import abandon_when
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,23 @@ FUSE_READDIR_PLUS = 1
 FUSE_FILL_DIR_PLUS = 2
 #: ``FUSE_CAP_READDIRPLUS_AUTO`` (fuse_common.h): the kernel's adaptive mode
 FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
+
+
+def caller_gone(pid: int) -> bool:
+    """Whether the process (thread) ``pid`` is gone, a zombie, or has SIGKILL pending."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            lines = status.read().splitlines()
+    except OSError:
+        return True
+    kill = 1 << (signal.SIGKILL - 1)
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key == "State" and value.split()[:1] in (["Z"], ["X"]):
+            return True
+        if key in ("SigPnd", "ShdPnd") and int(value.strip() or "0", 16) & kill:
+            return True
+    return False
 
 
 class PlusFUSE(mfusepy.FUSE):
@@ -44,6 +70,13 @@ class PlusFUSE(mfusepy.FUSE):
         if conn:
             conn.contents.want &= ~FUSE_CAP_READDIRPLUS_AUTO
         super().init_fuse_3(conn, config)
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        pid = mfusepy.fuse_get_context()[2]
+        if pid <= 0:
+            return super()._wrapper(func, *args, **kwargs)
+        with abandon_when(functools.partial(caller_gone, pid)):
+            return super()._wrapper(func, *args, **kwargs)
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any,
                        flags: int) -> int:

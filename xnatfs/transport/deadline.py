@@ -24,12 +24,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from xnatfs.callers import POLL, asks, current_check
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,14 @@ _current = threading.local()
 class Guard:
     """The deadline of one request (or one read): the sockets it uses and whether it expired."""
 
-    __slots__ = ("seconds", "when", "sockets", "expired", "_done")
+    __slots__ = ("seconds", "when", "sockets", "expired", "abandoned", "gone", "_done")
 
     def __init__(self, seconds: float, sockets: tuple[socket.socket, ...] = ()) -> None:
         self.seconds = seconds
+        #: the calling thread's "has whoever asked gone away?" (xnatfs.callers), asked by the watchdog
+        self.gone: Callable[[], bool] | None = current_check()
+        #: cut because whoever asked went away (not because the deadline passed)
+        self.abandoned = False
         #: when the deadline passes: counted from the first connected socket (connecting, and retrying a
         #: refused connection, are bounded by the connect timeout and the retry policy instead)
         self.when: float | None = None
@@ -80,7 +86,9 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _Watchdog:
-    """One thread for all deadlines of the process: a heap ordered by time, woken on each new one."""
+    """One thread for all deadlines of the process: a heap ordered by time, woken on each new one; while
+    requests with a :func:`~xnatfs.callers.abandon_when` check are pending it also wakes every
+    :data:`~xnatfs.callers.POLL` seconds to ask them."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Guard]] = []
@@ -107,9 +115,14 @@ class _Watchdog:
                         self._thread = None
                         return
                     continue
+                watched = [g for _, _, g in self._heap if g.gone is not None and not g._done and not g.expired]
+                for guard in watched:
+                    if asks(guard.gone):
+                        guard.abandoned = True
+                        guard._expire()
                 wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, POLL) if watched else wait)
                     continue
                 _, _, guard = heapq.heappop(self._heap)
                 guard._expire()

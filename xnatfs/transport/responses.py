@@ -244,6 +244,9 @@ class Stream:
                     with translate_errors(self._method, self._response.url):
                         yield
                 finally:
+                    if guard is not None and guard.abandoned:
+                        raise DeadlineExceeded(f"A read of {self._method} {self.url} was cut off: the program that "
+                                               f"asked for it went away (killed)") from None
                     if guard is not None and guard.expired:
                         raise DeadlineExceeded(f"A read of {self._method} {self.url} took more than {seconds:g} s (the "
                                                f"server sends too slowly); the connection was closed") from None

@@ -440,6 +440,9 @@ class XNATSession:
 
 def _raise_if_expired(guard: Guard | None, method: str, url: str) -> None:
     """:class:`DeadlineExceeded` if the request's deadline cut its connection."""
+    if guard is not None and guard.abandoned:
+        raise DeadlineExceeded(f"{method} {redact_url(url)} was cut off: the program that asked for it went away "
+                               f"(killed)") from None
     if guard is not None and guard.expired:
         message = (f"No complete answer to {method} {redact_url(url)} within {guard.seconds:g} s (the server sends "
                    f"too slowly); the connection was closed")
