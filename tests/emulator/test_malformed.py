@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -210,3 +212,20 @@ def test_odd_cookie_and_accept_values(target: SimpleNamespace) -> None:
         for path in ("/data/projects", "/data/projects/P1", "/data/projects/P1/subjects/S1", FILE, "/data/prearchive"):
             status = send(target, "GET", path, {"Accept": accept})[0]
             assert status in (200, 406), (accept, path, status)
+
+
+@pytest.mark.parametrize("line", [b"GARBAGE", b"GET", b"\x16\x03\x01\x02\x00"])
+def test_a_malformed_request_line_is_400_with_one_log_line_and_no_traceback(
+        target: SimpleNamespace, line: bytes, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="xnatfs.emulator.server")
+    with socket.create_connection((target.host, target.port), timeout=10) as raw:
+        raw.sendall(line + b"\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(4096):
+            answer += chunk
+    # no parsable request line means no HTTP version: the stdlib answers as to HTTP/0.9, the page alone
+    assert b"Error code: 400" in answer, answer[:300]
+    time.sleep(0.2)  # the handler thread logs after answering
+    refused = [r for r in caplog.records if "Refused a request" in r.getMessage()]
+    assert len(refused) == 1
+    assert "Traceback" not in capfd.readouterr().err

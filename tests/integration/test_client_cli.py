@@ -93,3 +93,17 @@ def test_errors_and_exit_codes(server: EmulatorServer, tmp_path: Path, capsys: C
     monkeypatch.delenv(commands.PASSWORD_ENV)
     assert main(["prearchive", "list", server.url, "-u", "admin"]) == 2
     assert commands.PASSWORD_ENV in capsys.readouterr().err
+
+
+def test_no_command_is_usage_on_stderr_and_exit_2_and_help_is_exit_0(capsys: Capture) -> None:
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: xnatfs COMMAND" in err and "mount" in err
+    assert main(["--help"]) == 0
+    assert "usage: xnatfs COMMAND" in capsys.readouterr().out
+
+
+def test_the_emulators_help_names_its_default_port(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["emulator", "--help"])
+    assert done.value.code == 0 and "default 8080" in capsys.readouterr().out

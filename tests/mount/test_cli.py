@@ -143,3 +143,25 @@ def test_umount_of_a_busy_mount_explains_lazy(emulator: EmulatorServer, mount_fa
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_non_empty_mount_point_is_refused_unless_asked(emulator: EmulatorServer, mountpoint: Path) -> None:
+    """A mount hides what its folder holds: refused by default (as rclone does), allowed on request,
+    and the user's file is untouched and back after the unmount."""
+    mine = mountpoint / "notes.txt"
+    mine.write_text("mine")
+    refused = run_mount(emulator.url, str(mountpoint), "--user", "admin", password="admin")
+    assert refused.returncode == 1 and "not empty" in refused.stderr and "--allow-non-empty" in refused.stderr
+    assert not os.path.ismount(mountpoint)
+    allowed = run_mount(emulator.url, str(mountpoint), "--user", "admin", "--allow-non-empty", password="admin")
+    assert allowed.returncode == 0, allowed.stderr
+    try:
+        assert os.path.ismount(mountpoint) and "projects" in os.listdir(mountpoint)
+    finally:
+        unmount(mountpoint)
+    assert mine.read_text() == "mine"
+
+
+def test_mount_takes_u_for_user_like_every_command() -> None:
+    args = mount_options.build_parser().parse_args(["http://x.example", "/mnt", "-u", "alice"])
+    assert args.user == "alice"

@@ -49,6 +49,7 @@ class MountOptions:
     allow_delete: bool = False
     import_destination: str = "prearchive"
     spool_dir: Path | None = None
+    allow_non_empty: bool = False
     fuse_options: dict[str, str | bool] = field(default_factory=dict)
 
 
@@ -56,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xnatfs mount", description="Mount an XNAT server as a directory.")
     parser.add_argument("url", help="the XNAT server, e.g. https://xnat.example.org")
     parser.add_argument("mountpoint", help="an existing empty directory")
-    parser.add_argument("--user", help="log in as USER (password from netrc, XNATFS_PASSWORD or a prompt)")
+    parser.add_argument("--user", "-u", help="log in as USER (password from netrc, XNATFS_PASSWORD or a prompt)")
     parser.add_argument("--netrc", metavar="FILE", help="read credentials from FILE (must be mode 600)")
     parser.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (Ctrl-C unmounts)")
+    parser.add_argument("--allow-non-empty", action="store_true",
+                        help="mount over a folder that holds files (they are hidden, not touched, until unmounted)")
     parser.add_argument("--read-only", action="store_true",
                         help="refuse every change (no imports, no uploads into resources)")
     parser.add_argument("--import-destination", choices=("prearchive", "archive"), default="prearchive",
@@ -123,7 +126,7 @@ def options_from_args(args: argparse.Namespace) -> MountOptions:
         ca_bundle=ca_bundle, insecure=args.insecure,
         read_only=args.read_only, allow_delete=args.allow_delete, import_destination=args.import_destination,
         spool_dir=Path(args.spool_dir).expanduser().absolute() if args.spool_dir else None,
-        fuse_options=parse_fuse_options(args.options))
+        allow_non_empty=args.allow_non_empty, fuse_options=parse_fuse_options(args.options))
 
 
 # -- local checks (before anything talks to the server) -----------------------------------------------
@@ -146,7 +149,9 @@ def check_fuse_device() -> None:
         raise MountError("fusermount3 is missing: install FUSE 3 (Debian: apt-get install fuse3)")
 
 
-def check_mountpoint(path: Path) -> None:
+def check_mountpoint(path: Path, *, allow_non_empty: bool = False) -> None:
+    """A usable, unmounted folder; an empty one unless ``allow_non_empty``: a mount hides what the folder
+    holds, and a user who finds their files gone from it would not think of an unmount."""
     try:
         path.stat()
     except FileNotFoundError:
@@ -160,6 +165,12 @@ def check_mountpoint(path: Path) -> None:
         raise MountError(f"{path} is busy: something is mounted there already (xnatfs umount {path})")
     if os.geteuid() != 0 and not os.access(path, os.W_OK):
         raise MountError(f"No write permission on the mount point {path} (FUSE needs it)")
+    if not allow_non_empty:
+        with os.scandir(path) as entries:
+            first = next(entries, None)
+        if first is not None:
+            raise MountError(f"The mount point {path} is not empty (it holds {first.name!r}…): the mount would hide "
+                             f"its files until unmounted. Use an empty folder, or pass --allow-non-empty")
 
 
 def obtain_credentials(opts: MountOptions) -> Credentials | None:

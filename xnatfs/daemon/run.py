@@ -249,7 +249,7 @@ def mount_main(argv: list[str]) -> int:
         opts = options_from_args(args)
         check_url(opts.url)
         check_fuse_device()
-        check_mountpoint(opts.mountpoint)
+        check_mountpoint(opts.mountpoint, allow_non_empty=opts.allow_non_empty)
         check_private_folders(opts)
         credentials = obtain_credentials(opts)
     except ConfigError as exc:

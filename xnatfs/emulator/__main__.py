@@ -18,7 +18,7 @@ from xnatfs.emulator.faults import FaultSettings
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="xnatfs emulator", description="Run an XNAT-compatible REST server.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
     parser.add_argument("--data", help="data directory (SQLite + files); a temporary one when omitted")
     parser.add_argument("--sample", action="store_true", help="fill an empty archive with sample data")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",

@@ -23,13 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class QuietRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler without a log line per request (the request counter replaces it)."""
+    """werkzeug's handler without a log line per request (the request counter replaces it). A request
+    line that does not parse gets the stdlib's 400 and one warning line (it has no method or path yet,
+    which the stdlib's logging of it would need)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("%s %s -> %s", self.command, self.path, code)
+        log.debug("%s %s -> %s", getattr(self, "command", None) or "-", getattr(self, "path", None) or "-", code)
 
     def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug(format, *args)
+        log.warning("Refused a request from %s: " + format, self.client_address[0], *args)
 
 
 class EmulatorServer:
