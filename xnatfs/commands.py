@@ -24,19 +24,18 @@ insecure netrc file); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
+from xnatfs.daemon.options import PASSWORD_ENV, credentials_for
 from xnatfs.errors import ConfigError, NotFound, XNATError
 from xnatfs.model.connect import Connection, connect
 from xnatfs.model.prearchive import PrearchiveSession
 from xnatfs.rest.paths import with_data_prefix
 
-PASSWORD_ENV = "XNATFS_PASSWORD"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -79,15 +78,11 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Connection:
-    password = None
-    if args.user:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            if not sys.stdin.isatty():
-                raise ConfigError(f"No password for {args.user}: set {PASSWORD_ENV} or run from a terminal")
-            password = getpass.getpass(f"Password for {args.user}: ")
-    return connect(args.url, args.user, password, netrc_file=args.netrc, timeout=args.timeout,
-                   verify=not args.insecure, ca_bundle=args.ca_bundle, load_schemas=False)
+    """A connection with the mount's credential sources (``daemon.options.credentials_for``)."""
+    credentials = credentials_for(args.url, args.user, args.netrc)
+    user, password = (credentials.user, credentials.password) if credentials is not None else (None, None)
+    return connect(args.url, user, password, timeout=args.timeout, verify=not args.insecure,
+                   ca_bundle=args.ca_bundle, load_schemas=False)
 
 
 def _import_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import xnatfs
 from xnatfs import commands
 from xnatfs.cli import main
 from xnatfs.emulator.server import EmulatorServer
@@ -107,3 +108,22 @@ def test_the_emulators_help_names_its_default_port(capsys: Capture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["emulator", "--help"])
     assert done.value.code == 0 and "default 8080" in capsys.readouterr().out
+
+
+def test_credentials_come_from_the_same_sources_everywhere(server: EmulatorServer, tmp_path: Path, capsys: Capture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Library, commands and mount: --user with XNATFS_PASSWORD > netrc > a prompt > anonymous (issue 17)."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with xnatfs.connect(server.url, user="admin") as xnat:  # the password from XNATFS_PASSWORD
+        assert "CLI" in xnat.projects.keys()
+    assert main(["prearchive", "list", server.url]) == 2  # a password with no user to go with it
+    err = capsys.readouterr().err
+    assert "no user name goes with it" in err and "--user" in err and "<html" not in err.lower()
+    monkeypatch.delenv(commands.PASSWORD_ENV)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login admin password admin\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert main(["prearchive", "list", server.url, "-u", "admin"]) == 0  # -u with the netrc entry, no prompt
+    with xnatfs.connect(server.url, user="admin") as xnat:
+        assert "CLI" in xnat.projects.keys()

@@ -22,9 +22,8 @@ from urllib.parse import urlsplit
 from xnatfs.errors import ConfigError, MissingCredentialsError, MountError
 from xnatfs.redact import redact_url
 from xnatfs.settings import MiB
-from xnatfs.transport.auth import Credentials, resolve_credentials
+from xnatfs.transport.auth import PASSWORD_ENV, Credentials, resolve_credentials
 
-PASSWORD_ENV = "XNATFS_PASSWORD"
 FUSE_DEVICE = "/dev/fuse"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _REFUSED_OPTIONS = {"max_read": "libfuse 3 refuses a mount with max_read"}
@@ -174,23 +173,30 @@ def check_mountpoint(path: Path, *, allow_non_empty: bool = False) -> None:
 
 
 def obtain_credentials(opts: MountOptions) -> Credentials | None:
-    """Credentials by precedence: --user with XNATFS_PASSWORD > netrc > a prompt > anonymous."""
-    env_password = os.environ.get(PASSWORD_ENV)
-    if opts.user and env_password:
-        return Credentials(opts.user, env_password, source=PASSWORD_ENV)
+    """The mount's credentials: :func:`credentials_for` its URL, ``--user`` and ``--netrc``."""
+    return credentials_for(opts.url, opts.user, opts.netrc)
+
+
+def credentials_for(url: str, user: str | None, netrc: str | None) -> Credentials | None:
+    """Credentials for a command line (``mount``, ``import``, ``prearchive``), the same everywhere:
+    ``--user`` with ``XNATFS_PASSWORD`` > netrc > a prompt on a terminal > anonymous. A password in
+    ``XNATFS_PASSWORD`` with no user name to go with it is an error in words, not a silent guest."""
     try:
-        return resolve_credentials(opts.url, opts.user, None, netrc_file=opts.netrc)
+        found = resolve_credentials(url, user, None, netrc_file=netrc)
     except MissingCredentialsError:
-        if opts.user and opts.netrc is None and sys.stdin.isatty():
-            host = urlsplit(opts.url).hostname
-            return Credentials(opts.user, getpass.getpass(f"Password for {opts.user} at {host}: "), source="prompt")
-        if opts.user:
+        if user and netrc is None and sys.stdin.isatty():
+            host = urlsplit(url).hostname
+            return Credentials(user, getpass.getpass(f"Password for {user} at {host}: "), source="prompt")
+        if user:
             raise MissingCredentialsError(
-                f"No password for {opts.user}: set {PASSWORD_ENV}, add the host to a netrc file (mode 600), "
+                f"No password for {user}: set {PASSWORD_ENV}, add the host to a netrc file (mode 600), "
                 "or run from a terminal to be asked") from None
         raise
+    if found is None and os.environ.get(PASSWORD_ENV):
+        raise MissingCredentialsError(f"{PASSWORD_ENV} is set but no user name goes with it: pass --user NAME (-u)")
+    return found
 
 
 __all__ = ["MountOptions", "MountError", "build_parser", "parse_size", "parse_fuse_options", "options_from_args",
-           "check_url", "check_fuse_device", "check_mountpoint", "obtain_credentials", "PASSWORD_ENV",
+           "check_url", "check_fuse_device", "check_mountpoint", "obtain_credentials", "credentials_for", "PASSWORD_ENV",
            "FUSE_DEVICE", "ConfigError"]

@@ -26,6 +26,9 @@ from xnatfs.errors import ConfigError, InsecureNetrcError, MissingCredentialsErr
 
 log = logging.getLogger(__name__)
 
+#: the environment variable a password may come from (with a user name given some other way)
+PASSWORD_ENV = "XNATFS_PASSWORD"
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -101,16 +104,21 @@ def resolve_credentials(
     *,
     netrc_file: str | os.PathLike[str] | None = None,
 ) -> Credentials | None:
-    """Credentials for ``url`` by precedence explicit > netrc > anonymous (``None``).
+    """Credentials for ``url`` by precedence explicit > ``XNATFS_PASSWORD`` (with a ``user``) > netrc >
+    anonymous (``None``): the same for the library, the commands and the mount.
 
     ``netrc_file`` (or ``$NETRC``) names a file that must exist and hold an entry for the host;
-    otherwise ``~/.netrc`` is consulted if it exists. A ``user`` without a password takes the
-    password from the netrc entry for that user, or fails with :class:`MissingCredentialsError`.
+    otherwise ``~/.netrc`` is consulted if it exists. A ``user`` without a password takes it from
+    ``$XNATFS_PASSWORD``, else from the netrc entry for that user, or fails with
+    :class:`MissingCredentialsError`.
     """
     if user is not None and password is not None:
         return Credentials(user, password, source="explicit")
     if password is not None:
         raise MissingCredentialsError("A password was given without a user name")
+    env_password = os.environ.get(PASSWORD_ENV)
+    if user is not None and env_password:
+        return Credentials(user, env_password, source=PASSWORD_ENV)
 
     named = netrc_file if netrc_file is not None else os.environ.get("NETRC") or None
     if named is not None:
@@ -133,12 +141,12 @@ def resolve_credentials(
         return found
     if user is not None:
         raise MissingCredentialsError(
-            f"No password for user {user!r}: pass password=…, or add the host to {path} (mode 600)"
+            f"No password for user {user!r}: set {PASSWORD_ENV}, or add the host to {path} (mode 600)"
         )
     return None
 
 
 __all__ = [
-    "Credentials", "resolve_credentials", "read_netrc_entry", "check_netrc_permissions",
+    "PASSWORD_ENV", "Credentials", "resolve_credentials", "read_netrc_entry", "check_netrc_permissions",
     "netrc_host_keys", "default_netrc_path",
 ]
