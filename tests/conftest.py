@@ -6,6 +6,7 @@ a test that deletes or needs a clean archive uses ``fresh_emulator`` (function s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -39,3 +40,13 @@ def http(emulator: EmulatorServer) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.auth = ADMIN
         yield session
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask (group and others may read what is created), for tests of private files."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)

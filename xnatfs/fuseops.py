@@ -137,9 +137,7 @@ class XNATOperations(mfusepy.Operations):
     def opendir(self, path: str) -> int:
         """A handle per open directory, holding its listing as it was at open: the kernel reads a big
         folder in chunks (xnatfs.daemon.plusfuse) and each chunk is served from it."""
-        nodes = self.fs.listdir(path)
-        entries: list[tuple[str, dict[str, int] | int, int] | str] = [".", ".."]
-        entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0) for node in nodes]
+        entries = self._entries(path)
         fh = next(self._next_fh)
         with self._lock:
             self._dirs[fh] = entries
@@ -147,16 +145,19 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, int] | int, int] | str]:
+        """The listing of the open directory ``fh`` (listed afresh for a handle not from :meth:`opendir`)."""
+        with self._lock:
+            found = self._dirs.get(fh)
+        return found if found is not None else self._entries(path)
+
+    def _entries(self, path: str) -> list[tuple[str, dict[str, int] | int, int] | str]:
         """Names with their whole attributes where they are final: the daemon's FUSE hands those to the
         kernel as READDIRPLUS (xnatfs.daemon.plusfuse), so ``ls -l`` of a big folder costs no lookup
         per name; the others (documents not yet sized, local entries) with their type only."""
-        with self._lock:
-            found = self._dirs.get(fh)
-        if found is None:  # a directory read without opendir (not done by libfuse; kept for callers)
-            fh = self.opendir(path)
-            with self._lock:
-                found = self._dirs.pop(fh)
-        return found
+        entries: list[tuple[str, dict[str, int] | int, int] | str] = [".", ".."]
+        entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0)
+                    for node in self.fs.listdir(path)]
+        return entries
 
     def releasedir(self, path: str, fh: int) -> int:
         with self._lock:

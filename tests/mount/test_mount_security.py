@@ -1,7 +1,7 @@
 """Security of the mount: the password never shows, insecure netrc files are refused, the mount is private,
 TLS is verified, and a login page served instead of a file is an error, not the file.
 
-A small front server (:class:`Front`) sits between the mount and the emulator where a test needs one:
+A small front server (:class:`frontkit.Front`) sits between the mount and the emulator where a test needs one:
 it terminates TLS with a self-signed certificate, or answers some requests itself (file downloads with
 an HTML login page, as a single sign-on proxy in front of XNAT does; an object's XML with a hostile
 document), and forwards everything else. It records every
@@ -11,24 +11,21 @@ request, so a test can assert that nothing was sent over an unverified connectio
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import shutil
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from frontkit import Front
 from mounting import ADMIN, MOUNT_DEADLINE, MountFactory, daemon_process, require_tools, unmount, xnatfs_command
 from xnatfs.emulator.sample import populate
 from xnatfs.emulator.server import EmulatorServer
@@ -41,86 +38,6 @@ LOGIN_PAGE = (b"<!DOCTYPE html><html><head><title>Single sign-on</title></head><
               b"<input name=\"username\"/><input name=\"password\" type=\"password\"/></form></body></html>")
 SESSION_FILE = ("projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans/2/resources/DICOM/"
                 "2.MR.0001.dcm")
-
-
-# -- the front server ------------------------------------------------------------------------------------
-
-#: ``answer(method, path)`` → ``(status, headers, body)`` to send instead of the server's answer, or None
-Answer = Callable[[str, str], "tuple[int, dict[str, str], bytes] | None"]
-
-
-class Front:
-    """An HTTP(S) server on 127.0.0.1 that forwards to ``upstream``; see the module docstring."""
-
-    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
-
-    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None, answer: Answer | None = None) -> None:
-        self.upstream = urlsplit(upstream)
-        self.tls = tls
-        self.answer = answer
-        self.received: list[str] = []
-        self.handshakes_failed = 0
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-            def _serve(self) -> None:
-                front.received.append(f"{self.command} {self.path}")
-                length = self.headers.get("Content-Length", "")
-                body = self.rfile.read(int(length)) if length.isdigit() else None
-                own = front.answer(self.command, self.path) if front.answer is not None else None
-                if own is not None:
-                    self._answer(*own)
-                    return
-                upstream = http.client.HTTPConnection(front.upstream.hostname, front.upstream.port, timeout=20)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in front.HOP_BY_HOP}
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    answer = upstream.getresponse()
-                    data = answer.read()
-                    self._answer(answer.status, {k: v for k, v in answer.getheaders()
-                                                 if k.lower() not in front.HOP_BY_HOP}, data)
-                finally:
-                    upstream.close()
-
-            def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                front.handshakes_failed += 1  # a refused TLS handshake ends here
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> Front:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import hashlib
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from xnatfs.emulator.server import EmulatorServer
 pytestmark = pytest.mark.mount
 
 FILE = "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans/2/resources/DICOM/2.MR.0001.dcm"
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def read_uncached(path: Path) -> bytes:

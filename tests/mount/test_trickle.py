@@ -9,19 +9,19 @@ folder meanwhile is not queued behind the stuck one.
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from frontkit import Front
 from mounting import MountFactory, require_tools
 from xnatfs.emulator.server import EmulatorServer
 
@@ -31,90 +31,50 @@ TIMEOUT = 2.0
 TRICKLED = "/data/projects/DEMO/subjects"
 
 
-class TrickleFront:
-    """Forwards to ``upstream``; answers GETs of :data:`TRICKLED` one byte every 2 s."""
+class Trickle:
+    """A :class:`frontkit.Front` intercept: answers GETs of :data:`TRICKLED` one byte every 2 s."""
 
-    def __init__(self, upstream: str) -> None:
-        target = urlsplit(upstream)
+    def __init__(self) -> None:
         self.stopping = threading.Event()
         self.trickled = 0
-        front = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-            def _serve(self) -> None:
-                length = self.headers.get("Content-Length", "")
-                body = self.rfile.read(int(length)) if length.isdigit() else None
-                if self.command == "GET" and urlsplit(self.path).path == TRICKLED:
-                    front.trickled += 1
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    self.close_connection = True
-                    for _ in range(300):
-                        if front.stopping.wait(2.0):
-                            return
-                        try:
-                            self.wfile.write(b" ")
-                            self.wfile.flush()
-                        except OSError:
-                            return
-                    return
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=20)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    answer = upstream.getresponse()
-                    data = answer.read()
-                    self.send_response(answer.status)
-                    for name, value in answer.getheaders():
-                        if name.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
-                            self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
-                    upstream.close()
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> TrickleFront:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def __call__(self, handler: BaseHTTPRequestHandler) -> bool:
+        if handler.command != "GET" or urlsplit(handler.path).path != TRICKLED:
+            return False
+        self.trickled += 1
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        handler.close_connection = True
+        for _ in range(300):
+            if self.stopping.wait(2.0):
+                break
+            try:
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+            except OSError:
+                break
+        return True
 
 
 @pytest.fixture
-def front(emulator: EmulatorServer) -> Iterator[tuple[TrickleFront, EmulatorServer]]:
-    with TrickleFront(emulator.url) as trickle:
+def front(emulator: EmulatorServer) -> Iterator[tuple[Trickle, EmulatorServer]]:
+    trickle = Trickle()
+    with Front(emulator.url, intercept=trickle) as proxy:
         class Fronted:
             def __getattr__(self, name: str) -> Any:
                 return getattr(emulator, name)
 
         fronted = Fronted()
-        fronted.url = trickle.url  # type: ignore[attr-defined]
-        yield trickle, fronted  # type: ignore[misc]
+        fronted.url = proxy.url  # type: ignore[attr-defined]
+        try:
+            yield trickle, fronted  # type: ignore[misc]
+        finally:
+            trickle.stopping.set()
 
 
-def test_ls_of_a_trickled_listing_ends_within_three_timeouts(front: tuple[TrickleFront, EmulatorServer],
+def test_ls_of_a_trickled_listing_ends_within_three_timeouts(front: tuple[Trickle, EmulatorServer],
                                                              mount_factory: MountFactory) -> None:
     require_tools("ls")
     trickle, server = front
@@ -138,7 +98,7 @@ def test_ls_of_a_trickled_listing_ends_within_three_timeouts(front: tuple[Trickl
     assert len(errors) == 1, mounted.log_text()
 
 
-def test_a_sigkilled_ls_of_a_trickled_listing_ends_at_once(front: tuple[TrickleFront, EmulatorServer],
+def test_a_sigkilled_ls_of_a_trickled_listing_ends_at_once(front: tuple[Trickle, EmulatorServer],
                                                             mount_factory: MountFactory) -> None:
     """Once the daemon has read the kernel's request, the kernel waits for its answer even after SIGKILL
     (``request_wait_answer``): the daemon sees the caller has SIGKILL pending and cuts the request at once,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from xnatfs.errors import InsecureCacheDir
 from xnatfs.vfs.diskcache import DiskCache
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def store(cache: DiskCache, key: str, data: bytes, md5: str = "") -> None:

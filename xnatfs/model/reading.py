@@ -82,12 +82,17 @@ def check_range(stream: Stream, start: int, name: str, size: int | None = None) 
                           url=stream.url)
     total = match.group(3)
     if size is not None and total.isdigit() and int(total) != size:
-        raise FileChanged(f"{name} changed on the server since it was listed: it holds {total} bytes, the "
-                          f"listing said {size}; list its folder again", status=stream.status, url=stream.url)
+        raise _file_changed(stream, name, int(total), size)
     length = identity_length(stream.headers)
     if length is not None and length != int(match.group(2)) - int(match.group(1)) + 1:
         raise ServerError(f"The server answered a Range request for {name} with Content-Length {length} "
                           f"for Content-Range {header!r}", status=stream.status, url=stream.url)
+
+
+def _file_changed(stream: Stream, name: str, held: int, listed: int) -> FileChanged:
+    """The error for a file the server holds ``held`` bytes of where its listing said ``listed``."""
+    return FileChanged(f"{name} changed on the server since it was listed: it holds {held} bytes, the listing "
+                       f"said {listed}; list its folder again", status=stream.status, url=stream.url)
 
 
 def check_whole_file(stream: Stream, size: int, name: str) -> None:
@@ -97,9 +102,7 @@ def check_whole_file(stream: Stream, size: int, name: str) -> None:
     if length is not None and length != size:
         kind = (stream.headers.get("Content-Type") or "").split(";", 1)[0].strip() or "no type"
         if kind != "text/html":
-            raise FileChanged(f"{name} changed on the server since it was listed: it holds {length} bytes, "
-                              f"the listing said {size}; list its folder again", status=stream.status,
-                              url=stream.url)
+            raise _file_changed(stream, name, length, size)
         raise ServerError(f"The server answered with {length} bytes for a file of {size} bytes ({name}; {kind}): "
                           f"a login page or a proxy's answer instead of the file?", status=stream.status,
                           url=stream.url)

@@ -32,6 +32,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from xnatfs.callers import POLL, asks, current_check
+from xnatfs.errors import DeadlineExceeded
+from xnatfs.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,21 @@ def deadline(seconds: float | None, sockets: tuple[socket.socket, ...] = ()) -> 
         _current.guard = outer
 
 
+def raise_if_cut(guard: Guard | None, method: str, url: str, *, reading: bool = False) -> None:
+    """:class:`~xnatfs.errors.DeadlineExceeded` if ``guard`` cut the connection of ``method url`` (or, with
+    ``reading``, of one read of its body), because the deadline passed or whoever asked went away.
+    Never a truncated answer: whatever arrived before the cut is not used."""
+    if guard is None or not guard.expired:
+        return
+    request = f"{method} {redact_url(url)}"
+    if guard.abandoned:
+        what = f"A read of {request}" if reading else request
+        raise DeadlineExceeded(f"{what} was cut off: the program that asked for it went away (killed)") from None
+    late = (f"A read of {request} took more than {guard.seconds:g} s" if reading
+            else f"No complete answer to {request} within {guard.seconds:g} s")
+    raise DeadlineExceeded(f"{late} (the server sends too slowly); the connection was closed") from None
+
+
 def _attach(sock: Any) -> None:
     guard = getattr(_current, "guard", None)
     if guard is not None and isinstance(sock, socket.socket):
@@ -194,4 +211,4 @@ class DeadlineAdapter(HTTPAdapter):
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
 
 
-__all__ = ["DeadlineAdapter", "Guard", "deadline"]
+__all__ = ["DeadlineAdapter", "Guard", "deadline", "raise_if_cut"]

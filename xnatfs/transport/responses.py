@@ -32,9 +32,9 @@ from typing import Any
 
 import requests
 
-from xnatfs.errors import DeadlineExceeded, ServerError, TransportError
+from xnatfs.errors import ServerError, TransportError
 from xnatfs.redact import REDACTED, redact_url
-from xnatfs.transport.deadline import deadline
+from xnatfs.transport.deadline import deadline, raise_if_cut
 from xnatfs.transport.http import translate_errors
 
 log = logging.getLogger(__name__)
@@ -244,12 +244,7 @@ class Stream:
                     with translate_errors(self._method, self._response.url):
                         yield
                 finally:
-                    if guard is not None and guard.abandoned:
-                        raise DeadlineExceeded(f"A read of {self._method} {self.url} was cut off: the program that "
-                                               f"asked for it went away (killed)") from None
-                    if guard is not None and guard.expired:
-                        raise DeadlineExceeded(f"A read of {self._method} {self.url} took more than {seconds:g} s (the "
-                                               f"server sends too slowly); the connection was closed") from None
+                    raise_if_cut(guard, self._method, self.url, reading=True)
         except TransportError as exc:
             self._failure = exc
             raise

@@ -52,7 +52,6 @@ import requests
 from xnatfs.errors import (
     AuthenticationError,
     ConfigError,
-    DeadlineExceeded,
     TransportError,
     ResponseError,
     ServerError,
@@ -62,7 +61,7 @@ from xnatfs.errors import (
 from xnatfs.redact import redact_text, redact_url
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
 from xnatfs.transport.auth import Credentials
-from xnatfs.transport.deadline import Guard, deadline
+from xnatfs.transport.deadline import deadline, raise_if_cut
 from xnatfs.transport.http import build_http_session, origin_of, redirect_target, translate_errors
 from xnatfs.transport.reachability import Reachability
 from xnatfs.transport.responses import (
@@ -310,9 +309,9 @@ class XNATSession:
                     if not stream or not _is_good(resp.status_code, ok):
                         self._load_body(resp, ok)  # an error answer's body only for its excerpt, and bounded
                 except TransportError:
-                    _raise_if_expired(guard, method, url)
+                    raise_if_cut(guard, method, url)
                     raise
-                _raise_if_expired(guard, method, url)  # a cut-off body may look complete: never use it
+                raise_if_cut(guard, method, url)  # a cut-off body may look complete: never use it
             if stream and guard is not None:
                 resp._xnatfs_deadline = (limit, tuple(guard.sockets))  # type: ignore[attr-defined]
             expired = attempt == 1 and self._credentials is not None and self._is_expired(resp, stream, expect_data)
@@ -436,17 +435,6 @@ class XNATSession:
             return text or None
         except ResponseError:
             return None
-
-
-def _raise_if_expired(guard: Guard | None, method: str, url: str) -> None:
-    """:class:`DeadlineExceeded` if the request's deadline cut its connection."""
-    if guard is not None and guard.abandoned:
-        raise DeadlineExceeded(f"{method} {redact_url(url)} was cut off: the program that asked for it went away "
-                               f"(killed)") from None
-    if guard is not None and guard.expired:
-        message = (f"No complete answer to {method} {redact_url(url)} within {guard.seconds:g} s (the server sends "
-                   f"too slowly); the connection was closed")
-        raise DeadlineExceeded(message) from None  # logged once where it is handled (the FUSE boundary)
 
 
 def _is_good(status: int, ok: Sequence[int] | None) -> bool:
