@@ -67,4 +67,36 @@ def _doctype_refused(what: str) -> ServerError:
                        f"DTD), which XNAT never sends; nothing in it was expanded or fetched")
 
 
-__all__ = ["make_parser", "parse_xml"]
+__all__ = ["make_parser", "parse_xml", "html_words"]
+
+
+#: Elements whose text is not prose (an error page's CSS and scripts).
+_NOT_PROSE = ("style", "script", "noscript", "head")
+
+
+def html_words(data: bytes | str, limit: int = 300) -> str:
+    """The words of an HTML page (its title, then its body text), whitespace collapsed and cut at ``limit``.
+
+    Error answers from XNAT, Tomcat, proxies and single sign-on pages are HTML; a message that quotes
+    their markup (``<html> <head> <title>Status page</title>…``) tells the user nothing. lxml's HTML
+    parser does not fetch or expand anything (``no_network``); a page it cannot read gives ``""``.
+    """
+    from lxml import html as lxml_html
+
+    if isinstance(data, bytes):
+        data = data[:65536].decode("utf-8", "replace")  # Tomcat's pages are UTF-8 without saying so
+    try:
+        parser = lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+        root = lxml_html.fromstring(data[:65536], parser=parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
+        return ""
+    title = " ".join((root.findtext(".//title") or "").split())
+    for element in list(root.iter(*_NOT_PROSE)):
+        if element.getparent() is not None:
+            element.drop_tree()
+    body = " ".join(" ".join(root.itertext()).split())  # a space between blocks: "URI. You", not "URIYou"
+    body = re.sub(r"\s+([.,;:!?])", r"\1", body)
+    if title and body.startswith(title):
+        body = body[len(title):].strip()
+    words = f"{title}: {body}" if title and body else title or body
+    return words if len(words) <= limit else words[: limit - 1] + "…"

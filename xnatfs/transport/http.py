@@ -236,15 +236,49 @@ def translate_errors(method: str, url: str) -> Iterator[None]:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise  # local file errors from an upload body are not transport failures
         where = f"{method} {redact_url(url)}"
-        detail = redact_text(str(exc))[:300]
         if _is_timeout(exc):
-            raise RequestTimeout(f"Timed out: {where}: {detail}") from exc
+            raise RequestTimeout(f"Timed out: {where}: {redact_text(str(exc))[:300]}") from exc
         tls = _tls_failure(exc)
         if tls is not None:
-            raise TLSError(f"TLS failed: {where}: {redact_text(str(tls))[:300]}. If the server's certificate is signed by a private "
-                           f"certificate authority, pass ca_bundle='/path/to/ca.pem' (command line: --ca-bundle "
-                           f"FILE); verify=False (--insecure) turns checking off") from exc
-        raise TransportError(f"Request failed: {where}: {detail}") from exc
+            raise TLSError(f"{_tls_words(tls, url)} ({where})") from exc
+        raise TransportError(f"{_failure_words(exc, url)} ({where})") from exc
+
+
+def _host_port(url: str) -> tuple[str, str]:
+    parts = urllib3.util.parse_url(url)
+    return parts.host or "", str(parts.port or {"https": 443}.get(parts.scheme or "", 80))
+
+
+def _tls_words(tls: BaseException, url: str) -> str:
+    """What a TLS failure means for the user: not TLS at all, an unknown certificate authority, or other."""
+    host, port = _host_port(url)
+    reason = str(getattr(tls, "reason", "") or tls)
+    if any(mark in reason.upper() for mark in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
+                                               "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL")):
+        return (f"The server at {host}:{port} does not speak TLS (https): if it serves plain HTTP, use "
+                f"http://{host}:{port}")
+    if "CERTIFICATE_VERIFY_FAILED" in reason.upper() or isinstance(tls, ssl.SSLCertVerificationError):
+        detail = redact_text(str(tls))[:200]
+        return (f"The certificate of {host} is not trusted ({detail}). If it is signed by a private certificate "
+                f"authority, pass ca_bundle='/path/to/ca.pem' (command line: --ca-bundle FILE); verify=False "
+                f"(--insecure) turns checking off")
+    return f"TLS failed with {host}:{port}: {redact_text(reason)[:200]}"
+
+
+def _failure_words(exc: BaseException, url: str) -> str:
+    """A transport failure in words (the name does not resolve, connection refused, reset…), without
+    urllib3's pool and retry internals."""
+    host, port = _host_port(url)
+    if _find(exc, (socket.gaierror, urllib3.exceptions.NameResolutionError)) is not None:
+        return f"Cannot find the server {host}: its name does not resolve (check the URL and the network)"
+    if _find(exc, (ConnectionRefusedError,)) is not None:
+        return f"Cannot connect to {host}:{port}: connection refused (is the server running, and is the port right?)"
+    if _find(exc, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError)) is not None:
+        return f"The server at {host}:{port} closed the connection before answering"
+    os_error = _find(exc, (OSError,))
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return f"Cannot reach {host}:{port}: {os_error.strerror}"
+    return f"Request to {host}:{port} failed: {redact_text(str(exc))[:300]}"
 
 
 __all__ = ["build_http_session", "make_retry", "requested_wait", "translate_errors", "NoImplicitAuth", "OriginBoundSession", "origin_of",

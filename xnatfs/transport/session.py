@@ -52,6 +52,7 @@ import requests
 from xnatfs.errors import (
     AuthenticationError,
     ConfigError,
+    NotFound,
     TransportError,
     ResponseError,
     ServerError,
@@ -59,8 +60,9 @@ from xnatfs.errors import (
     excerpt_of,
 )
 from xnatfs.redact import redact_text, redact_url
+from xnatfs.safexml import html_words
 from xnatfs.settings import DEFAULT_SETTINGS, Settings, Timeouts
-from xnatfs.transport.auth import Credentials
+from xnatfs.transport.auth import PASSWORD_ENV, Credentials
 from xnatfs.transport.deadline import deadline, raise_if_cut
 from xnatfs.transport.http import build_http_session, origin_of, redirect_target, translate_errors
 from xnatfs.transport.reachability import Reachability
@@ -204,11 +206,15 @@ class XNATSession:
             self._load_body(resp, ok=None)
         if resp.status_code == 401:
             raise AuthenticationError(
-                f"Login failed: the server refused the credentials of user {creds.user!r}", status=401, url=redact_url(url),
-                excerpt=self._excerpt(resp.content),
-            )
+                f"Login failed: the server refused the password of user {creds.user!r} (a wrong password, or the "
+                f"account is disabled or locked); check the password you gave (prompt, ${PASSWORD_ENV} or netrc)",
+                status=401, url=redact_url(url))
         if resp.is_redirect:
             raise self._redirect_error(resp)
+        if resp.status_code in (404, 405):
+            raise NotFound(f"No XNAT at {redact_url(self.base_url)}: it answers {resp.status_code} to XNAT's login "
+                           f"(/data/JSESSION and /data/services/auth); check the URL's path (XNAT is usually at the "
+                           f"server's root or under /xnat)", status=resp.status_code, url=redact_url(url))
         if not 200 <= resp.status_code < 300:
             raise self._error(resp, "Login failed")
         if looks_like_html(resp.content):
@@ -369,6 +375,8 @@ class XNATSession:
             )
 
     def _excerpt(self, body: bytes | str | None) -> str:
+        if isinstance(body, bytes) and looks_like_html(body):
+            body = html_words(body)  # an error page's words, not its markup
         return redact_text(excerpt_of(body), secrets=self._secrets())
 
     def _secrets(self) -> tuple[str, ...]:
