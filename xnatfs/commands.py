@@ -37,6 +37,8 @@ from xnatfs.model.prearchive import PrearchiveSession
 from xnatfs.rest.paths import with_data_prefix
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+URL_HELP = "the XNAT server, e.g. https://xnat.example.org"
+OVERWRITE_HELP = "when the session exists in the archive: refuse (none, the server's default), append, or delete it first"
 
 
 class ProgressLine:
@@ -89,12 +91,16 @@ def _import_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xnatfs import", description="Upload a zip (or tar) of DICOM files to "
                                      "the XNAT import service; prints the URI of the resulting session.")
     parser.add_argument("archive", metavar="ZIP", help="zip, tar or tar.gz of DICOM files")
-    parser.add_argument("url", metavar="URL", help="the XNAT server, e.g. https://xnat.example.org")
+    parser.add_argument("url", metavar="URL", help=URL_HELP)
     parser.add_argument("--project", "-p", required=True, help="project ID")
     parser.add_argument("--subject", "-s", help="subject label (default: from the DICOM headers)")
     parser.add_argument("--experiment", "-e", help="session label (default: from the DICOM headers)")
-    parser.add_argument("--destination", choices=("prearchive", "archive"), default="prearchive")
-    parser.add_argument("--overwrite", choices=("none", "append", "delete"), default=None)
+    parser.add_argument("--destination", choices=("prearchive", "archive"), default="prearchive",
+                        help="where the session goes: the prearchive (default, to review first) or the archive")
+    parser.add_argument("--overwrite", choices=("none", "append", "delete"), default=None, help=OVERWRITE_HELP)
+    parser.add_argument("--allow-unassigned", action="store_true",
+                        help="send even when the server shows no such project (XNAT then files the session "
+                             "under the prearchive's Unassigned)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show an upload progress line (default: when stderr is a terminal)")
     _connection_options(parser)
@@ -111,7 +117,8 @@ def run_import(argv: list[str], out: TextIO, err: TextIO) -> int:
         try:
             result = connection.services.import_(args.archive, project=args.project, subject=args.subject,
                                                  experiment=args.experiment, destination=args.destination,
-                                                 overwrite=args.overwrite, progress=progress)
+                                                 overwrite=args.overwrite, progress=progress,
+                                                 allow_unassigned=args.allow_unassigned)
         finally:
             progress.finish()
     out.write(result.uri + "\n")
@@ -123,13 +130,13 @@ def _prearchive_parser() -> argparse.ArgumentParser:
                                      "rebuild sessions in an XNAT server's prearchive.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list prearchive sessions")
-    listing.add_argument("url", metavar="URL")
+    listing.add_argument("url", metavar="URL", help=URL_HELP)
     listing.add_argument("--project", "-p", help="only this project")
     _connection_options(listing)
     for name, help_ in (("archive", "archive sessions"), ("move", "move sessions to another project"),
                         ("delete", "delete sessions"), ("rebuild", "rebuild session documents")):
         action = actions.add_parser(name, help=help_)
-        action.add_argument("url", metavar="URL")
+        action.add_argument("url", metavar="URL", help=URL_HELP)
         action.add_argument("sessions", metavar="SESSION", nargs="+",
                             help="prearchive URI, PROJECT/TIMESTAMP/NAME, or a session name")
         action.add_argument("--project", "-p", help="where to look up session names"
@@ -138,7 +145,7 @@ def _prearchive_parser() -> argparse.ArgumentParser:
         if name == "archive":
             action.add_argument("--subject", "-s", help="archive under this subject label")
             action.add_argument("--experiment", "-e", help="archive with this session label")
-            action.add_argument("--overwrite", choices=("none", "append", "delete"), default=None)
+            action.add_argument("--overwrite", choices=("none", "append", "delete"), default=None, help=OVERWRITE_HELP)
         if name == "move":
             action.add_argument("--to", required=True, metavar="PROJECT", help="the destination project")
     return parser

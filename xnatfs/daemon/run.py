@@ -275,7 +275,7 @@ def unmount(mountpoint: Path, *, lazy: bool = False, timeout: float = 30.0) -> s
 
 def umount_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="xnatfs umount", description="Unmount an xnatfs mount.")
-    parser.add_argument("mountpoint")
+    parser.add_argument("mountpoint", help="the folder an xnatfs mount is mounted on")
     parser.add_argument("--lazy", "-z", action="store_true", help="detach now, finish when no longer busy")
     args = parser.parse_args(argv)
     path = Path(args.mountpoint).expanduser().absolute()

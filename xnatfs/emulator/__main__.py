@@ -17,7 +17,8 @@ from xnatfs.emulator.faults import FaultSettings
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="xnatfs emulator", description="Run an XNAT-compatible REST server.")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves other machines too)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
     parser.add_argument("--data", help="data directory (SQLite + files); a temporary one when omitted")
     parser.add_argument("--sample", action="store_true", help="fill an empty archive with sample data")
@@ -47,7 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "--rfc-range, --restlet-401, --merged-in-out)")
     parser.add_argument("--merged-in-out", action="store_true",
                         help="assessor/reconstruction in and out resources in one list (the old emulator)")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="DEBUG, INFO, WARNING (default: warnings and one line per failed request) or ERROR")
     args = parser.parse_args(argv)
     for spec in args.user:
         if ":" not in spec or not spec.split(":", 1)[0]:

@@ -8,7 +8,9 @@ further requests. Indexing follows xnatpy (xnatpy-notes §1.4), without its fail
   no match raises :class:`NotFound` (a ``LookupError``). ``listing[0]`` / ``listing[1:3]`` index rows
   in server order.
 - ``len``, iteration (objects), ``keys()`` (IDs), ``values()``, ``items()``, ``get()``, ``in``.
-- ``filter(**patterns)`` keeps rows whose columns match shell patterns (``fnmatch``), on the client.
+- ``filter(**patterns)`` keeps rows whose columns match shell patterns (``fnmatch``), on the client; a
+  column the default listing lacks (``modality``) is asked for with ``columns=``, and one the server
+  does not know raises ``ValueError`` instead of matching nothing.
 - ``refresh()`` forgets the cached rows; ``create(…)`` is the kind's creation call.
 
 What differs per collection (how to read a row's ID, which keys are secondary, how to make an
@@ -96,6 +98,9 @@ class Listing:
         rows = self._ctx.get_json_cached(self.path, list(self.kind.params), parse=resultset_rows)
         if not self._patterns:
             return rows
+        missing = _missing_columns(rows, self._patterns)
+        if missing:
+            rows = self._rows_with_columns(rows, missing)
         with self._lock:
             if rows is self._filtered_from:
                 return self._filtered
@@ -103,6 +108,25 @@ class Listing:
         with self._lock:
             self._filtered_from, self._filtered = rows, filtered
         return filtered
+
+    def _rows_with_columns(self, rows: tuple[Row, ...], missing: list[str]) -> tuple[Row, ...]:
+        """The rows again, with the columns a filter needs that the default listing lacks.
+
+        XNAT's listings carry a few default columns (an experiment's row has no ``modality``), but take
+        ``columns=`` with any field's shortcut or XML path; a column XNAT does not know it silently
+        drops, so one still missing is a field this listing cannot be filtered on: say so, rather than
+        match nothing (issue 17 item 7).
+        """
+        present = [c for c in rows[0] if c != "URI"]
+        params = [(k, v) for k, v in self.kind.params if k != "columns"]
+        params.append(("columns", ",".join(present + missing)))
+        wider = self._ctx.get_json_cached(self.path, params, parse=resultset_rows)
+        still = _missing_columns(wider, self._patterns)
+        if still:
+            known = ", ".join(sorted({c for r in wider for c in r}))
+            raise ValueError(f"{self.kind.noun} in {self.path} cannot be filtered on {', '.join(map(repr, still))}: "
+                             f"the server's listing has no such column (it has {known})")
+        return wider
 
     def _matches(self, row: Row) -> bool:
         return all(fnmatch.fnmatchcase(row.get(column, ""), pattern) for column, pattern in self._patterns.items())
@@ -205,6 +229,13 @@ class Listing:
         if columns is None:
             return [dict(r) for r in rows]
         return [{c: r.get(c, "") for c in columns} for r in rows]
+
+
+def _missing_columns(rows: Sequence[Row], patterns: Mapping[str, str]) -> list[str]:
+    """The filtered columns that no row has (none when there are no rows: nothing to match anyway)."""
+    if not rows:
+        return []
+    return [column for column in patterns if not any(column in row for row in rows)]
 
 
 __all__ = ["Listing", "ListingKind"]

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from xnatfs.errors import AuthenticationError, PermissionDenied, ResponseError, ServerError, UploadError
+from xnatfs.errors import AuthenticationError, NotFound, PermissionDenied, ResponseError, ServerError, UploadError
 from xnatfs.model.prearchive import Prearchive
 from xnatfs.model.transfer import Progress, ProgressReader, open_upload_source, upload_timeout, walk_files
 from xnatfs.model.zipcheck import check_import_zip
@@ -94,13 +94,17 @@ class Services:
                 subject: str | None = None, experiment: str | None = None, destination: str = "prearchive",
                 overwrite: str | None = None, quarantine: bool | None = None, trigger_pipelines: bool | None = None,
                 import_handler: str = "DICOM-zip", content_type: str | None = None,
-                progress: Progress | None = None) -> Any:
+                progress: Progress | None = None, allow_unassigned: bool = False) -> Any:
         """Upload an archive of DICOM files; returns the resulting prearchive session or experiment.
 
         ``source`` is a path or a binary file object. ``destination`` is ``prearchive`` (default) or
         ``archive`` (or an explicit ``/prearchive…``/``/archive…`` path); ``overwrite`` is ``none``,
-        ``append`` or ``delete``.
+        ``append`` or ``delete``. A ``project`` the server does not show us is refused before anything
+        is sent (XNAT would file the session under the prearchive's ``Unassigned``, where it is easily
+        lost) unless ``allow_unassigned``.
         """
+        if project and not allow_unassigned:
+            self._check_project(project)
         name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "upload")
         params = [("import-handler", import_handler),
                   ("dest", destination_path(destination, project, subject, experiment))]
@@ -122,6 +126,14 @@ class Services:
         if "/prearchive/" in uri:
             return self._prearchive.get(uri)
         return self._resolve(uri)
+
+    def _check_project(self, project: str) -> None:
+        try:
+            self._ctx.session.get(join("/data/projects", project), params=[("format", "json")])
+        except (NotFound, PermissionDenied) as exc:
+            raise NotFound(f"No project {project!r} that you can see on this server: XNAT would put the session "
+                           f"in the prearchive's Unassigned folder. Check the project ID, or pass "
+                           f"allow_unassigned=True (command line: --allow-unassigned)") from exc
 
     def import_uris(self, source: str | os.PathLike[str] | IO[bytes], params: list[tuple[str, str]], *, name: str,
                     content_type: str | None = None, progress: Progress | None = None,
