@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("xnatfs.emulator.__main__", "run the XNAT emulator: xnatfs emulator [--sample] [--port N]"),
     "import": ("xnatfs.commands", "upload a zip of DICOM to the import service"),
     "prearchive": ("xnatfs.commands", "list, archive, move or delete prearchive sessions"),
+    "spool": ("xnatfs.commands", "files mounts could not send: list, retry or clear them"),
 }
 
 

@@ -8,6 +8,14 @@
     xnatfs prearchive move URL SESSION… --to PROJECT
     xnatfs prearchive delete URL SESSION…
     xnatfs prearchive rebuild URL SESSION…
+    xnatfs spool list [--spool-dir DIR]
+    xnatfs spool retry [ID…] [--url URL]
+    xnatfs spool clear ID… | --all
+
+``spool`` handles the files mounts kept because they could not be sent (a failed import or upload):
+each has a ticket saying where it was going and why it did not go (:mod:`xnatfs.vfs.spool`). An ID is
+``mount-<pid>-<random>/<file>`` as ``list`` prints it, or the file name alone when that is unique.
+Files of a mount that is still running are left to that mount.
 
 A SESSION is a prearchive URI (``/data/prearchive/projects/P/TIMESTAMP/NAME``), ``P/TIMESTAMP/NAME``,
 or a session name (unique in the prearchive, or within ``--project``).
@@ -30,11 +38,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from pathlib import Path
+
 from xnatfs.daemon.options import PASSWORD_ENV, credentials_for
 from xnatfs.errors import ConfigError, NotFound, XNATError
 from xnatfs.model.connect import Connection, connect
 from xnatfs.model.prearchive import PrearchiveSession
+from xnatfs.model.zipcheck import check_import_zip
 from xnatfs.rest.paths import with_data_prefix
+from xnatfs.vfs.spool import KeptFile, default_spool_root, kept_files
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 URL_HELP = "the XNAT server, e.g. https://xnat.example.org"
@@ -79,11 +91,12 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
 
 
-def _connect(args: argparse.Namespace) -> Connection:
+def _connect(args: argparse.Namespace, url: str | None = None) -> Connection:
     """A connection with the mount's credential sources (``daemon.options.credentials_for``)."""
-    credentials = credentials_for(args.url, args.user, args.netrc)
+    url = url or args.url
+    credentials = credentials_for(url, args.user, args.netrc)
     user, password = (credentials.user, credentials.password) if credentials is not None else (None, None)
-    return connect(args.url, user, password, timeout=args.timeout, verify=not args.insecure,
+    return connect(url, user, password, timeout=args.timeout, verify=not args.insecure,
                    ca_bundle=args.ca_bundle, load_schemas=False)
 
 
@@ -195,10 +208,137 @@ def run_prearchive(argv: list[str], out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _spool_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xnatfs spool", description="The files mounts kept because they could "
+                                     "not be sent (failed imports and uploads): list them with the reason, send "
+                                     "them again, or remove them.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list kept files: ID, size, date, where each was going, and why "
+                                              "it was not sent")
+    retry = actions.add_parser("retry", help="send kept files again (all, or the IDs given); sent files are removed")
+    retry.add_argument("ids", metavar="ID", nargs="*", help="a kept file's ID as 'list' prints it (default: all)")
+    retry.add_argument("--url", metavar="URL", help="send to this server instead of the one in each file's note")
+    _connection_options(retry)
+    clear = actions.add_parser("clear", help="remove kept files (the data is gone for good)")
+    clear.add_argument("ids", metavar="ID", nargs="*", help="a kept file's ID as 'list' prints it")
+    clear.add_argument("--all", action="store_true", help="remove every kept file (of mounts no longer running)")
+    for action in (listing, retry, clear):
+        action.add_argument("--spool-dir", metavar="DIR", help="the spool folder, if a mount was given "
+                            "--spool-dir (default: <--cache-dir>/spool, else ~/.cache/xnatfs/spool)")
+        action.add_argument("--cache-dir", metavar="DIR", help="the --cache-dir a mount was given")
+    return parser
+
+
+def _mount_running(kept: KeptFile) -> bool:
+    pid = kept.mount_pid
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _select(files: list[KeptFile], ids: list[str]) -> list[KeptFile]:
+    if not ids:
+        return files
+    chosen = []
+    for wanted in ids:
+        matches = [k for k in files if wanted in (k.id, k.path.name)]
+        if not matches:
+            raise ConfigError(f"No kept file {wanted!r} in the spool ('xnatfs spool list' shows the IDs)")
+        if len(matches) > 1:
+            raise ConfigError(f"{wanted!r} names {len(matches)} kept files; give the full ID "
+                              f"({', '.join(k.id for k in matches)})")
+        chosen.append(matches[0])
+    return chosen
+
+
+def _where(kept: KeptFile) -> str:
+    ticket = kept.ticket
+    if ticket.get("kind") == "import":
+        return f"import into {ticket.get('project', '?')} ({ticket.get('destination', 'prearchive')})"
+    if ticket.get("resource_uri"):
+        return f"{ticket['resource_uri']}/files/{ticket.get('relpath', kept.path.name)}"
+    return "unknown (no note)"
+
+
+def _retry_one(connection: Connection, kept: KeptFile) -> str:
+    """Send one kept file as its mount would have; the text to print."""
+    ticket = kept.ticket
+    name = ticket.get("name") or kept.path.name
+    if ticket.get("kind") == "import":
+        check_import_zip(kept.path, name)
+        uris = connection.writer.import_zip(kept.path, ticket["project"], ticket.get("destination", "prearchive"),
+                                            what=name)
+        return f"imported {name}: {', '.join(uris)}"
+    if ticket.get("resource_uri"):
+        connection.writer.put_file(ticket["resource_uri"], ticket["relpath"], kept.path,
+                                   overwrite=bool(ticket.get("overwrite")), what=name)
+        return f"uploaded {name} to {_where(kept)}"
+    raise ConfigError(f"{kept.id} has no note saying where it was going; copy it again by hand, or clear it")
+
+
+def run_spool(argv: list[str], out: TextIO, err: TextIO) -> int:
+    args = _spool_parser().parse_args(argv)
+    root = Path(args.spool_dir) if args.spool_dir else default_spool_root(Path(args.cache_dir) if args.cache_dir
+                                                                          else None)
+    files = kept_files(root)
+    if args.action == "list":
+        if not files:
+            out.write(f"No kept files in {root}\n")
+            return EXIT_OK
+        rows = [["ID", "SIZE", "KEPT", "GOING TO", "WHY"]]
+        for kept in files:
+            why = " ".join(str(kept.ticket.get("reason", "")).split()) or "unknown (no note)"
+            if _mount_running(kept):
+                why = f"(its mount, pid {kept.mount_pid}, is running) {why}"
+            rows.append([kept.id, str(kept.size), time.strftime("%Y-%m-%d %H:%M", time.localtime(kept.mtime)),
+                         _where(kept), why])
+        _print_table(rows, out)
+        return EXIT_OK
+    if args.action == "clear" and not args.ids and not args.all:
+        raise ConfigError("Name the kept files to remove (IDs from 'xnatfs spool list'), or pass --all")
+    chosen = _select(files, args.ids)
+    live = [k for k in chosen if _mount_running(k)]
+    for kept in live:
+        err.write(f"xnatfs spool: {kept.id} belongs to a mount that is still running (pid {kept.mount_pid}); "
+                  f"left to it\n")
+    chosen = [k for k in chosen if k not in live]
+    if args.action == "clear":
+        for kept in chosen:
+            kept.discard()
+            out.write(f"removed {kept.id}\n")
+        return EXIT_OK
+    failed = 0
+    by_server: dict[str, list[KeptFile]] = {}
+    for kept in chosen:
+        by_server.setdefault(args.url or kept.ticket.get("server") or "", []).append(kept)
+    for server, group in by_server.items():
+        if not server:
+            for kept in group:
+                err.write(f"xnatfs spool: {kept.id}: no note names its server; pass --url\n")
+            failed += len(group)
+            continue
+        with _connect(args, server) as connection:
+            for kept in group:
+                try:
+                    out.write(_retry_one(connection, kept) + "\n")
+                except XNATError as exc:
+                    failed += 1
+                    err.write(f"xnatfs spool: {kept.id} not sent, kept: {exc}\n")
+                else:
+                    kept.discard()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def main(argv: list[str]) -> int:
-    """Entry point from :mod:`xnatfs.cli`: ``argv[0]`` is ``import`` or ``prearchive``."""
+    """Entry point from :mod:`xnatfs.cli`: ``argv[0]`` is ``import``, ``prearchive`` or ``spool``."""
     command, rest = argv[0], argv[1:]
-    runner = {"import": run_import, "prearchive": run_prearchive}[command]
+    runner = {"import": run_import, "prearchive": run_prearchive, "spool": run_spool}[command]
     try:
         return runner(rest, sys.stdout, sys.stderr)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
@@ -214,4 +354,4 @@ def main(argv: list[str]) -> int:
         return EXIT_FAILED
 
 
-__all__ = ["main", "run_import", "run_prearchive", "find_session"]
+__all__ = ["main", "run_import", "run_prearchive", "run_spool", "find_session"]

@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     server = EmulatorServer(data.name, port=options.port, sample=True, users={USER: PASSWORD})
     try:
         server.start()
+        # the demo's own spool, gone with its emulator: no warnings about other mounts' kept files
         mount = MountOptions(url=server.url, mountpoint=mountpoint, foreground=True,
                              log_file=Path(options.log_file).absolute() if options.log_file else None,
-                             verbose=options.verbose)
+                             verbose=options.verbose, spool_dir=Path(data.name) / "spool")
         setup_logging(mount)
         if mount.log_file is None and not options.verbose:
             logging.getLogger().setLevel(logging.WARNING)

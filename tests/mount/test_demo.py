@@ -14,9 +14,9 @@ from mounting import unmount, xnatfs_command
 pytestmark = pytest.mark.mount
 
 
-def start_demo(cwd: Path, *args: str) -> subprocess.Popen:
+def start_demo(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(xnatfs_command("demo", *args), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=env)
 
 
 def wait_mounted(process: subprocess.Popen, path: Path, deadline: float = 30.0) -> None:
@@ -52,13 +52,17 @@ def test_demo_mounts_sample_data_at_xnat_demo_and_ctrl_c_cleans_up(tmp_path: Pat
 def test_demo_takes_a_mount_point_and_sigterm_stops_it(tmp_path: Path) -> None:
     mountpoint = tmp_path / "elsewhere"
     mountpoint.mkdir()
-    process = start_demo(tmp_path, str(mountpoint))
+    old = tmp_path / "cache/xnatfs/spool/mount-1-0000abcd/000001-kept.zip"  # another mount's kept file
+    old.parent.mkdir(parents=True, mode=0o700)
+    old.write_bytes(b"PK")
+    process = start_demo(tmp_path, str(mountpoint), env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     try:
         wait_mounted(process, mountpoint)
         assert (mountpoint / "projects/DEMO/xnat.json").read_bytes().startswith(b"{")
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=30)
         assert process.returncode == 0
+        assert "earlier mounts" not in stderr and old.exists()  # the demo keeps its own spool
         assert not os.path.ismount(mountpoint) and mountpoint.is_dir()  # not created by the demo: kept
     finally:
         if process.poll() is None:

@@ -19,7 +19,7 @@ from xnatfs.errors import ServerError
 from xnatfs.vfs.outbox import Entry, Outbox, State
 from xnatfs.errors import NotImportable, NotSent, SpoolWriteError, UploadFailed
 from xnatfs.vfs.procstat import killed_by
-from xnatfs.vfs.spool import Spool
+from xnatfs.vfs.spool import Spool, kept_files
 from xnatfs.model.writer import UploadProgress
 from xnatfs.model.zipcheck import check_import_zip, looks_like_dicom
 
@@ -168,9 +168,12 @@ def test_at_unmount_kept_files_stay_on_disk_and_the_rest_goes(tmp_path: Path) ->
     open_one.write(b"half", 0)
     spooled = outbox.close()
     outbox.spool.close(keep=spooled)
-    remaining = sorted(p.read_bytes() for p in outbox.spool.directory.iterdir())
+    remaining = sorted(p.read_bytes() for p in outbox.spool.directory.iterdir() if not p.name.startswith("."))
     assert remaining == [b"half", b"keep me"]  # nothing written is lost, nothing is sent half-written
     assert len(Spool(tmp_path / "spool").leftovers()) == 2  # the next mount reminds the user of them
+    tickets = {k.path.read_bytes(): k.ticket for k in kept_files(tmp_path / "spool")}  # each says why it stayed
+    assert "refused by the server (HTTP 500)" in tickets[b"keep me"]["reason"]
+    assert "still open for writing when the mount ended" in tickets[b"half"]["reason"]
     empty = Spool(tmp_path / "other")
     empty.new_file("x").discard()
     empty.close()

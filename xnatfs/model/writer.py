@@ -35,6 +35,7 @@ from pathlib import Path
 from xnatfs.model.base import ModelContext, XNATObject
 from xnatfs.model.behaviours import ResourceBase
 from xnatfs.model.services import Services, destination_path
+from xnatfs.redact import redact_url
 from xnatfs.rest.paths import join
 from xnatfs.rest.resultset import parse_resultset
 
@@ -84,6 +85,11 @@ class Writer:
     def __init__(self, ctx: ModelContext, services: Services) -> None:
         self.ctx = ctx
         self.services = services
+
+    @property
+    def server(self) -> str:
+        """The server's base URL, without credentials (for notes kept beside unsent files)."""
+        return redact_url(self.ctx.session.base_url)
 
     def writable_projects(self) -> Sequence[str]:
         body = self.ctx.session.get_json("/data/projects", params={"format": "json", "restrict": "edit"})

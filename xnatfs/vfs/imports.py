@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotADirectory, NotAllowed, NotFound
@@ -135,6 +136,12 @@ class ImportArea(Outbox):
     def send(self, entry: Entry) -> bytes | None:
         uris = self.writer.import_zip(entry.spool.path, entry.target, self.destination, what=entry.path)
         return ("\n".join(uris) + "\n").encode("utf-8")
+
+    def ticket_destination(self, entry: Entry) -> dict[str, Any]:
+        return {"project": entry.target, "destination": self.destination}
+
+    def server(self) -> str:
+        return self.writer.server
 
     def sent(self, entry: Entry) -> None:
         if self.on_imported is not None:

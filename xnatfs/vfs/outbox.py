@@ -157,6 +157,14 @@ class Outbox:
     def describe_failure(self, entry: Entry, exc: XNATError) -> str:
         return default_failure_text(entry.name, exc)
 
+    def ticket_destination(self, entry: Entry) -> dict[str, Any]:
+        """Where the file was going, for its spool ticket (what ``xnatfs spool retry`` needs to send it)."""
+        return {}
+
+    def server(self) -> str:
+        """The server's URL (without credentials), for the spool ticket."""
+        return ""
+
     def sent(self, entry: Entry) -> None:
         """Called after a successful upload (invalidate caches)."""
 
@@ -314,6 +322,14 @@ class Outbox:
             entry.state = State.KEPT
             self._notes[entry.path + ERROR_SUFFIX] = Note(text.encode("utf-8", "replace") + b"\n", time.time())
         log.error("%s %s not sent: %s", self.kind, entry.path, redact_text(text))
+        self._write_ticket(entry, text)
+
+    def _write_ticket(self, entry: Entry, reason: str) -> None:
+        if entry.spool.size == 0 or entry.spool.write_error is not None:
+            return  # nothing worth keeping: the spool drops it at unmount
+        entry.spool.write_ticket({"kind": self.kind, "name": entry.name, "mount_path": entry.path,
+                                  "server": self.server(), "reason": redact_text(reason),
+                                  "kept_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **self.ticket_destination(entry)})
 
     def _error_text(self, entry: Entry) -> str:
         with self._lock:
@@ -359,6 +375,8 @@ class Outbox:
                     entry.state = State.KEPT
                     log.warning("%s %s was still open at unmount; not sent, kept in the spool", self.kind,
                                 entry.path)
+                    self._write_ticket(entry, f"{entry.name} was still open for writing when the mount ended; "
+                                              f"it was not sent")
         kept = [e.spool for e in entries if e.state is State.KEPT and e.spool.size > 0]
         for entry in entries:
             if entry.spool not in kept:

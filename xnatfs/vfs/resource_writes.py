@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from xnatfs.errors import Conflict, NotAllowed, NotEmpty, NotFound, NotPermitted, NotSent, XNATError
 from xnatfs.model.writer import Writer
@@ -201,6 +202,13 @@ class ResourceWrites(Outbox):
             while folder in self._folders:
                 del self._folders[folder]
                 folder = folder.rsplit("/", 1)[0]
+
+    def ticket_destination(self, entry: Entry) -> dict[str, Any]:
+        target: UploadTarget = entry.target
+        return {"resource_uri": target.resource.uri, "relpath": target.relpath, "overwrite": target.overwrite}
+
+    def server(self) -> str:
+        return self.writer.server
 
     def describe_failure(self, entry: Entry, exc: XNATError) -> str:
         if isinstance(exc, Conflict):

@@ -12,7 +12,9 @@ The spool root is ``--spool-dir``, else ``<--cache-dir>/spool``, else ``$XDG_CAC
 
 At unmount (:meth:`Spool.close`) the files that must not be lost (uploads that failed, kept for the
 user) stay where they are and the log names them; the rest is removed, and the directory with it
-when it is empty.
+when it is empty. A kept file has a ticket beside it (``.<file name>.json``: where it was going, on
+which server, and why it was not sent), written when it was kept, so the reason survives the mount
+and even a killed daemon; :func:`kept_files` reads them for ``xnatfs spool list|retry|clear``.
 
 Thread-safe: each :class:`SpoolFile` has its own lock; ``os.pwrite``/``os.pread`` need no shared offset.
 """
@@ -20,6 +22,7 @@ Thread-safe: each :class:`SpoolFile` has its own lock; ``os.pwrite``/``os.pread`
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import re
@@ -27,8 +30,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from xnatfs.localpaths import private_dir
 
@@ -112,13 +116,29 @@ class SpoolFile:
         """A separate read-only file object (own position) for checking and sending the data."""
         return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
 
+    @property
+    def ticket_path(self) -> Path:
+        return ticket_path(self.path)
+
+    def write_ticket(self, ticket: dict[str, Any]) -> None:
+        """Say beside the file where it was going and why it was kept (replaced atomically, mode 0600)."""
+        partial = self.ticket_path.with_name(self.ticket_path.name + ".tmp")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(ticket, out, indent=1)
+            os.replace(partial, self.ticket_path)
+        except OSError as exc:
+            log.warning("Could not write the note of kept file %s: %s", self.path.name, exc.strerror)
+
     def discard(self) -> None:
-        """Close and delete (idempotent)."""
+        """Close and delete, with its ticket (idempotent)."""
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             self.path.unlink(missing_ok=True)
+            self.ticket_path.unlink(missing_ok=True)
 
     def close_keeping(self) -> None:
         """Close the descriptor and leave the data on disk (unmount with a kept file)."""
@@ -166,8 +186,7 @@ class Spool:
         """Files earlier mounts kept (uploads that failed then), for a reminder in the log."""
         if not self.root.is_dir():
             return []
-        return sorted(f for d in self.root.glob("mount-*") if d.is_dir() and d != self.directory
-                      for f in d.iterdir() if f.is_file())
+        return [kept.path for kept in kept_files(self.root) if kept.path.parent != self.directory]
 
     def statvfs(self) -> os.statvfs_result:
         """The spool disk's sizes (of the nearest existing folder before the first file)."""
@@ -186,7 +205,7 @@ class Spool:
         kept = [f for f in keep if f.path.exists()]
         for spooled in kept:
             spooled.close_keeping()
-        keep_paths = {f.path for f in kept}
+        keep_paths = {f.path for f in kept} | {f.ticket_path for f in kept}
         for path in self.directory.iterdir():
             if path not in keep_paths:
                 path.unlink(missing_ok=True)
@@ -200,4 +219,61 @@ class Spool:
                 log.warning("Could not remove the spool directory %s: %s", self.directory, exc)
 
 
-__all__ = ["Spool", "SpoolFile", "default_spool_root"]
+def ticket_path(path: Path) -> Path:
+    """The ticket of spool file ``path`` (a dot-file: spool files' own names start with a digit)."""
+    return path.with_name(f".{path.name}.json")
+
+
+@dataclass(frozen=True)
+class KeptFile:
+    """A file a mount kept in the spool (an upload or import that did not go), and its ticket."""
+
+    path: Path
+    size: int
+    mtime: float
+    ticket: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """``mount-<pid>-<random>/<file>``: unique under the spool root."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def mount_pid(self) -> int:
+        try:
+            return int(self.path.parent.name.split("-")[1])
+        except (IndexError, ValueError):
+            return 0
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        ticket_path(self.path).unlink(missing_ok=True)
+        try:
+            self.path.parent.rmdir()  # the mount's folder, once nothing is left in it
+        except OSError:
+            pass
+
+
+def kept_files(root: Path) -> list[KeptFile]:
+    """Every file kept under spool ``root`` by any mount, oldest first, with its ticket (``{}`` if none)."""
+    found = []
+    if not Path(root).is_dir():
+        return found
+    for folder in Path(root).glob("mount-*"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") or not path.is_file() or path.is_symlink():
+                continue
+            ticket: dict[str, Any] = {}
+            try:
+                loaded = json.loads(ticket_path(path).read_text(encoding="utf-8"))
+                ticket = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                pass
+            info = path.stat()
+            found.append(KeptFile(path, info.st_size, info.st_mtime, ticket))
+    return sorted(found, key=lambda kept: (kept.mtime, kept.id))
+
+
+__all__ = ["Spool", "SpoolFile", "KeptFile", "default_spool_root", "kept_files", "ticket_path"]

@@ -80,8 +80,9 @@ class Writes:
                                         on_changed=on_changed)
         kept = [] if settings.read_only else self.spool.leftovers()
         if kept:
-            log.warning("%d file(s) that earlier mounts could not upload are still kept in %s (remove them when "
-                        "no longer needed)", len(kept), self.spool.root)
+            log.warning("%d file(s) that earlier mounts could not upload are still kept in %s: 'xnatfs spool "
+                        "list' shows them and why, 'xnatfs spool retry' sends them, 'xnatfs spool clear' removes "
+                        "them", len(kept), self.spool.root)
 
     def close(self) -> None:
         """Unmount: kept files stay in the spool (logged); everything else is removed."""
