@@ -2,7 +2,7 @@
 
 XNAT 1.7+ lists its schemas at ``GET /xapi/schemas`` (a JSON list of names such as ``"xnat"``,
 ``"catalog"``, ``"xdat/display"``) and serves each at ``GET /xapi/schemas/<name>``
-(see ``../shared/docs/xnat-rest-spec.md`` §6). One broken plugin schema must not stop a
+(XNAT's ``SchemaApi``). One broken plugin schema must not stop a
 connection (xnatpy aborts on any 404), so a document that fails to fetch or parse is logged and
 skipped; only the core ``xnat`` schema is required.
 
