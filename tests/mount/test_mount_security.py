@@ -139,7 +139,7 @@ def test_the_password_never_shows_in_ps_the_debug_log_documents_or_errors(
     wrong = "Wrong-9d3e-Guess?"  # noqa: S105
     refused = run_mount(secret_emulator.url, tmp_path / "mnt", "--user", "admin", "--log-file",
                         str(tmp_path / "refused.log"), "-v", password=wrong)
-    assert refused.returncode == 1 and "the server refused the credentials of user 'admin'" in refused.stderr
+    assert refused.returncode == 1 and "the server refused the password of user 'admin'" in refused.stderr
     log_text = log.read_text() + (tmp_path / "refused.log").read_text()
     assert "DEBUG" in log_text and "HTTP 500" in log_text
     assert len(documents) > 1000 and b"<?xml" in documents

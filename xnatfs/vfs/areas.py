@@ -25,14 +25,15 @@ import os
 import time
 from typing import Protocol
 
-from xnatfs.errors import AlreadyExists, NotAllowed, NotFound, NotPermitted
+from xnatfs.errors import AlreadyExists, IsADirectory, NotAllowed, NotFound, NotPermitted
 from xnatfs.vfs.imports import IMPORT, ImportArea
 from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Entry, Handle, Outbox
 from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
 from xnatfs.vfs.tree import VirtualTree
-from xnatfs.vfs.writes import Writes
+from xnatfs.vfs.resource_writes import LocalFolder
+from xnatfs.vfs.writes import Writes, in_resources
 
 PROJECTS = "projects"
 
@@ -62,6 +63,8 @@ class MountArea(Protocol):
     def chmod(self, node: Node, mode: int) -> None: ...
 
     def utimens(self, node: Node, mtime: float | None) -> None: ...
+
+    def rename(self, old: str, new: str) -> None: ...
 
     def check_change(self, path: str) -> None:
         """Raise if nothing at ``path`` may change (called before the kernel's own checks pass a change on)."""
@@ -112,6 +115,9 @@ class ReadOnlyArea:
     def utimens(self, node: Node, mtime: float | None) -> None:
         raise self._refuse(node.path)
 
+    def rename(self, old: str, new: str) -> None:
+        raise self._refuse(old)
+
     def check_change(self, path: str) -> None:
         raise self._refuse(path)
 
@@ -145,15 +151,22 @@ class _ChangesArea:
         entry = _local_entry(node)
         if entry is not None:
             entry.mode = mode & 0o777  # cp -p
-        elif mode & 0o7777 != node.stat.mode & 0o7777:
+        elif mode & 0o7777 != node.stat.mode & 0o7777 and not self._ignores_attributes(node):
             raise NotPermitted(f"{node.path}: XNAT keeps no file modes")
 
     def utimens(self, node: Node, mtime: float | None) -> None:
         entry = _local_entry(node)
         if entry is not None:
             entry.spool.mtime = time.time() if mtime is None else mtime
-        elif mtime is None or int(mtime) != int(node.stat.mtime):
+        elif (mtime is None or int(mtime) != int(node.stat.mtime)) and not self._ignores_attributes(node):
             raise NotPermitted(f"{node.path}: XNAT keeps no modification times")
+
+    def _ignores_attributes(self, node: Node) -> bool:
+        """Whether a mode or time change of ``node`` is accepted and ignored rather than refused."""
+        return False
+
+    def rename(self, old: str, new: str) -> None:
+        raise NotPermitted(f"XNAT cannot rename: {old} → {new}")
 
     def truncate(self, node: Node, length: int) -> None:
         entry = _local_entry(node)
@@ -265,6 +278,23 @@ class ProjectsArea(_ChangesArea):
 
     def unlink(self, node: Node) -> None:
         self.resources.unlink(node.path, node)
+
+    def rename(self, old: str, new: str) -> None:
+        node = self.lookup(old)
+        try:
+            replaces: Node | None = self.lookup(new)
+        except NotFound:
+            replaces = None
+        if replaces is not None and replaces.is_dir:
+            raise IsADirectory(f"{new} is a folder")
+        self.resources.rename(node, new, self._parent(new), replaces)
+
+    def _ignores_attributes(self, node: Node) -> bool:
+        """Resources and the folders in them: ``cp -a`` and ``rsync -a`` set a copied folder's mode and
+        times after its files (a file's are set while it is still local, and kept for it); XNAT keeps
+        neither for folders, and refusing would fail a copy whose data all arrived. A server file's are
+        still refused: ``touch`` or ``chmod`` of one would otherwise seem to work and change nothing."""
+        return node.is_dir and (in_resources(node) or isinstance(node.local, LocalFolder))
 
 
 def areas_by_name(*areas: MountArea) -> dict[str, MountArea]:

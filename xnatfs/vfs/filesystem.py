@@ -231,6 +231,13 @@ class Filesystem:
     def utimens(self, path: str, mtime: float | None) -> None:
         self._changeable(path).utimens(self.lookup(path), mtime)
 
+    def rename(self, old: str, new: str) -> None:
+        """Only a local file (being written, or kept) can be renamed: it is sent under its new name."""
+        area = self._changeable(old)
+        if self._changeable(new) is not area:
+            raise NotPermitted(f"Files cannot be moved between {old} and {new}")
+        area.rename(old, new)
+
     def check_change(self, path: str) -> None:
         self._changeable(path)
 

@@ -153,6 +153,16 @@ def is_probe_name(name: str) -> bool:
     return lowered in PROBE_NAMES or lowered.startswith(PROBE_PREFIXES)
 
 
+#: Names programs give a file they write and then rename to its real name: rsync's ``.<name>.XXXXXX``,
+#: GIO's (gedit, Nautilus) ``.goutputstream-XXXXXX``, Python's ``tempfile`` (``tmpXXXXXXXX``) and ``*.tmp``.
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9]{6}|\.goutputstream-[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|.+\.tmp")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file's, to be uploaded under the name it is renamed to."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
 def split_path(path: str) -> list[str]:
     """``/a/b/c`` → ``['a', 'b', 'c']``; ``/`` → ``[]``. Empty segments are dropped."""
     return [part for part in path.split("/") if part]
@@ -163,5 +173,5 @@ def join_path(parts: Iterable[str]) -> str:
     return "/" + "/".join(parts)
 
 
-__all__ = ["encode_name", "decode_name", "unique_names", "is_probe_name", "split_path", "join_path",
+__all__ = ["encode_name", "decode_name", "unique_names", "is_probe_name", "is_temporary_name", "split_path", "join_path",
            "COLLISION_SEPARATOR", "PROBE_NAMES", "PROBE_PREFIXES", "MAX_NAME_BYTES", "SHORTENED"]

@@ -157,6 +157,10 @@ class Outbox:
     def describe_failure(self, entry: Entry, exc: XNATError) -> str:
         return default_failure_text(entry.name, exc)
 
+    def held(self, entry: Entry) -> bool:
+        """Whether ``entry`` waits for a rename instead of being sent when closed (a temporary name)."""
+        return False
+
     def ticket_destination(self, entry: Entry) -> dict[str, Any]:
         """Where the file was going, for its spool ticket (what ``xnatfs spool retry`` needs to send it)."""
         return {}
@@ -289,7 +293,7 @@ class Outbox:
     def attempt(self, entry: Entry, pid: int) -> None:
         """Check and send ``entry`` if it changed since the last attempt; UploadFailed if it failed."""
         with entry.lock:
-            if not entry.dirty or entry.state is not State.WRITING:
+            if not entry.dirty or entry.state is not State.WRITING or self.held(entry):
                 return
             entry.dirty = False
             try:
@@ -347,6 +351,35 @@ class Outbox:
         entry.spool.discard()
         self.sent(entry)
 
+    # -- renaming ------------------------------------------------------------------------------------
+
+    def move(self, entry: Entry, path: str, target: Any) -> None:
+        """Give a local file a new path and destination (``rename``), then send it if nobody writes it
+        any more: a program that writes a temporary file and renames it (rsync, editors' safe save)
+        gets the upload's outcome from ``rename``. UploadFailed if it failed (kept, with its ``.error``)."""
+        with self._lock:
+            if entry.state in (State.SENDING, State.SENT):
+                raise Busy(f"{entry.name} is being sent")
+            replaced = self._entries.get(path)
+            if replaced is not None and replaced is not entry:
+                if replaced.state is State.SENDING or replaced.writers > 0:
+                    raise Busy(f"{replaced.name} is being written or sent")
+                del self._entries[path]
+            if self._entries.get(entry.path) is entry:
+                del self._entries[entry.path]
+            self._notes.pop(entry.path + ERROR_SUFFIX, None)
+            self._notes.pop(path + ERROR_SUFFIX, None)
+            entry.path, entry.target = path, target
+            if entry.state is State.KEPT and entry.spool.write_error is None:
+                entry.state = State.WRITING  # a kept file renamed: try again under its new name
+            entry.dirty = True
+            self._entries[path] = entry
+            ready = entry.writers == 0
+        if replaced is not None and replaced is not entry:
+            replaced.spool.discard()
+        if ready:
+            self.attempt(entry, 0)
+
     # -- removing ------------------------------------------------------------------------------------
 
     def remove(self, path: str) -> bool:
@@ -373,10 +406,13 @@ class Outbox:
             for entry in entries:
                 if entry.state in (State.WRITING, State.SENDING):
                     entry.state = State.KEPT
-                    log.warning("%s %s was still open at unmount; not sent, kept in the spool", self.kind,
-                                entry.path)
-                    self._write_ticket(entry, f"{entry.name} was still open for writing when the mount ended; "
-                                              f"it was not sent")
+                    if self.held(entry) and entry.writers == 0:
+                        why = (f"{entry.name} has a temporary file's name and was never renamed, so it was not "
+                               f"sent")
+                    else:
+                        why = f"{entry.name} was still open for writing when the mount ended; it was not sent"
+                    log.warning("%s %s: %s; kept in the spool", self.kind, entry.path, why)
+                    self._write_ticket(entry, why)
         kept = [e.spool for e in entries if e.state is State.KEPT and e.spool.size > 0]
         for entry in entries:
             if entry.spool not in kept:

@@ -14,6 +14,15 @@ open an existing file to change it in place    EPERM: XNAT replaces files whole,
                                               EACCES; a resource with files: ENOTEMPTY
 ``rm`` of a kept file, a note, ``rmdir`` of a   local only, always allowed
 local folder
+a file with a temporary name (rsync's          kept local when closed; ``rename`` to its real name
+``.<name>.XXXXXX``, ``*.tmp``…)                uploads it under that name (``rename`` fails with EIO
+                                              if the upload does); never renamed: kept at unmount
+``rename`` of a local file                     the same: uploaded under the new name, replacing a
+                                              server file of that name
+``rename`` of a server file                    EPERM: XNAT cannot rename files
+``chmod``, ``utimens`` of a resource or a      accepted and ignored: XNAT keeps no modes or times
+folder in one                                 (``cp -a`` and ``rsync -a`` set them); a local file
+                                              keeps its own, a server file's are refused (EPERM)
 ============================================  ==================================================
 
 The upload lifecycle (spooling, the attempt on ``close``, killed writers, kept files with
@@ -34,7 +43,7 @@ from typing import Any
 
 from xnatfs.errors import Conflict, NotAllowed, NotEmpty, NotFound, NotPermitted, NotSent, XNATError
 from xnatfs.model.writer import Writer
-from xnatfs.vfs.naming import decode_name
+from xnatfs.vfs.naming import decode_name, is_temporary_name
 from xnatfs.vfs.nodes import Node, NodeKind, WRITABLE_DIR_MODE, Stat
 from xnatfs.vfs.outbox import Entry, Handle, Outbox
 from xnatfs.vfs.outcomes import default_failure_text
@@ -140,6 +149,18 @@ class ResourceWrites(Outbox):
                               node.stat.mode)
         raise NotAllowed(f"{node.name} cannot be written")
 
+    def rename(self, node: Node, path: str, parent: Node, replaces: Node | None) -> None:
+        """Upload the local file ``node`` under ``path`` (see the module docstring's table)."""
+        if node.kind is not NodeKind.LOCAL or not isinstance(node.local, Entry):
+            raise NotPermitted(f"XNAT cannot rename files: {node.path} → {path}")
+        where = folder_relpath(parent)
+        if where is None:
+            raise NotAllowed(f"Files can only be moved into a resource folder: {path}")
+        resource, relpath = where
+        overwrite = replaces is not None and replaces.kind is NodeKind.FILE
+        target = UploadTarget(resource, _join(relpath, decode_name(path.rsplit("/", 1)[-1])), overwrite=overwrite)
+        self.move(node.local, path, target)
+
     # -- directories ---------------------------------------------------------------------------------
 
     def mkdir(self, path: str, parent: Node) -> None:
@@ -184,6 +205,9 @@ class ResourceWrites(Outbox):
         self._changed(node.resource.scope_uri if node.resource else node.file.uri, FILES)
 
     # -- Outbox hooks --------------------------------------------------------------------------------
+
+    def held(self, entry: Entry) -> bool:
+        return is_temporary_name(entry.name)
 
     def validate(self, entry: Entry) -> None:
         if entry.spool.size == 0:
