@@ -295,11 +295,11 @@ class XNATFileSystem(AbstractFileSystem):
     # -- listing ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _details(node: Node) -> dict[str, Any]:
+    def _details(node: Node, *, looked_up: bool = False) -> dict[str, Any]:
         """fsspec's entry for a node: name, size (None for an ``xnat.json``/``xnat.xml`` in a listing:
         its size is known once it is fetched, which ``info`` does), type, mtime, and the md5, URI, ID and
         type XNAT gives."""
-        sized = node.is_dir or node.stat_is_final
+        sized = looked_up or node.is_dir or node.stat_is_final
         entry: dict[str, Any] = {"name": node.path.lstrip("/"), "size": node.stat.size if sized else None,
                                  "type": "directory" if node.is_dir else "file", "mtime": node.stat.mtime}
         if node.file is not None and node.file.md5:
@@ -315,11 +315,11 @@ class XNATFileSystem(AbstractFileSystem):
             core = self._mount()
             node = core.lookup(mount_path)
             nodes = core.listdir(mount_path) if node.is_dir else [node]
-        entries = [self._details(n) for n in nodes]
+        entries = [self._details(n, looked_up=not node.is_dir) for n in nodes]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self._details(self._lookup(path))  # a document's lookup sizes it
+        return self._details(self._lookup(path), looked_up=True)  # a document's lookup sizes it
 
     def modified(self, path: str) -> datetime:
         return datetime.fromtimestamp(self._lookup(path).stat.mtime, tz=timezone.utc)
