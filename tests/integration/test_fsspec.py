@@ -102,6 +102,8 @@ def test_ls_with_details_gives_the_servers_sizes_and_md5s(fs: XNATFileSystem, xn
         assert entry["type"] == "file"
         assert entry["size"] == files[name].size
         assert entry["md5"] == files[name].digest and len(entry["md5"]) == 32
+    with next(iter(files.values())).open() as handle:  # the library's own open file has a name too
+        assert handle.name.endswith(f"/files/{next(iter(files))}")
     assert fs.info(DICOM)["type"] == "directory"
     with pytest.raises(FileNotFoundError):
         fs.info(f"{DICOM}/no-such-file.dcm")
@@ -158,6 +160,7 @@ def test_open_is_seekable_and_reads_the_files_bytes(wfs: XNATFileSystem) -> None
         assert handle.read() == data[-50:]
         handle.seek(3)
         assert handle.tell() == 3 and handle.read(5) == data[3:8]
+        assert handle.name == f"/{RES}/big.bin"  # readers (pydicom, nibabel) ask for it
     with fsspec.open(f"xnat://{RES}/a.dcm", "rb", url=wfs.url, user="admin", password="admin") as handle:
         assert handle.read() == b"A" * 1000
     assert wfs._mount().stats().open_files == 0  # every handle was given back

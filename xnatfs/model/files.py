@@ -48,6 +48,12 @@ class RemoteReader(io.RawIOBase):
     def blocks(self) -> BlockReader:
         return self._reader
 
+    @property
+    def name(self) -> str:
+        """What the file is called (a redacted URI, or a mount path): readers such as pydicom and nibabel
+        ask an open file for ``.name`` (``io.BufferedReader`` passes the question on to this raw file)."""
+        return str(getattr(self._reader, "name", ""))
+
     def readable(self) -> bool:
         return True
 
