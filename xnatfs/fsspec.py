@@ -49,6 +49,7 @@ from xnatfs.model.files import RemoteReader
 from xnatfs.model.records import ResourceInfo
 from xnatfs.model.transfer import stream_to_file
 from xnatfs.settings import CacheSettings, Settings, Timeouts
+from xnatfs.vfs.diskcache import DiskCache
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.naming import decode_name, split_path
 from xnatfs.vfs.nodes import XATTR_ID, XATTR_URI, XATTR_XSITYPE, Node, NodeKind
@@ -185,7 +186,8 @@ class XNATFileSystem(AbstractFileSystem):
     ``user`` with ``XNATFS_PASSWORD`` > netrc (``netrc_file`` or ``~/.netrc``) > anonymous);
     ``metadata_ttl``: seconds a listing is trusted (the mount's ``--metadata-ttl``); ``timeout``:
     seconds any request may wait for the server; ``verify``/``ca_bundle``: TLS checking as in
-    :func:`xnatfs.connect`.
+    :func:`xnatfs.connect`; ``cache_dir``/``cache_size``: the mount's ``--cache-dir``/``--cache-size``
+    (complete copies of files read whole, checked by md5; the workers of one node can share one).
     """
 
     protocol = PROTOCOL
@@ -194,7 +196,8 @@ class XNATFileSystem(AbstractFileSystem):
 
     def __init__(self, url: str | None = None, user: str | None = None, password: str | HiddenPassword | None = None,
                  *, netrc_file: str | None = None, metadata_ttl: float = 60.0, timeout: float = 30.0,
-                 verify: bool | str = True, ca_bundle: str | None = None, **kwargs: Any) -> None:
+                 verify: bool | str = True, ca_bundle: str | None = None, cache_dir: str | None = None,
+                 cache_size: int = 4 * 1024**3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not url:
             raise ValueError("The xnat filesystem needs the server's url= (e.g. url='https://xnat.example.org')")
@@ -206,6 +209,8 @@ class XNATFileSystem(AbstractFileSystem):
         self.timeout = float(timeout)
         self.verify = verify
         self.ca_bundle = ca_bundle
+        self.cache_dir = cache_dir
+        self.cache_size = int(cache_size)
         self._core_lock = threading.Lock()
         self._core: _Core | None = None
 
@@ -249,9 +254,15 @@ class XNATFileSystem(AbstractFileSystem):
             connection = connect(self.url, self.user, None if self._password is None else self._password.reveal(),
                                         netrc_file=self.netrc_file, settings=settings, load_schemas=False,
                                         verify=self.verify, ca_bundle=self.ca_bundle)
+        try:
+            with _as_os_errors():
+                cache = DiskCache.create(self.cache_dir, self.cache_size) if self.cache_dir else None
+        except BaseException:
+            connection.close()
+            raise
         # read_only here means only "no spool": writes go through the object model below, not the outbox
         filesystem = Filesystem(connection, TreeSettings(ttl=self.metadata_ttl, maxsize=settings.cache.maxsize),
-                                write_settings=WriteSettings(read_only=True))
+                                disk_cache=cache, write_settings=WriteSettings(read_only=True))
         return _Core(connection, filesystem)
 
     def close(self) -> None:

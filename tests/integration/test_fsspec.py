@@ -15,6 +15,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import requests
 
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.fsspec import HiddenPassword, XNATFileSystem
@@ -279,3 +280,27 @@ def test_a_forked_child_connects_again_and_reads(wfs: XNATFileSystem) -> None:
     os.waitpid(pid, 0)
     assert answer == b"ok"
     assert wfs._core is parent_core and wfs.cat_file(f"{RES}/sub/c.dcm") == b"C" * 10
+
+
+def _file_gets(server: EmulatorServer) -> int:
+    counts = requests.get(f"{server.url}/emulator/requests", auth=("admin", "admin"), timeout=10).json()["by_route"]
+    return sum(n for route, n in counts.items() if route.startswith("GET") and "/files/<path:path>" in route)
+
+
+def test_filesystems_sharing_a_cache_folder_read_a_file_from_the_server_once(archive: EmulatorServer,
+                                                                             tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first, second = (make_fs(archive, cache_dir=str(cache)) for _ in range(2))
+    try:
+        assert first.cat_file(f"{RES}/big.bin") == _big_bytes()  # read whole: kept in the cache folder
+        before = _file_gets(archive)
+        assert before > 0
+        assert second.cat_file(f"{RES}/big.bin") == _big_bytes()  # another filesystem (a worker) on the node
+        with second.open(f"{RES}/big.bin") as handle:
+            handle.seek(654_321)
+            assert handle.read(10) == _big_bytes()[654_321:654_331]
+        assert _file_gets(archive) == before
+        assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    finally:
+        first.close()
+        second.close()
