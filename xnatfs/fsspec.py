@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import io
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -159,8 +160,6 @@ class _UploadOnClose(io.BufferedRandom):
     stores files whole); an upload's failure is ``close()``'s error."""
 
     def __init__(self, fs: XNATFileSystem, path: str) -> None:
-        import tempfile
-
         super().__init__(tempfile.TemporaryFile(prefix="xnatfs-put-", buffering=0))  # type: ignore[arg-type]
         self._fs = fs
         self._target = path
@@ -193,6 +192,7 @@ class XNATFileSystem(AbstractFileSystem):
     protocol = PROTOCOL
     root_marker = ""
     cachable = True
+    _storage_options: dict[str, Any] = {}  # replaced (never changed) by the setter below
 
     def __init__(self, url: str | None = None, user: str | None = None, password: str | HiddenPassword | None = None,
                  *, netrc_file: str | None = None, metadata_ttl: float = 60.0, timeout: float = 30.0,
@@ -236,16 +236,19 @@ class XNATFileSystem(AbstractFileSystem):
 
     # -- the connection (lazy, one per process) ---------------------------------------------------------
 
-    def _mount(self) -> Filesystem:
-        """The mount's core for this process: connected on first use, again after a fork."""
+    def _here(self) -> _Core:
+        """This process's connection and mount core: made on first use, again after a fork."""
         core = self._core
         if core is not None and core.pid == os.getpid():
-            return core.filesystem
+            return core
         with self._core_lock:
             core = self._core
             if core is None or core.pid != os.getpid():
                 self._core = core = self._connect()
-        return core.filesystem
+        return core
+
+    def _mount(self) -> Filesystem:
+        return self._here().filesystem
 
     def _connect(self) -> _Core:
         settings = Settings(timeouts=Timeouts(connect=min(10.0, self.timeout), read=self.timeout),
@@ -271,16 +274,6 @@ class XNATFileSystem(AbstractFileSystem):
             core, self._core = self._core, None
         if core is not None and core.pid == os.getpid():
             core.close()
-
-    def __getstate__(self) -> dict[str, Any]:  # pickled by __reduce__; this guards copy.copy and the like
-        state = dict(self.__dict__)
-        state["_core"] = None
-        state["_core_lock"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._core_lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------------------------------
 
@@ -334,6 +327,14 @@ class XNATFileSystem(AbstractFileSystem):
 
     def modified(self, path: str) -> datetime:
         return datetime.fromtimestamp(self._lookup(path).stat.mtime, tz=timezone.utc)
+
+    def du(self, path: str, total: bool = True, maxdepth: int | None = None, withdirs: bool = False,
+           **kwargs: Any) -> Any:
+        """Sizes below ``path``; the ``xnat.json``/``xnat.xml`` a listing leaves unsized are sized (fetched)."""
+        found = self.find(path, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
+        sizes = {name: info["size"] if info["size"] is not None else self.info(name)["size"]
+                 for name, info in found.items()}
+        return sum(sizes.values()) if total else sizes
 
     def invalidate_cache(self, path: str | None = None) -> None:
         """Forget cached listings (all of them: the mount's caches are keyed by server path, not by
@@ -429,8 +430,7 @@ class XNATFileSystem(AbstractFileSystem):
                     with open(lpath, "wb") as target:
                         _copy(source, target)
             return
-        session = self._core.connection.session if self._core is not None else None
-        assert session is not None
+        session = self._here().connection.session
         progress = None
         if callback is not None and hasattr(callback, "set_size"):
             callback.set_size(node.file.size)

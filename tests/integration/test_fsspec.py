@@ -128,6 +128,9 @@ def test_find_walk_and_glob_agree(fs: XNATFileSystem) -> None:
     assert f"{DICOM}/2.CT.0001.dcm" in dicoms
     with_dirs = fs.find("projects/DEMO", withdirs=True, detail=True)
     assert with_dirs[DICOM]["type"] == "directory"
+    sizes = fs.du("projects/DEMO/subjects/DEMO_001", total=False)  # documents too, sized
+    assert all(isinstance(size, int) for size in sizes.values())
+    assert sizes["projects/DEMO/subjects/DEMO_001/xnat.json"] == len(fs.cat_file("projects/DEMO/subjects/DEMO_001/xnat.json"))
 
 
 def test_cat_file_reads_exactly_the_range_asked_for(wfs: XNATFileSystem) -> None:
