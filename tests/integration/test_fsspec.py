@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -307,3 +308,36 @@ def test_filesystems_sharing_a_cache_folder_read_a_file_from_the_server_once(arc
     finally:
         first.close()
         second.close()
+
+
+def test_listings_are_cached_for_the_metadata_ttl_like_the_mounts(archive: EmulatorServer) -> None:
+    store = archive.store
+    resource = store.find_resource(store.get_scan(_session_id(archive), "1"), "DICOM")
+    cached, short = make_fs(archive), make_fs(archive, metadata_ttl=0.2)
+    try:
+        assert not cached.exists(f"{RES}/late.dcm") and not short.exists(f"{RES}/late.dcm")
+        store.add_file(resource.id, "late.dcm", b"L" * 10)  # behind the clients' backs
+        assert not cached.exists(f"{RES}/late.dcm")  # within the TTL: the cached listing answers
+        cached.invalidate_cache()
+        assert cached.cat_file(f"{RES}/late.dcm") == b"L" * 10
+        time.sleep(0.3)  # past the short TTL: the listing is asked for again
+        assert short.cat_file(f"{RES}/late.dcm") == b"L" * 10
+    finally:
+        cached.close()
+        short.close()
+
+
+def test_credentials_from_a_netrc_file(emulator: EmulatorServer, tmp_path: Path) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1:{emulator.port} login alice password alice-secret\n")
+    netrc.chmod(0o600)
+    fs = make_fs(emulator, user=None, password=None, netrc_file=str(netrc))
+    try:
+        assert fs.ls("projects", detail=False)
+        assert fs._here().connection.user == "alice"
+    finally:
+        fs.close()
+    netrc.chmod(0o644)  # readable by others: refused, with the fix named
+    loose = make_fs(emulator, user=None, password=None, netrc_file=str(netrc))
+    with pytest.raises(PermissionError, match="chmod 600"):
+        loose.ls("projects")
