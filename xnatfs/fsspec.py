@@ -127,12 +127,37 @@ class _Core:
         self.connection = connection
         self.filesystem = filesystem
         self.pid = os.getpid()
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.filesystem.close()
         finally:
             self.connection.close()
+
+
+#: this process's cores by the options they were made with (XNATFileSystem._core_key), and a lock per key
+_CORES: dict[tuple[Any, ...], _Core] = {}
+_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_KEY_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_of(key: tuple[Any, ...]) -> threading.Lock:
+    with _KEY_LOCKS_LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+def _forget_cores_after_fork() -> None:
+    """In a forked child: the parent's cores are not ours (their sockets and threads stay the parent's),
+    and a lock another parent thread held at the fork would never be released."""
+    global _KEY_LOCKS_LOCK
+    _CORES.clear()
+    _KEY_LOCKS.clear()
+    _KEY_LOCKS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_cores_after_fork)
 
 
 class _Released:
@@ -211,8 +236,10 @@ class XNATFileSystem(AbstractFileSystem):
         self.ca_bundle = ca_bundle
         self.cache_dir = cache_dir
         self.cache_size = int(cache_size)
-        self._core_lock = threading.Lock()
-        self._core: _Core | None = None
+        #: the options a connection depends on: filesystems of this process with the same ones share it
+        self._core_key = (self.url, user, repr(self._password), netrc_file, self.metadata_ttl, self.timeout,
+                          repr(verify), ca_bundle, cache_dir, self.cache_size)
+        self._core: _Core | None = None  # the shared core last used (a fast path; _CORES decides)
 
     # fsspec's metaclass stores the constructor's keyword arguments here (they are what a pickle holds):
     # the password is kept as a HiddenPassword, so printing the options never shows it.
@@ -234,17 +261,21 @@ class XNATFileSystem(AbstractFileSystem):
     def fsid(self) -> str:
         return f"xnat_{hashlib.sha256(f'{self.url}|{self.user}'.encode()).hexdigest()[:16]}"
 
-    # -- the connection (lazy, one per process) ---------------------------------------------------------
+    # -- the connection (lazy, one per process and set of options) --------------------------------------
 
     def _here(self) -> _Core:
-        """This process's connection and mount core: made on first use, again after a fork."""
+        """This process's connection and mount core for these options: made on first use (again after a
+        fork or a close), and shared by every filesystem with the same options in the process. fsspec
+        keeps one instance per thread; sharing the core gives a Dask worker's threads one login, one
+        set of cached listings and one memory budget for reads."""
         core = self._core
-        if core is not None and core.pid == os.getpid():
+        if core is not None and core.pid == os.getpid() and not core.closed:
             return core
-        with self._core_lock:
-            core = self._core
-            if core is None or core.pid != os.getpid():
-                self._core = core = self._connect()
+        with _lock_of(self._core_key):
+            core = _CORES.get(self._core_key)
+            if core is None or core.pid != os.getpid() or core.closed:
+                core = _CORES[self._core_key] = self._connect()
+        self._core = core
         return core
 
     def _mount(self) -> Filesystem:
@@ -269,9 +300,11 @@ class XNATFileSystem(AbstractFileSystem):
         return _Core(connection, filesystem)
 
     def close(self) -> None:
-        """Log out and drop this process's connection (a later call connects again)."""
-        with self._core_lock:
-            core, self._core = self._core, None
+        """Log out and drop this process's connection for these options (every filesystem with the same
+        options in this process shares it); a later call connects again."""
+        with _lock_of(self._core_key):
+            core = _CORES.pop(self._core_key, None)
+        self._core = None
         if core is not None and core.pid == os.getpid():
             core.close()
 
@@ -339,8 +372,8 @@ class XNATFileSystem(AbstractFileSystem):
     def invalidate_cache(self, path: str | None = None) -> None:
         """Forget cached listings (all of them: the mount's caches are keyed by server path, not by
         this path); the next call asks the server."""
-        core = self._core
-        if core is not None and core.pid == os.getpid():
+        core = _CORES.get(self._core_key)
+        if core is not None and core.pid == os.getpid() and not core.closed:
             core.filesystem.forget_all()
 
     # -- reading ----------------------------------------------------------------------------------------

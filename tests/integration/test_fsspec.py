@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,7 +295,9 @@ def _file_gets(server: EmulatorServer) -> int:
 def test_filesystems_sharing_a_cache_folder_read_a_file_from_the_server_once(archive: EmulatorServer,
                                                                              tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first, second = (make_fs(archive, cache_dir=str(cache)) for _ in range(2))
+    # other options (timeout), so each has its own connection and memory: only the folder is shared
+    first, second = (make_fs(archive, cache_dir=str(cache), timeout=timeout) for timeout in (30, 29))
+    assert first._here() is not second._here()
     try:
         assert first.cat_file(f"{RES}/big.bin") == _big_bytes()  # read whole: kept in the cache folder
         before = _file_gets(archive)
@@ -341,3 +344,34 @@ def test_credentials_from_a_netrc_file(emulator: EmulatorServer, tmp_path: Path)
     loose = make_fs(emulator, user=None, password=None, netrc_file=str(netrc))
     with pytest.raises(PermissionError, match="chmod 600"):
         loose.ls("projects")
+
+
+def test_the_threads_of_a_process_share_one_connection_per_set_of_options(emulator: EmulatorServer) -> None:
+    def make() -> XNATFileSystem:  # fsspec keeps one instance per thread
+        return fsspec.filesystem("xnat", url=emulator.url, user="admin", password="admin", metadata_ttl=59)
+
+    made: dict[int, XNATFileSystem] = {}
+    both_alive = threading.Barrier(2)
+
+    def in_thread(i: int) -> None:
+        made[i] = make()
+        made[i]._here()
+        both_alive.wait(timeout=10)  # two live threads: two idents, two fsspec instances
+
+    threads = [threading.Thread(target=in_thread, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    first, second = made[0], made[1]
+    try:
+        assert first is not second and first._here() is second._here()
+        assert first.ls("projects", detail=False) == second.ls("projects", detail=False)
+        other = make_fs(emulator, user="alice", password="alice-secret", metadata_ttl=59)
+        assert other._here() is not first._here()
+        other.close()
+        shared = first._here()
+        second.close()  # closes the shared connection; the next call of either connects again
+        assert first.ls("projects", detail=False) and first._here() is not shared
+    finally:
+        first.close()
