@@ -182,13 +182,19 @@ class _Released:
 
 class _UploadOnClose(io.BufferedRandom):
     """``open(path, "wb")``: written to a local temporary file, uploaded whole when closed (XNAT
-    stores files whole); an upload's failure is ``close()``'s error."""
+    stores files whole); an upload's failure is ``close()``'s error. A ``with`` block that ends in an
+    exception uploads nothing."""
 
     def __init__(self, fs: XNATFileSystem, path: str) -> None:
         super().__init__(tempfile.TemporaryFile(prefix="xnatfs-put-", buffering=0))  # type: ignore[arg-type]
         self._fs = fs
         self._target = path
         self._sent = False
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self._sent = True  # the writer failed: its partial file is not uploaded
+        self.close()
 
     def close(self) -> None:
         if self.closed:
@@ -388,11 +394,13 @@ class XNATFileSystem(AbstractFileSystem):
               cache_options: dict[str, Any] | None = None, **kwargs: Any) -> IO[bytes]:
         """Read: a seekable file over the mount's ranged reader (a seek costs one small ranged request).
         Write (``wb``): uploaded into its resource when closed (fails unless the path is in a resource)."""
+        if "a" in mode or "+" in mode:
+            raise PermissionError(_errno.EPERM, f"{path}: XNAT stores files whole; open it with 'wb' to replace it")
         if "r" in mode:
             handle = self._open_node(path)
             return io.BufferedReader(RemoteReader(handle), buffer_size=block_size or 64 * 1024)  # type: ignore[arg-type]
-        if "a" in mode or "+" in mode:
-            raise PermissionError(_errno.EPERM, f"{path}: XNAT stores files whole; open it with 'wb' to replace it")
+        if "x" in mode and self.exists(path):
+            raise FileExistsError(_errno.EEXIST, f"{path} exists")
         self._upload_target(path)  # refuse before anything is written
         return _UploadOnClose(self, path)
 

@@ -212,6 +212,10 @@ def test_pipe_and_put_upload_into_resources_and_replace_files(wfs: XNATFileSyste
     assert wfs.info(f"{RES}/written.bin")["size"] == 5000
     with pytest.raises(FileExistsError):
         wfs.pipe(f"{RES}/written.bin", b"y", mode="create")
+    with pytest.raises(ZeroDivisionError), wfs.open(f"{RES}/half.bin", "wb") as handle:
+        handle.write(b"half")
+        1 / 0
+    assert not wfs.exists(f"{RES}/half.bin")  # a writer that failed uploads nothing
 
 
 def test_writes_outside_resources_are_refused(wfs: XNATFileSystem) -> None:
