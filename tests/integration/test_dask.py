@@ -42,6 +42,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator
                     data = os.urandom(200 + 37 * f)
                     store.add_file(resource.id, f"{f:03d}.dcm", data)
                     contents[f"projects/DASK/subjects/S{s}/experiments/S{s}_MR/scans/{n}/resources/DICOM/{f:03d}.dcm"] = data
+        notes = store.create_resource(store.get_project("DASK"), "NOTES")
+        for i in range(3):
+            store.add_file(notes.id, f"site{i}.txt", "".join(f"site{i} row{r}\n" for r in range(5)).encode())
     yield server, contents
     server.stop()
 
@@ -101,3 +104,13 @@ def test_workers_read_ranges_with_the_password_from_their_environment(
         assert ranges.compute(scheduler=client) == [contents[p][5:50] for p in paths]
     finally:
         client.run(set_password_env, None)
+
+
+def test_dask_reads_text_files_by_an_xnat_url_glob(project: tuple[EmulatorServer, dict[str, bytes]],
+                                                   client: Client) -> None:
+    server, _contents = project
+    lines = db.read_text("xnat://projects/DASK/resources/NOTES/site*.txt",
+                         storage_options={"url": server.url, "user": "admin", "password": "admin"})
+    assert lines.npartitions == 3
+    got = lines.map(str.strip).compute(scheduler=client)
+    assert sorted(got) == sorted(f"site{i} row{r}" for i in range(3) for r in range(5))
