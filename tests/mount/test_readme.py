@@ -73,9 +73,11 @@ def test_the_readme_examples_run(server: EmulatorServer, tmp_path: Path) -> None
             outputs.append(done.stdout)
     finally:
         subprocess.run(["fusermount3", "-u", "-z", str(home / "xnat")], capture_output=True, timeout=30)
-    shell, python = "".join(o for (k, _), o in zip(blocks, outputs) if k == "sh"), outputs[-1]
+    shell = "".join(o for (k, _), o in zip(blocks, outputs) if k == "sh")
+    python = "".join(o for (k, _), o in zip(blocks, outputs) if k == "python")
     assert "DEMO_001" in shell  # ls of the subjects
     assert "/data/prearchive/projects/DEMO/" in shell  # the import's session
     assert any(p.suffix in (".nii", ".gz") for p in (home / "tmp/out").iterdir())  # dcm2niix through the mount
     assert "MR" in python and "DEMO_001_MR_1" in python
     assert any((home / "tmp/s01").rglob("*.dcm"))
+    assert "b'DICM'" in python  # the fsspec block found the DICOM files and read one's magic by range
