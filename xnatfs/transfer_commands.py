@@ -164,7 +164,7 @@ def _finish(summary: Summary, args: argparse.Namespace, out: TextIO, err: TextIO
     return EXIT_OK
 
 
-def run(command: str, argv: list[str], out: TextIO, err: TextIO) -> int:
+def _run(command: str, argv: list[str], out: TextIO, err: TextIO) -> int:
     args = _parser(command).parse_args(argv)
     try:
         options = TransferOptions(jobs=args.jobs, verify=args.verify, include=tuple(args.include),
@@ -183,22 +183,26 @@ def run(command: str, argv: list[str], out: TextIO, err: TextIO) -> int:
     return _finish(summary, args, out, err, verb)
 
 
-def main(argv: list[str]) -> int:
-    """Entry point from :mod:`xnatfs.cli`: ``argv[0]`` is ``download`` or ``upload``."""
-    command, rest = argv[0], argv[1:]
+def run(command: str, argv: list[str], out: TextIO, err: TextIO) -> int:
+    """Run ``command`` (``download`` or ``upload``) with ``argv``; the exit code (see the module docstring)."""
     try:
-        return run(command, rest, sys.stdout, sys.stderr)
+        return _run(command, argv, out, err)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write(f"xnatfs {command}: interrupted (run it again to continue)\n")
+        err.write(f"xnatfs {command}: interrupted (run it again to continue)\n")
         return EXIT_INTERRUPTED
     except ConfigError as exc:
-        sys.stderr.write(f"xnatfs {command}: {exc}\n")
+        err.write(f"xnatfs {command}: {exc}\n")
         return EXIT_USAGE
     except XNATError as exc:
-        sys.stderr.write(f"xnatfs {command}: {exc}\n")
+        err.write(f"xnatfs {command}: {exc}\n")
         return EXIT_FAILED
+
+
+def main(argv: list[str]) -> int:
+    """Entry point from :mod:`xnatfs.cli`: ``argv[0]`` is ``download`` or ``upload``."""
+    return run(argv[0], argv[1:], sys.stdout, sys.stderr)
 
 
 __all__ = ["main", "run", "LineReporter", "BarReporter"]
