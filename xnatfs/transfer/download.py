@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: a file whose body broke off is continued this many times before it counts as failed
 RETRIES = 2
+#: folders listed at once by the walk (requests for metadata: small answers, latency-bound)
+WALK_JOBS = 16
 #: a resource with at least this many small files to fetch (and no .part file) gets them in one zip
 ZIP_MIN_FILES = 4
 #: files up to this size count as small (a request's cost is then more than its bytes' at 20 ms)
@@ -98,13 +100,13 @@ def open_filesystem(connection: Connection) -> Filesystem:
 
 def remote_files(fs: Filesystem, remote: str, options: TransferOptions) -> list[RemoteFile]:
     """Every file below ``remote`` that the filters keep, sorted by relative path (folders listed on
-    ``options.jobs`` threads). A file path downloads that one file."""
+    :data:`WALK_JOBS` threads). A file path downloads that one file."""
     root = fs.lookup(mount_path(remote))
     if not root.is_dir:
         entry = _entry(root, root.name, options)
         return [entry] if entry is not None else []
     found: list[RemoteFile] = []
-    for node in _walk(fs, root, options.jobs):
+    for node in _walk(fs, root, WALK_JOBS):
         relpath = node.path[len(root.path):].lstrip("/")
         entry = _entry(node, relpath, options)
         if entry is not None:
