@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, "int | None"], None]
 CHUNK = 1 * MiB
 SPOOL_IN_MEMORY = 8 * MiB
+#: a resource's zip is held in memory up to this size (then spooled to disk): a few per worker
+ZIP_IN_MEMORY = 4 * MiB
 
 
 def stream_to_file(session: XNATSession, path: str, target: Path, *, params: Params = None,
@@ -194,17 +196,24 @@ def zip_to_files(session: XNATSession, path: str, wanted: dict[str, tuple[Path, 
     work per request dominate then; one zip per resource is what xnatpy's ``download_dir`` does, but
     here each member is still checked: ``wanted`` maps a file's path inside the resource to (target,
     size, md5), a member is matched by the path after ``/files/`` in its name, written under a
-    ``.part`` name and renamed only if its size and md5 are the listing's. The zip is spooled to a
-    temporary file in ``spool_dir`` (the target's disk) and read member by member, so memory stays
-    bounded. Returns the paths written; the caller fetches any other one on its own.
+    ``.part`` name and renamed only if its size and md5 are the listing's. The zip is held in memory
+    up to :data:`ZIP_IN_MEMORY` bytes, beyond that spooled to a temporary file in ``spool_dir`` (the
+    target's disk), and read member by member, so memory stays bounded. Returns the paths written;
+    the caller fetches any other one on its own.
     """
     written: set[str] = set()
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".xnatfs-zip-", dir=spool_dir) as tmp:
-        archive = stream_to_file(session, path, Path(tmp) / "files.zip", params=[("format", "zip")],
-                                 progress=progress)
+    with tempfile.SpooledTemporaryFile(max_size=ZIP_IN_MEMORY, dir=spool_dir) as spool:
+        with session.open_stream("GET", path, params=[("format", "zip")], headers=IDENTITY) as stream:
+            done = 0
+            for chunk in stream.iter_chunks(CHUNK):
+                spool.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, None)
+        spool.seek(0)
+        made: set[Path] = set()
         try:
-            with zipfile.ZipFile(archive) as zf:
+            with zipfile.ZipFile(spool) as zf:  # type: ignore[arg-type]
                 for info in zf.infolist():
                     relpath = _member_relpath(info.filename, wanted)
                     if relpath is None or relpath in written or info.is_dir():
@@ -212,6 +221,9 @@ def zip_to_files(session: XNATSession, path: str, wanted: dict[str, tuple[Path, 
                     target, size, md5 = wanted[relpath]
                     if info.file_size != size:
                         continue
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
                     if _write_member(zf, info, target, md5):
                         written.add(relpath)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as exc:
@@ -231,8 +243,7 @@ def _member_relpath(name: str, wanted: dict[str, tuple[Path, int, str]]) -> str 
 
 
 def _write_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, md5: str) -> bool:
-    """Write one member to ``target`` via its ``.part`` name if its md5 is ``md5`` (when known)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write one member to ``target`` (its folder exists) via its ``.part`` name if its md5 is ``md5``."""
     partial = part_path(target)
     digest = hashlib.md5(usedforsecurity=False)
     try:

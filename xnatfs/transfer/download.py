@@ -35,7 +35,7 @@ from pathlib import Path
 from xnatfs.errors import IsADirectory, NotFound, TransportError, XNATError
 from xnatfs.localpaths import safe_join
 from xnatfs.model.connect import Connection
-from xnatfs.model.records import FileInfo
+from xnatfs.model.records import FileInfo, ResourceInfo
 from xnatfs.model.transfer import file_md5, part_path, resume_to_file, zip_to_files
 from xnatfs.transfer.common import (
     FAILED,
@@ -78,8 +78,8 @@ class RemoteFile:
     path: str
     size: int
     file: FileInfo | None = None
-    #: the server path of the resource holding the file ("" for a generated document)
-    resource_uri: str = ""
+    #: the resource holding the file (None for a generated document)
+    resource: ResourceInfo | None = None
 
     @property
     def md5(self) -> str:
@@ -121,7 +121,7 @@ def _entry(node: Node, relpath: str, options: TransferOptions) -> RemoteFile | N
         return None
     if not options.wanted(relpath):
         return None
-    return RemoteFile(relpath, node.path, node.stat.size, node.file, node.resource.uri if node.resource else "")
+    return RemoteFile(relpath, node.path, node.stat.size, node.file, node.resource)
 
 
 def _walk(fs: Filesystem, root: Node, jobs: int) -> Iterator[Node]:
@@ -163,6 +163,8 @@ class Download:
         self.reporter = reporter or QuietReporter()
         self.summary = Summary()
         self._todo_lock = threading.Lock()
+        #: relative path → checked local path (:func:`~xnatfs.localpaths.safe_join`, once per file)
+        self._targets: dict[str, Path] = {}
 
     def run(self) -> Summary:
         clock = Clock()
@@ -183,6 +185,7 @@ class Download:
         """First pass (local only, in parallel: md5s of what is on disk): skip complete files, plan the rest."""
         try:
             target = safe_join(self.local, entry.relpath, what="remote path")
+            self._targets[entry.relpath] = target
             if entry.file is not None and is_complete(target, entry, self.options.verify):
                 self._record(entry, SKIPPED, 0)
             elif self.options.dry_run:
@@ -199,17 +202,24 @@ class Download:
         groups: dict[str, list[RemoteFile]] = {}
         units: list[list[RemoteFile]] = []
         for entry in sorted(todo, key=lambda e: e.relpath):
-            small = entry.file is not None and entry.resource_uri and 0 < entry.size <= ZIP_MAX_FILE
-            if small and not part_path(self.local / entry.relpath).exists():
-                groups.setdefault(entry.resource_uri, []).append(entry)
+            small = entry.file is not None and entry.resource is not None and 0 < entry.size <= ZIP_MAX_FILE
+            if small and entry.resource is not None and not part_path(self._targets[entry.relpath]).exists():
+                groups.setdefault(entry.resource.uri, []).append(entry)
             else:
                 units.append([entry])
         for group in groups.values():
-            if len(group) >= ZIP_MIN_FILES:
+            if len(group) >= ZIP_MIN_FILES and 2 * sum(e.size for e in group) >= self._resource_bytes(group[0]):
                 units.append(group)
             else:
                 units.extend([entry] for entry in group)
         return units
+
+    def _resource_bytes(self, entry: RemoteFile) -> int:
+        """All the bytes of the entry's resource (its zip's size, near enough): from the walk's cached
+        listing, no request. A zip is worth it only if at least half of it is wanted."""
+        resource = entry.resource
+        assert resource is not None
+        return sum(f.size for f in self.fs.source.files(resource.scope_uri) if f.resource_id == resource.id)
 
     def _batch(self, unit: list[RemoteFile]) -> None:
         rest = unit
@@ -217,17 +227,17 @@ class Download:
             try:
                 rest = self._zip(unit)
             except XNATError as exc:
-                log.info("The zip of %s failed (%s); fetching its files one by one", unit[0].resource_uri, exc)
+                log.info("The zip of %s failed (%s); fetching its files one by one", unit[0].relpath, exc)
         for entry in rest:
             self._one(entry)
 
     def _zip(self, unit: list[RemoteFile]) -> list[RemoteFile]:
         """One zip for a resource's files; the entries it did not bring (to be fetched one by one)."""
-        wanted = {entry.file.relpath: (safe_join(self.local, entry.relpath, what="remote path"), entry.size,
-                                       entry.md5 if self.options.verify else "")
+        wanted = {entry.file.relpath: (self._targets[entry.relpath], entry.size, entry.md5 if self.options.verify else "")
                   for entry in unit if entry.file is not None}
         counter = ByteCounter(self.reporter)
-        written = zip_to_files(self.fs.connection.session, unit[0].resource_uri + "/files", wanted,
+        assert unit[0].resource is not None
+        written = zip_to_files(self.fs.connection.session, unit[0].resource.uri + "/files", wanted,
                                spool_dir=self.local, progress=counter)
         rest = []
         for entry in unit:
@@ -240,7 +250,7 @@ class Download:
     def _one(self, entry: RemoteFile) -> None:
         counter = ByteCounter(self.reporter)
         try:
-            target = safe_join(self.local, entry.relpath, what="remote path")
+            target = self._targets[entry.relpath]
             if entry.file is None:
                 outcome, moved = self._generated(entry, target)
             else:
