@@ -146,3 +146,42 @@ def test_a_missing_remote_path_is_an_error_in_words(emulator: EmulatorServer, tm
     code, summary, err = cli("download", emulator.url, "projects/DEMO/subjects/NOBODY", str(tmp_path))
     assert code == 1 and summary is None and "NOBODY" in err and "admin" not in err.replace("-u admin", "")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_zip_member_with_the_wrong_md5_is_not_written(emulator: EmulatorServer, tmp_path: Path) -> None:
+    from xnatfs.model.transfer import zip_to_files
+
+    with xnatfs.connect(emulator.url, "admin", "admin") as connection:
+        fs = open_filesystem(connection)
+        try:
+            entries = remote_files(fs, f"{SUBJECT}/{DICOM}", TransferOptions())
+        finally:
+            fs.close()
+        assert len(entries) >= 4 and entries[0].file is not None and entries[0].resource is not None
+        wanted = {e.file.relpath: (tmp_path / e.relpath, e.size, e.md5) for e in entries if e.file is not None}
+        bad = entries[1].file.relpath  # type: ignore[union-attr]
+        wanted[bad] = (wanted[bad][0], wanted[bad][1], "0" * 32)
+        emulator.faults.reset_counts()
+        written = zip_to_files(connection.session, entries[0].resource.uri + "/files", wanted, spool_dir=tmp_path)
+    routes = emulator.faults.counts()["by_route"]
+    assert written == set(wanted) - {bad}, routes
+    assert [key for key in routes if key.startswith("GET ")] == [
+        "GET /data/experiments/<experiment>/scans/<scan>/resources/<resource>/files"], routes  # one zip, nothing else
+    assert not (tmp_path / bad).exists() and not list(tmp_path.rglob("*.part"))
+    assert all(md5_of(tmp_path / e.relpath) == e.md5 for e in entries if e.file.relpath != bad)  # type: ignore[union-attr]
+
+
+def test_plain_lines_and_a_progress_bar(emulator: EmulatorServer, tmp_path: Path) -> None:
+    import io
+
+    from xnatfs.transfer_commands import run
+
+    remote = f"{SUBJECT}/{DICOM}"
+    out, err = io.StringIO(), io.StringIO()
+    assert run("download", [emulator.url, remote, str(tmp_path / "a"), "-u", "admin"], out, err) == 0
+    lines = err.getvalue().splitlines()
+    assert lines[0].startswith("download: ") and "ok 2.CT.0001.dcm" in lines
+    assert lines[-1].startswith("downloaded ") and out.getvalue() == ""
+    out, err = io.StringIO(), io.StringIO()
+    assert run("download", [emulator.url, remote, str(tmp_path / "b"), "-u", "admin", "--progress"], out, err) == 0
+    assert "files" in err.getvalue() and "ok 2.CT.0001.dcm" not in err.getvalue()  # the bar, not the lines
