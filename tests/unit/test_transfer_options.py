@@ -119,3 +119,29 @@ def test_zip_members_are_matched_to_wanted_paths(name: str, expected: str | None
     if expected == "files/b.dcm":
         wanted.pop("b.dcm")
     assert _member_relpath(name, wanted) == expected  # type: ignore[arg-type]
+
+
+def test_ctrl_c_stops_running_work_at_its_next_chunk_and_is_raised() -> None:
+    cancel = threading.Event()
+    stopped: list[str] = []
+    started = threading.Barrier(3)
+
+    def work(item: int) -> None:
+        counter = ByteCounter(QuietReporter(), cancel=cancel)
+        started.wait(5)
+        try:
+            for done in range(10**9):  # a long transfer: a chunk at a time
+                counter(done, None)
+                cancel.wait(0.001)
+        except InterruptedError as exc:
+            stopped.append(str(exc))
+
+    def items():  # the user presses Ctrl-C while the two workers are busy
+        yield 1
+        yield 2
+        started.wait(5)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pool(items(), work, 2, cancel)
+    assert cancel.is_set() and stopped == ["the transfer was interrupted"] * 2

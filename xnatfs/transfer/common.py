@@ -134,14 +134,19 @@ class ByteCounter:
     """A model ``progress(done, total)`` callback that forwards how many bytes arrived since the last call.
 
     ``done`` counts from the start of the file, including bytes a resumed download had on disk, so the
-    first call is taken as the starting point rather than as bytes moved.
+    first call is taken as the starting point rather than as bytes moved. Once ``cancel`` is set (Ctrl-C
+    in the main thread, see :func:`run_pool`) the next chunk raises ``InterruptedError``: the worker
+    stops there, recording its file as failed, and a download keeps its ``.part`` file for the rerun.
     """
 
-    def __init__(self, reporter: Reporter, start: int = 0) -> None:
+    def __init__(self, reporter: Reporter, start: int = 0, cancel: threading.Event | None = None) -> None:
         self._reporter = reporter
         self._last = start
+        self._cancel = cancel
 
     def __call__(self, done: int, total: int | None) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise InterruptedError("the transfer was interrupted")
         if done > self._last:
             self._reporter.advance(done - self._last)
         self._last = done
@@ -150,11 +155,13 @@ class ByteCounter:
         self._last = start
 
 
-def run_pool(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
+def run_pool(items: Iterable[T], work: Callable[[T], None], jobs: int, cancel: threading.Event | None = None) -> None:
     """``work(item)`` for every item on ``jobs`` threads, at most ``2 × jobs`` submitted ahead.
 
     ``work`` records its own outcome; an exception that escapes it (a bug, not an XNAT error) is
-    re-raised here after the pool has stopped. Ctrl-C cancels what has not started and re-raises.
+    re-raised here after the pool has stopped. Ctrl-C (or that exception) cancels what has not
+    started, sets ``cancel`` (so running work stops at its next chunk, see :class:`ByteCounter`) and
+    re-raises once the running work has stopped.
     """
     pending: set[Future[None]] = set()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xnatfs-transfer") as pool:
@@ -168,6 +175,8 @@ def run_pool(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 _raise_first(finished)
         except BaseException:
+            if cancel is not None:
+                cancel.set()
             for future in pending:
                 future.cancel()
             raise

@@ -163,6 +163,8 @@ class Download:
         self.reporter = reporter or QuietReporter()
         self.summary = Summary()
         self._todo_lock = threading.Lock()
+        #: set on Ctrl-C: running workers stop at their next chunk (:class:`ByteCounter`)
+        self._cancel = threading.Event()
         #: relative path → checked local path (:func:`~xnatfs.localpaths.safe_join`, once per file)
         self._targets: dict[str, Path] = {}
 
@@ -174,8 +176,8 @@ class Download:
                 self.local.mkdir(parents=True, exist_ok=True)
             self.reporter.start(len(entries), sum(e.size for e in entries))
             todo: list[RemoteFile] = []
-            run_pool(entries, lambda entry: self._check(entry, todo), self.options.jobs)
-            run_pool(self._batches(todo), self._batch, self.options.jobs)
+            run_pool(entries, lambda entry: self._check(entry, todo), self.options.jobs, self._cancel)
+            run_pool(self._batches(todo), self._batch, self.options.jobs, self._cancel)
         finally:
             self.summary.seconds = clock.elapsed()
             self.reporter.close()
@@ -228,6 +230,10 @@ class Download:
                 rest = self._zip(unit)
             except XNATError as exc:
                 log.info("The zip of %s failed (%s); fetching its files one by one", unit[0].relpath, exc)
+            except OSError as exc:  # the local disk, or Ctrl-C (InterruptedError): nothing more to try
+                for entry in unit:
+                    self._failed(entry, exc)
+                return
         for entry in rest:
             self._one(entry)
 
@@ -235,7 +241,7 @@ class Download:
         """One zip for a resource's files; the entries it did not bring (to be fetched one by one)."""
         wanted = {entry.file.relpath: (self._targets[entry.relpath], entry.size, entry.md5 if self.options.verify else "")
                   for entry in unit if entry.file is not None}
-        counter = ByteCounter(self.reporter)
+        counter = ByteCounter(self.reporter, cancel=self._cancel)
         assert unit[0].resource is not None
         written = zip_to_files(self.fs.connection.session, unit[0].resource.uri + "/files", wanted,
                                spool_dir=self.local, progress=counter)
@@ -248,7 +254,7 @@ class Download:
         return rest
 
     def _one(self, entry: RemoteFile) -> None:
-        counter = ByteCounter(self.reporter)
+        counter = ByteCounter(self.reporter, cancel=self._cancel)
         try:
             target = self._targets[entry.relpath]
             if entry.file is None:

@@ -122,6 +122,8 @@ class Upload:
         self._existing: dict[str, FileInfo] = {}
         self._sent: dict[str, tuple[str, int, str]] = {}
         self._lock = threading.Lock()
+        #: set on Ctrl-C: running uploads stop at their next chunk (:class:`ByteCounter`)
+        self._cancel = threading.Event()
         self._target: UploadTarget | None = None
 
     def run(self) -> Summary:
@@ -134,7 +136,7 @@ class Upload:
                 self._existing = self._listing(target.resource)
             files = local_files(self.local, target.prefix, self.options)
             self.reporter.start(len(files), sum(f.path.stat().st_size for f in files))
-            run_pool(files, self._one, self.options.jobs)
+            run_pool(files, self._one, self.options.jobs, self._cancel)
             self._verify()
         finally:
             self.summary.seconds = clock.elapsed()
@@ -173,7 +175,7 @@ class Upload:
             return PLANNED, size, ""
         assert self._target is not None and self._target.resource is not None
         resource = self.fs.source.object_of(self._target.resource)
-        counter = ByteCounter(self.reporter)
+        counter = ByteCounter(self.reporter, cancel=self._cancel)
         resource.put_file(item.path, item.relpath, overwrite=existing is not None, progress=counter)
         with self._lock:
             self._sent[item.relpath] = (item.local_relpath, size, md5)
