@@ -185,3 +185,20 @@ def test_plain_lines_and_a_progress_bar(emulator: EmulatorServer, tmp_path: Path
     out, err = io.StringIO(), io.StringIO()
     assert run("download", [emulator.url, remote, str(tmp_path / "b"), "-u", "admin", "--progress"], out, err) == 0
     assert "files" in err.getvalue() and "ok 2.CT.0001.dcm" not in err.getvalue()  # the bar, not the lines
+
+
+def test_a_file_path_downloads_that_file_and_metadata_comes_on_request(emulator: EmulatorServer,
+                                                                        tmp_path: Path) -> None:
+    expected = server_files(emulator, f"{SUBJECT}/{DICOM}")["2.CT.0001.dcm"]
+    code, summary, _ = cli("download", emulator.url, f"{SUBJECT}/{DICOM}/2.CT.0001.dcm", str(tmp_path / "one"))
+    assert code == 0 and summary is not None and summary["files"] == 1
+    assert local_files(tmp_path / "one") == {"2.CT.0001.dcm": expected}
+
+    remote = f"{SUBJECT}/experiments/DEMO_001_CT_1/scans/2"
+    assert cli("download", emulator.url, remote, str(tmp_path / "meta"), "--with-metadata")[0] == 0
+    import json
+
+    assert json.loads((tmp_path / "meta" / "xnat.json").read_text())["URI"].endswith("/scans/2")
+    assert (tmp_path / "meta" / "xnat.xml").read_bytes().lstrip().startswith(b"<")
+    code, summary, _ = cli("download", emulator.url, remote, str(tmp_path / "meta"), "--with-metadata")
+    assert code == 0 and summary is not None and summary["files"] == 0  # unchanged documents are not rewritten

@@ -90,3 +90,10 @@ def test_a_dry_run_creates_nothing_and_a_non_resource_path_is_refused(server: Em
     assert code == 0 and summary is not None and summary["planned"] == 5 and writes(server) == 0
     code, summary, err = cli("upload", server.url, str(tmp_path), "projects/UP/subjects/S1")
     assert code == 2 and "not a resource" in err and writes(server) == 0
+
+
+def test_a_single_file_goes_to_its_name_in_the_folder(server: EmulatorServer, tmp_path: Path) -> None:
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not really")
+    assert cli("upload", server.url, str(tmp_path / "report.pdf"), f"{SCAN}/resources/DOCS/reports")[0] == 0
+    assert listing(server, f"{SCAN}/resources/DOCS") == {
+        "reports/report.pdf": (19, hashlib.md5(b"%PDF-1.4 not really").hexdigest())}
