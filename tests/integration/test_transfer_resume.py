@@ -62,6 +62,43 @@ def test_a_download_killed_with_sigkill_completes_when_run_again(fresh_emulator:
     assert {p.relative_to(out).as_posix(): md5_of(p) for p in out.rglob("*") if p.is_file()} == expected
 
 
+def test_a_killed_download_of_many_small_files_completes_when_run_again(fresh_emulator: EmulatorServer,
+                                                                       tmp_path: Path) -> None:
+    """Small files come by resource zips: a kill loses at most the zips in flight, never a finished file."""
+    store = fresh_emulator.store
+    project = store.create_project("SMALL")
+    expected = {}
+    for r in range(8):
+        resource = store.create_resource(project, f"R{r}")
+        for f in range(16):
+            data = os.urandom(256 * 1024)
+            store.add_file(resource.id, f"f{f:02d}.bin", data)
+            expected[f"resources/R{r}/f{f:02d}.bin"] = hashlib.md5(data).hexdigest()
+    fresh_emulator.set_faults(bandwidth_mibps=8)  # 32 MiB take 4 s
+    out = tmp_path / "out"
+    process = cli_process("download", fresh_emulator.url, "projects/SMALL", str(out), "-j", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = [p for p in out.rglob("*.bin")] if out.exists() else []
+            if len(done) >= 16:
+                break
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    had = {p.relative_to(out).as_posix(): md5_of(p) for p in out.rglob("*.bin")}
+    assert 16 <= len(had) < len(expected) and all(expected[p] == md5 for p, md5 in had.items())
+
+    fresh_emulator.set_faults(bandwidth_mibps=0)
+    code, summary, err = cli("download", fresh_emulator.url, "projects/SMALL", str(out))
+    assert code == 0, err
+    assert summary is not None and summary["skipped"] == len(had) and summary["files"] == len(expected) - len(had)
+    assert {p.relative_to(out).as_posix(): md5_of(p) for p in out.rglob("*") if p.is_file()} == expected
+
+
 def test_a_1_gib_file_downloads_with_bounded_memory(fresh_emulator: EmulatorServer, tmp_path: Path) -> None:
     size = 1024 * MiB
     store = fresh_emulator.store
