@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ADMIN, counter_read, counter_reset, median  # noqa: E402
 
 
-def generate(store, subjects: int, sessions: int, scans: int, files: int, size: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def generate(store, subjects: int, sessions: int, scans: int, files: int,  # type: ignore[no-untyped-def]
+             size: int) -> dict[str, str]:
     """The BENCH project; each file's path below ``projects/BENCH`` (the mount's layout) → its md5."""
     project = store.create_project("BENCH", name="Transfer benchmark")
     expected: dict[str, str] = {}

@@ -57,7 +57,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
                         help=f"files moved at once (1-{MAX_JOBS}, default {DEFAULT_JOBS})")
     parser.add_argument("--include", action="append", default=[], metavar="GLOB",
                         help="only files matching (a glob without / matches the file name); repeatable")
-    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files matching; repeatable")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="skip files matching; repeatable")
     parser.add_argument("--dry-run", "-n", action="store_true", help="say what would move, move nothing")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the md5 checks (complete files are then recognised by size alone)")

@@ -445,5 +445,6 @@ def walk_files(directory: Path) -> Iterator[tuple[Path, str]]:
             yield path, path.relative_to(directory).as_posix()
 
 
-__all__ = ["stream_to_file", "resume_to_file", "zip_to_files", "file_md5", "part_path", "PART_SUFFIX", "download_and_extract", "safe_extract", "ProgressReader", "open_upload_source",
+__all__ = ["stream_to_file", "resume_to_file", "zip_to_files", "file_md5", "part_path", "PART_SUFFIX",
+           "download_and_extract", "safe_extract", "ProgressReader", "open_upload_source",
            "walk_files", "Progress"]

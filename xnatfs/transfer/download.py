@@ -239,7 +239,8 @@ class Download:
 
     def _zip(self, unit: list[RemoteFile]) -> list[RemoteFile]:
         """One zip for a resource's files; the entries it did not bring (to be fetched one by one)."""
-        wanted = {entry.file.relpath: (self._targets[entry.relpath], entry.size, entry.md5 if self.options.verify else "")
+        md5 = self.options.verify
+        wanted = {entry.file.relpath: (self._targets[entry.relpath], entry.size, entry.md5 if md5 else "")
                   for entry in unit if entry.file is not None}
         counter = ByteCounter(self.reporter, cancel=self._cancel)
         assert unit[0].resource is not None
