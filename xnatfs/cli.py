@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("xnatfs.commands", "upload a zip of DICOM to the import service"),
     "prearchive": ("xnatfs.commands", "list, archive, move or delete prearchive sessions"),
     "spool": ("xnatfs.commands", "files mounts could not send: list, retry or clear them"),
+    "download": ("xnatfs.transfer_commands", "download a tree: xnatfs download URL REMOTE LOCAL"),
+    "upload": ("xnatfs.transfer_commands", "upload a folder into a resource: xnatfs upload URL LOCAL REMOTE"),
 }
 
 

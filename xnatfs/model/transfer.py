@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from xnatfs.errors import ChecksumMismatch, ServerError, UploadError
+from xnatfs.errors import ChecksumMismatch, FileChanged, ServerError, TransportError, UploadError
 from xnatfs.localpaths import check_layout, safe_join
+from xnatfs.model.reading import IDENTITY, check_range, check_whole_file
 from xnatfs.settings import MiB, Timeouts
 from xnatfs.transport.session import Params, XNATSession, looks_like_html
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, "int | None"], None]
 CHUNK = 1 * MiB
 SPOOL_IN_MEMORY = 8 * MiB
+#: a resource's zip is held in memory up to this size (then spooled to disk): a few per worker
+ZIP_IN_MEMORY = 4 * MiB
 
 
 def stream_to_file(session: XNATSession, path: str, target: Path, *, params: Params = None,
@@ -72,6 +75,188 @@ def stream_to_file(session: XNATSession, path: str, target: Path, *, params: Par
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+PART_SUFFIX = ".part"
+
+
+def part_path(target: Path) -> Path:
+    """Where a download of ``target`` is written until it is complete and checked."""
+    return target.with_name(target.name + PART_SUFFIX)
+
+
+def file_md5(path: Path, *, limit: int | None = None) -> "hashlib._Hash":
+    """The md5 of the local file at ``path`` (its first ``limit`` bytes), read 1 MiB at a time."""
+    digest = hashlib.md5(usedforsecurity=False)
+    remaining = limit
+    with open(path, "rb") as handle:
+        while remaining is None or remaining > 0:
+            chunk = handle.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    return digest
+
+
+def resume_to_file(session: XNATSession, path: str, target: Path, *, expected_size: int, expected_md5: str = "",
+                   progress: Progress | None = None) -> int:
+    """``GET path`` into ``target``, continuing a ``.part`` file an earlier, interrupted download left.
+
+    Why it differs from :func:`stream_to_file`: a bulk download is killed, loses its connection or
+    stalls, and its rerun should not fetch again what is on disk already. The ``.part`` file's bytes
+    are taken as the start of the file: the request asks for the rest (``Range: bytes=<have>-``), and
+    the md5 is taken over the whole file at the end (the bytes on disk are read once to seed it). A
+    server that ignores ``Range`` answers 200 with the whole file, which restarts the ``.part`` file;
+    one whose listing no longer matches the file (:class:`~xnatfs.errors.FileChanged`), or a
+    finished file whose md5 is wrong (which may come from stale ``.part`` bytes), drops the ``.part``
+    file, and a resumed file with a wrong md5 is fetched once more from the start. A broken or
+    stalled transfer keeps the ``.part`` file for the next run. ``target`` is replaced only by a
+    complete, checked file, so a failure never removes a complete copy. Returns the bytes fetched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = part_path(target)
+    try:
+        have = partial.stat().st_size
+    except FileNotFoundError:
+        have = 0
+    if have > expected_size:
+        have = 0
+    fetched = 0
+    while True:
+        try:
+            got, digest = _fetch_rest(session, path, partial, have, expected_size, progress)
+        except (ChecksumMismatch, FileChanged):
+            partial.unlink(missing_ok=True)
+            raise
+        fetched += got
+        if not expected_md5 or digest.lower() == expected_md5.lower():
+            break
+        partial.unlink(missing_ok=True)
+        if have == 0:
+            raise ChecksumMismatch(f"md5 of the download of {path} is {digest}, the server says {expected_md5}; "
+                                   f"the partial file was removed")
+        log.info("The resumed download of %s had a wrong md5 (stale partial bytes?); fetching it whole", path)
+        have = 0
+    os.replace(partial, target)
+    return fetched
+
+
+def _fetch_rest(session: XNATSession, path: str, partial: Path, have: int, size: int,
+                progress: Progress | None) -> tuple[int, str]:
+    """Bring ``partial`` (``have`` bytes on disk) to ``size`` bytes; the bytes fetched and the whole md5."""
+    if have and have == size:
+        return 0, file_md5(partial).hexdigest()
+    headers = dict(IDENTITY)
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    with session.open_stream("GET", path, headers=headers) as stream:
+        if have and stream.status == 206:
+            check_range(stream, have, path, size)
+            digest = file_md5(partial, limit=have)
+            mode = "r+b"
+        else:
+            if stream.status == 206:
+                raise ServerError(f"The server answered a request for all of {path} with part of it",
+                                  status=stream.status, url=stream.url)
+            check_whole_file(stream, size, path)
+            if have:
+                log.debug("The server ignored Range for %s: fetching it whole", path)
+            have = 0
+            digest = hashlib.md5(usedforsecurity=False)
+            mode = "wb"
+        fetched = 0
+        with open(partial, mode) as out:
+            out.truncate(have)
+            out.seek(have)
+            done = have
+            for chunk in stream.iter_chunks(CHUNK):
+                done += len(chunk)
+                if done > size:
+                    raise ChecksumMismatch(f"The server sent more than the {size} bytes of {path} its listing "
+                                           f"says; the partial file was removed")
+                out.write(chunk)
+                digest.update(chunk)
+                fetched += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+    if done != size:
+        raise TransportError(f"The download of {path} ended after {done} of its {size} bytes; the partial file "
+                             f"is kept for the next run")
+    return fetched, digest.hexdigest()
+
+
+def zip_to_files(session: XNATSession, path: str, wanted: dict[str, tuple[Path, int, str]], *, spool_dir: Path,
+                 progress: Progress | None = None) -> set[str]:
+    """``GET path?format=zip`` (a resource's files) and write the members ``wanted`` names to their targets.
+
+    Why: a folder of many small files costs a request each, and a request's latency and the server's
+    work per request dominate then; one zip per resource is what xnatpy's ``download_dir`` does, but
+    here each member is still checked: ``wanted`` maps a file's path inside the resource to (target,
+    size, md5), a member is matched by the path after ``/files/`` in its name, written under a
+    ``.part`` name and renamed only if its size and md5 are the listing's. The zip is held in memory
+    up to :data:`ZIP_IN_MEMORY` bytes, beyond that spooled to a temporary file in ``spool_dir`` (the
+    target's disk), and read member by member, so memory stays bounded. Returns the paths written;
+    the caller fetches any other one on its own.
+    """
+    written: set[str] = set()
+    with tempfile.SpooledTemporaryFile(max_size=ZIP_IN_MEMORY, dir=spool_dir) as spool:
+        with session.open_stream("GET", path, params=[("format", "zip")], headers=IDENTITY) as stream:
+            done = 0
+            for chunk in stream.iter_chunks(CHUNK):
+                spool.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, None)
+        spool.seek(0)
+        made: set[Path] = set()
+        try:
+            with zipfile.ZipFile(spool) as zf:  # type: ignore[arg-type]
+                for info in zf.infolist():
+                    relpath = _member_relpath(info.filename, wanted)
+                    if relpath is None or relpath in written or info.is_dir():
+                        continue
+                    target, size, md5 = wanted[relpath]
+                    if info.file_size != size:
+                        continue
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    if _write_member(zf, info, target, md5):
+                        written.add(relpath)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            log.info("The zip of %s could not be read (%s); its files are fetched one by one", path, exc)
+    return written
+
+
+def _member_relpath(name: str, wanted: dict[str, tuple[Path, int, str]]) -> str | None:
+    """The wanted path a zip member stands for: the rest of its name after one of its ``/files/``."""
+    start = 0
+    while (found := name.find("/files/", start)) >= 0:
+        rest = name[found + len("/files/"):]
+        if rest in wanted:
+            return rest
+        start = found + 1
+    return None
+
+
+def _write_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, md5: str) -> bool:
+    """Write one member to ``target`` (its folder exists) via its ``.part`` name if its md5 is ``md5``."""
+    partial = part_path(target)
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with zf.open(info) as src, open(partial, "wb") as out:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+        if md5 and digest.hexdigest() != md5.lower():
+            return False
+        os.replace(partial, target)
+        return True
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _announced_size(headers: Any, expected_size: int | None, path: str) -> int | None:
@@ -260,5 +445,6 @@ def walk_files(directory: Path) -> Iterator[tuple[Path, str]]:
             yield path, path.relative_to(directory).as_posix()
 
 
-__all__ = ["stream_to_file", "download_and_extract", "safe_extract", "ProgressReader", "open_upload_source",
+__all__ = ["stream_to_file", "resume_to_file", "zip_to_files", "file_md5", "part_path", "PART_SUFFIX",
+           "download_and_extract", "safe_extract", "ProgressReader", "open_upload_source",
            "walk_files", "Progress"]
