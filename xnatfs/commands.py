@@ -81,7 +81,7 @@ class ProgressLine:
             self._stream.flush()
 
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
+def connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", "-u", help=f"user name; the password comes from ${PASSWORD_ENV} or a prompt")
     parser.add_argument("--netrc", metavar="FILE", help="netrc file with the credentials (must be mode 600)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
@@ -91,7 +91,7 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
 
 
-def _connect(args: argparse.Namespace, url: str | None = None) -> Connection:
+def connect_from_args(args: argparse.Namespace, url: str | None = None) -> Connection:
     """A connection with the mount's credential sources (``daemon.options.credentials_for``)."""
     url = url or args.url
     credentials = credentials_for(url, args.user, args.netrc)
@@ -116,7 +116,7 @@ def _import_parser() -> argparse.ArgumentParser:
                              "under the prearchive's Unassigned)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show an upload progress line (default: when stderr is a terminal)")
-    _connection_options(parser)
+    connection_options(parser)
     return parser
 
 
@@ -126,7 +126,7 @@ def run_import(argv: list[str], out: TextIO, err: TextIO) -> int:
         raise ConfigError(f"No such file: {args.archive}")
     show = err.isatty() if args.progress is None else args.progress
     progress = ProgressLine(f"uploading {os.path.basename(args.archive)}", err, show)
-    with _connect(args) as connection:
+    with connect_from_args(args) as connection:
         try:
             result = connection.services.import_(args.archive, project=args.project, subject=args.subject,
                                                  experiment=args.experiment, destination=args.destination,
@@ -145,7 +145,7 @@ def _prearchive_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="list prearchive sessions")
     listing.add_argument("url", metavar="URL", help=URL_HELP)
     listing.add_argument("--project", "-p", help="only this project")
-    _connection_options(listing)
+    connection_options(listing)
     for name, help_ in (("archive", "archive sessions"), ("move", "move sessions to another project"),
                         ("delete", "delete sessions"), ("rebuild", "rebuild session documents")):
         action = actions.add_parser(name, help=help_)
@@ -154,7 +154,7 @@ def _prearchive_parser() -> argparse.ArgumentParser:
                             help="prearchive URI, PROJECT/TIMESTAMP/NAME, or a session name")
         action.add_argument("--project", "-p", help="where to look up session names"
                             + ("; with archive: the project to archive into" if name == "archive" else ""))
-        _connection_options(action)
+        connection_options(action)
         if name == "archive":
             action.add_argument("--subject", "-s", help="archive under this subject label")
             action.add_argument("--experiment", "-e", help="archive with this session label")
@@ -187,7 +187,7 @@ def _print_table(rows: list[list[str]], out: TextIO) -> None:
 
 def run_prearchive(argv: list[str], out: TextIO, err: TextIO) -> int:
     args = _prearchive_parser().parse_args(argv)
-    with _connect(args) as connection:
+    with connect_from_args(args) as connection:
         if args.action == "list":
             sessions = connection.prearchive.sessions(args.project, include_receiving=True)
             rows = [["PROJECT", "TIMESTAMP", "SESSION", "SUBJECT", "STATUS", "URI"]]
@@ -218,7 +218,7 @@ def _spool_parser() -> argparse.ArgumentParser:
     retry = actions.add_parser("retry", help="send kept files again (all, or the IDs given); sent files are removed")
     retry.add_argument("ids", metavar="ID", nargs="*", help="a kept file's ID as 'list' prints it (default: all)")
     retry.add_argument("--url", metavar="URL", help="send to this server instead of the one in each file's note")
-    _connection_options(retry)
+    connection_options(retry)
     clear = actions.add_parser("clear", help="remove kept files (the data is gone for good)")
     clear.add_argument("ids", metavar="ID", nargs="*", help="a kept file's ID as 'list' prints it")
     clear.add_argument("--all", action="store_true", help="remove every kept file (of mounts no longer running)")
@@ -323,7 +323,7 @@ def run_spool(argv: list[str], out: TextIO, err: TextIO) -> int:
                 err.write(f"xnatfs spool: {kept.id}: no note names its server; pass --url\n")
             failed += len(group)
             continue
-        with _connect(args, server) as connection:
+        with connect_from_args(args, server) as connection:
             for kept in group:
                 try:
                     out.write(_retry_one(connection, kept) + "\n")
@@ -354,4 +354,4 @@ def main(argv: list[str]) -> int:
         return EXIT_FAILED
 
 
-__all__ = ["main", "run_import", "run_prearchive", "run_spool", "find_session"]
+__all__ = ["main", "run_import", "run_prearchive", "run_spool", "find_session", "connect_from_args", "connection_options"]

@@ -25,8 +25,7 @@ import threading
 from typing import Any, TextIO
 
 from xnatfs.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from xnatfs.commands import _connect as connect_from_args
-from xnatfs.commands import _connection_options as connection_options
+from xnatfs.commands import connect_from_args, connection_options
 from xnatfs.errors import ConfigError, XNATError
 from xnatfs.transfer import DEFAULT_JOBS, MAX_JOBS, Reporter, Summary, TransferOptions, download, upload
 from xnatfs.transfer.common import FAILED, PLANNED, SENT, SKIPPED
