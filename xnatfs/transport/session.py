@@ -206,7 +206,7 @@ class XNATSession:
             self._load_body(resp, ok=None)
         if resp.status_code == 401:
             raise AuthenticationError(
-                f"Login failed: the server refused the password of user {creds.user!r} (a wrong password, or the "
+                f"Login failed: the server refused the password of user {creds.user!r} (a mistyped password, or the "
                 f"account is disabled or locked); check the password you gave (prompt, ${PASSWORD_ENV} or netrc)",
                 status=401, url=redact_url(url))
         if resp.is_redirect:
