@@ -38,11 +38,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from xnatfs.cache.ttl import TTLCache
-from xnatfs.errors import Busy, ChecksumMismatch
+from xnatfs.errors import Busy, ChecksumMismatch, RequestTimeout
 from xnatfs.localpaths import private_dir
 from xnatfs.model.records import FileInfo
 
@@ -115,6 +116,8 @@ class ConverterSettings:
     max_parallel: int = 2
     max_bytes: int = 4 * 1024 ** 3
     wait_timeout: float = 600.0
+    #: files of a series read at once (each one request of the mount's reader)
+    read_workers: int = 4
 
 
 class Converter:
@@ -202,11 +205,7 @@ class Converter:
             source, output = work / "dicom", work / "out"
             source.mkdir()
             output.mkdir()
-            for index, info in enumerate(sorted(files, key=lambda f: f.relpath)):
-                data = self.read_whole(info)
-                if info.md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != info.md5.lower():
-                    raise ChecksumMismatch(f"{info.relpath}: the bytes read do not match the server's md5")
-                (source / f"{index:06d}.dcm").write_bytes(data)
+            self._fetch(sorted(files, key=lambda f: f.relpath), source, base)
             started = time.monotonic()
             text, made = self._dcm2niix(source, output, base)
             self.conversions += 1
@@ -236,6 +235,31 @@ class Converter:
             return Converted(key, True, listed, text, folder)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _fetch(self, files: Sequence[FileInfo], source: Path, base: str) -> None:
+        """Read the series into ``source`` (``000000.dcm`` …: no server name becomes a local path), a few
+        files at a time, all within the conversion's timeout (RequestTimeout, not remembered, if not)."""
+        deadline = time.monotonic() + self.settings.timeout
+
+        def fetch(item: tuple[int, FileInfo]) -> None:
+            index, info = item
+            if time.monotonic() > deadline:
+                raise RequestTimeout(f"Reading the series {base} took longer than {self.settings.timeout:.0f} s")
+            data = self.read_whole(info)
+            if info.md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != info.md5.lower():
+                raise ChecksumMismatch(f"{info.relpath}: the bytes read do not match the server's md5")
+            (source / f"{index:06d}.dcm").write_bytes(data)
+
+        workers = max(1, min(self.settings.read_workers, len(files)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="xnatfs-series") as pool:
+            futures = [pool.submit(fetch, item) for item in enumerate(files)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     def _dcm2niix(self, source: Path, output: Path, base: str) -> tuple[bytes, bool]:
         """Run dcm2niix; its output and whether it exited 0. A timeout or a missing binary is a failure
