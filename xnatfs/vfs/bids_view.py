@@ -99,7 +99,8 @@ class BidsView:
         if rel in plan.folders:
             return self._dir(path, plan.mtime)
         parent = "/".join(parts[2:-1])
-        if parent in plan.folders and (parts[-1] in plan.folders[parent] or parent in plan.images):
+        image = parent in plan.images and not parts[-1].startswith(".")  # probes convert nothing
+        if parent in plan.folders and (parts[-1] in plan.folders[parent] or image):
             found = self._entries(path.rsplit("/", 1)[0], plan, parent).get(parts[-1])
             if found is not None:
                 return found

@@ -108,6 +108,8 @@ class NiftiView:
         folder = self._folder(parts)
         if len(parts) == _SCAN_DEPTH + 1:
             return folder
+        if parts[-1].startswith("."):  # a desktop's probe (.DS_Store, .hidden…): dcm2niix makes no dot-file
+            raise NotFound(f"No such entry: {path}")
         found = self._entries(folder).get(parts[-1])
         if found is None:
             raise NotFound(f"No such entry: {path}")
