@@ -68,14 +68,17 @@ def test_sample_projects_pass_the_official_validator_and_pybids_lists_them(emula
         assert found == t1s
         for path in layout.get(extension=".nii.gz", return_type="filename"):
             image = nibabel.load(path)
-            bold = "_bold" in Path(path).name
-            assert image.shape == ((64, 64, 16, 4) if bold else (64, 64, 16)), path
+            series = "_bold" in Path(path).name or "_dwi" in Path(path).name  # 4 volumes
+            assert image.shape == ((64, 64, 16, 4) if series else (64, 64, 16)), path
     participants = (bids / "DEMO" / "participants.tsv").read_text().splitlines()
     assert participants == ["participant_id\tsex\tage", "sub-DEMO001\tM\t54", "sub-DEMO002\tF\t39", "sub-DEMO003\tF\t32"]
     description = json.loads((bids / "DEMO" / "dataset_description.json").read_text())
     assert description["GeneratedBy"][0]["Name"] == "xnatfs" and description["DatasetType"] == "raw"
     bold = json.loads((bids / "DEMO" / "sub-DEMO003" / "func" / "sub-DEMO003_task-rest_bold.json").read_text())
     assert bold["TaskName"] == "rest" and bold["RepetitionTime"] == 2
+    dwi = bids / "STUDY2" / "sub-S2001" / "dwi"
+    assert sorted(os.listdir(dwi)) == [f"sub-S2001_dwi.{ext}" for ext in ("bval", "bvec", "json", "nii.gz")]
+    assert (dwi / "sub-S2001_dwi.bval").read_text().split() == ["0", "1000", "1000", "1000"]
     excluded = (bids / "DEMO" / ".xnatfs_excluded.tsv").read_text()
     assert "DEMO_001_MR_1\t1\t'Localizer' is a localizer" in excluded and "modality CT" in excluded
 

@@ -19,6 +19,7 @@ import gzip
 import io
 import tarfile
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -72,14 +73,17 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
                 study_description: str = "", accession_number: str = "", station_name: str = "",
                 institution_name: str = "", patient_sex: str = "", patient_birth_date: str = "",
                 pixel_spacing: float = 3.0, slice_thickness: float = 3.0, volumes: int = 1,
-                repetition_time_ms: float = 2000.0) -> list[bytes]:
+                repetition_time_ms: float = 2000.0,
+                diffusion: Sequence[tuple[float, tuple[float, float, float]]] = ()) -> list[bytes]:
     """One encoded DICOM file per slice (InstanceNumber 1..slices), explicit VR little endian.
 
     ``volumes`` > 1 (MR only) makes a time series, as a BOLD run is stored: the same slice positions
     repeated once per volume, InstanceNumber running on (1..slices*volumes), TemporalPositionIdentifier
     and AcquisitionNumber the volume (1-based), acquisition times ``repetition_time_ms`` apart, and
     RepetitionTime set to it; dcm2niix stacks it into one 4-D image. ``volumes == 1`` gives exactly the
-    files it always gave.
+    files it always gave. ``diffusion`` (one ``(b-value, unit gradient direction)`` per volume) makes it
+    a diffusion series: the standard DiffusionBValue and DiffusionGradientOrientation of each volume,
+    which dcm2niix turns into ``.bval``/``.bvec`` (checked with the Philips manufacturer string).
 
     Dates and times may be given as DICOM (`20240115`, `093000`) or XNAT (`2024-01-15`, `09:30:00`)
     strings; they are written in DICOM form. MR: unsigned 16-bit magnitude. CT: signed 16-bit with
@@ -92,6 +96,8 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
         raise ValueError("a series needs at least 8x8 pixels, one slice and one volume")
     if volumes > 1 and modality != "MR":
         raise ValueError("only an MR series can be a time series")
+    if diffusion and len(diffusion) != volumes:
+        raise ValueError("a diffusion series needs one (b-value, direction) per volume")
     study_date, study_time = _dicom_date(study_date), _dicom_time(study_time)
     volume = _phantom(modality, rows, columns, slices, seed)
     ds = _series_dataset(
@@ -118,6 +124,10 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
             ds.TemporalPositionIdentifier = volume_index + 1
             ds.AcquisitionNumber = volume_index + 1
             ds.AcquisitionTime = _add_seconds(ds.SeriesTime, volume_index * repetition_time_ms / 1000.0)
+        if diffusion:
+            b_value, direction = diffusion[volume_index]
+            ds.DiffusionBValue = float(b_value)
+            ds.DiffusionGradientOrientation = [float(c) for c in direction]
         z = round(index * slice_thickness - (slices - 1) * slice_thickness / 2, 4)
         ds.ImagePositionPatient = [_ds(-(columns - 1) * pixel_spacing / 2),
                                    _ds(-(rows - 1) * pixel_spacing / 2), _ds(z)]

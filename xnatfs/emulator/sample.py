@@ -11,8 +11,9 @@ What it creates (about 2 MB, well under a second):
   each with 2–3 scans (`xnat:mrScanData`, `xnat:ctScanData`, `xnat:petScanData`); every scan has a
   resource `DICOM` (format "DICOM", content "RAW") holding one series from `dicomgen`, files named
   `<scan ID>.<modality>.<instance:04d>.dcm` (e.g. `2.MR.0001.dcm`); series descriptions that map to
-  BIDS names (T1w MPRAGE, T2w, FLAIR, two resting-state fMRI time series of 4 volumes) and some that
-  do not (a localizer, CT, PET), for the NIfTI and BIDS views;
+  BIDS names (T1w MPRAGE, T2w, FLAIR, two resting-state fMRI time series of 4 volumes, a diffusion
+  series with b-values on the Philips session) and some that do not (a localizer, CT, PET), for the
+  NIfTI and BIDS views;
 - resources: project `DEMO` → `protocols` (`protocol.txt`, `docs/README.txt`), subject `DEMO_001` →
   `consent` (`consent.txt`), session `DEMO_001_MR_1` → `notes` (`notes.txt`);
 - on `DEMO_001_MR_1`: assessor `DEMO_001_MR_1_QC` (`xnat:qcAssessmentData`, one ``scans/scan`` entry
@@ -57,6 +58,8 @@ class SeriesSpec:
     slices: int = 16
     #: more than one: an fMRI time series (each volume the same slices again)
     volumes: int = 1
+    #: a diffusion series: b=0 then b=1000 along x, y, z (one volume each)
+    diffusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,16 @@ SESSIONS = (
                                           SeriesSpec(4, "fMRI rest", "MR", 16, 4))),
     SessionSpec("STUDY2", "S2_001", "S2_001_MR_1", "20231120", "153000", "MR Research", _PHILIPS,
                 "Ingenia", "MR02", (SeriesSpec(1, "T1w 3D", "MR"), SeriesSpec(2, "rsfMRI", "MR", 16, 4),
-                                    SeriesSpec(3, "T2w", "MR"))),
+                                    SeriesSpec(3, "T2w", "MR"),
+                                    SeriesSpec(4, "DWI b1000", "MR", 16, 4, diffusion=True))),
     SessionSpec("STUDY2", "S2_002", "S2_002_PET_1", "20231201", "110000", "PET-CT FDG Brain", _GE,
                 "Discovery MI", "PET01", (SeriesSpec(1, "CTAC 3.75mm", "CT"),
                                           SeriesSpec(2, "PET FDG Brain AC", "PT"))),
 )
+
+
+_DIFFUSION = ((0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 1.0, 0.0)),
+              (1000.0, (0.0, 0.0, 1.0)))
 
 
 def populate(store: Store) -> dict:
@@ -179,7 +187,7 @@ def _study(spec: SessionSpec, demographics: dict) -> tuple[Study, dict[str, byte
             station_name=spec.station, institution_name=INSTITUTION,
             patient_sex={"male": "M", "female": "F"}.get(demographics.get("gender", ""), "O"),
             patient_birth_date=f"{demographics['yob']}0101" if demographics.get("yob") else "",
-            volumes=series.volumes)
+            volumes=series.volumes, diffusion=_DIFFUSION if series.diffusion else ())
         for index, data in enumerate(encoded):
             entry = f"{series.number}/{index + 1}.dcm"
             files[entry] = data

@@ -2,16 +2,18 @@
 
 :class:`Filesystem` composes the archive tree (``/projects``: paths → nodes over the cached source),
 the prearchive view (``/prearchive``, :mod:`xnatfs.vfs.prearchive_view`), the write side (``/import``
-and resource writes, :mod:`xnatfs.vfs.writes`), the readers (one per open file, under one memory
-budget) and the optional on-disk cache. :mod:`xnatfs.fuseops` is a thin adapter over it; tests and
+and resource writes, :mod:`xnatfs.vfs.writes`), the derived views when ``view_settings`` turn them on
+(``…/scans/<ID>/nifti/`` and ``/bids``, :mod:`xnatfs.vfs.views`; off by default here, on by default in
+``xnatfs mount``), the readers (one per open file, under one memory budget) and the optional on-disk
+cache. :mod:`xnatfs.fuseops` is a thin adapter over it; tests and
 benchmarks can drive it directly. Errors are :mod:`xnatfs.errors` classes; turning them into errno
 values is the adapter's job.
 
 Paths are dispatched by their first part to an area (:mod:`xnatfs.vfs.areas`: ``projects``,
-``import``, ``prearchive``), which answers every operation for the paths below it. Without write
+``bids``, ``import``, ``prearchive``), which answers every operation for the paths below it. Without write
 settings (or with ``--read-only``) every change raises :class:`ReadOnlyError` (``EROFS``) before any
-area is asked. Opening a server file or a generated document for reading is the same in every area
-and happens here.
+area is asked. Opening a server file, a generated document or a converted file for reading is the
+same in every area and happens here.
 
 Thread-safe (the parts are).
 """
