@@ -59,7 +59,11 @@ def test_every_sample_mr_scan_has_an_image_and_sidecar_of_its_series_shape(emula
         assert b"dcm2niix version" in (folder / "conversion.log").read_bytes().lower()
     bold = mounted.path / BOLD_SESSION / "scans" / "2" / "nifti" / "2_rsfMRI.nii.gz"
     assert nibabel.load(bold).shape == (64, 64, 16, 4)
-    assert conversions(mounted.log_text()) == 4
+    dwi = mounted.path / BOLD_SESSION / "scans" / "4" / "nifti"
+    assert sorted(os.listdir(dwi)) == [f"4_DWI_b1000.{ext}" for ext in ("bval", "bvec", "json", "nii.gz")] + [
+        "conversion.log"]
+    assert (dwi / "4_DWI_b1000.bvec").read_text().split("\n")[0].split() == ["0", "1", "0", "0"]
+    assert conversions(mounted.log_text()) == 5
 
 
 def test_a_second_listing_and_a_remount_convert_nothing_again(emulator: EmulatorServer, mount_factory,
