@@ -96,3 +96,15 @@ def test_the_disk_folder_is_kept_under_its_cap(tmp_path: Path) -> None:
         keys.append(convert.convert(infos(data), "2_T1w").key)
     kept = {p.name for p in tmp_path.glob("*/*") if p.is_dir()}
     assert kept == {keys[-1]}
+
+
+def test_a_conversion_evicted_from_disk_is_made_again_not_served_missing(tmp_path: Path) -> None:
+    data = series()
+    convert = converter(tmp_path, Reader(data))
+    first = convert.convert(infos(data), "2_T1w")
+    assert first.folder is not None
+    for path in first.folder.iterdir():
+        path.unlink()
+    first.folder.rmdir()  # what eviction by another mount sharing the folder does
+    again = convert.convert(infos(data), "2_T1w")
+    assert again.path("2_T1w.nii.gz").is_file() and convert.conversions == 2

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import xnatfs
@@ -49,6 +50,8 @@ BIDS_VERSION = "1.9.0"
 BIDSMAP_RESOURCE = "BIDS"
 BIDSMAP_FILE = "bidsmap.json"
 EXCLUDED_FILE = ".xnatfs_excluded.tsv"
+#: subject documents read at once while planning a dataset
+_DOCUMENT_WORKERS = 4
 #: dcm2niix output suffix → the BIDS file's suffix (the sidecar is rewritten, the rest served as made)
 _IMAGE_SUFFIXES = (".nii.gz", ".bval", ".bvec")
 
@@ -204,7 +207,9 @@ class BidsView:
     def _make_plan(self, project: XObject) -> _Plan:
         record = self.source.project(project)
         bidsmap, problem = self._bidsmap(project)
-        subjects = [self.source.subject(s) for s in self.source.subjects(project)]
+        rows = self.source.subjects(project)
+        with ThreadPoolExecutor(max(1, min(_DOCUMENT_WORKERS, len(rows))), thread_name_prefix="xnatfs-bids") as pool:
+            subjects = list(pool.map(self.source.subject, rows))  # one document each, a few at a time
         excluded: list[tuple[str, str, str, str]] = []
         if problem:
             excluded.append(("", "", "", f"{BIDSMAP_RESOURCE}/{BIDSMAP_FILE} ignored: {problem}"))

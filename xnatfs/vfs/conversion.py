@@ -152,7 +152,11 @@ class Converter:
     def convert(self, files: Sequence[FileInfo], base: str) -> Converted:
         """The conversion of the series ``files`` (one DICOM resource) with output base name ``base``."""
         key = self.key(files, base)
-        return self._answers.get_or_load(key, lambda: self._load(key, files, safe_base(base)))
+        answer = self._answers.get_or_load(key, lambda: self._load(key, files, safe_base(base)))
+        if answer.ok and answer.folder is not None and not answer.folder.is_dir():  # evicted from disk since
+            self._answers.pop(key)
+            answer = self._answers.get_or_load(key, lambda: self._load(key, files, safe_base(base)))
+        return answer
 
     # -- disk -----------------------------------------------------------------------------------------
 
