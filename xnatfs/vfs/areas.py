@@ -34,7 +34,7 @@ from xnatfs.errors import AlreadyExists, NotAllowed, NotFound, NotPermitted
 from xnatfs.vfs.bids_view import BIDS, BidsView
 from xnatfs.vfs.imports import IMPORT, ImportArea
 from xnatfs.vfs.naming import split_path
-from xnatfs.vfs.nifti_view import NiftiView, is_nifti_path
+from xnatfs.vfs.nifti_view import NiftiView, is_nifti_path, is_scan_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Entry, Handle, Outbox
 from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
@@ -268,7 +268,7 @@ class ProjectsArea(_ChangesArea):
         local = self.writes.local_children(path)
         try:
             server = [self.writes.shown(n) for n in self.tree.listdir(path)]
-            if self.nifti is not None and len(split_path(path)) == 8 and split_path(path)[6] == "scans":
+            if self.nifti is not None and is_scan_path(split_path(path)):
                 view = self.nifti.entry(self.tree.lookup(path))
                 if view is not None:
                     server.append(view)

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import xnatfs
 from xnatfs.cache.ttl import TTLCache
@@ -95,8 +96,8 @@ class BidsView:
         if len(parts) == 1:
             return Node(NodeKind.COLLECTION, f"/{BIDS}", dir_stat(self.mount_time), collection=BIDS)
         project = self._project(parts[1])
-        if len(parts) == 2:
-            return self._dir(f"/{BIDS}/{parts[1]}", self._plan(project).mtime)
+        if len(parts) == 2:  # no plan needed (ls -l bids/ stays one request)
+            return self._dir(f"/{BIDS}/{parts[1]}", self._mtime(project))
         plan = self._plan(project)
         rel = "/".join(parts[2:])
         if rel in plan.folders:
@@ -112,7 +113,7 @@ class BidsView:
     def listdir(self, path: str) -> list[Node]:
         parts = split_path(path)
         if len(parts) == 1:
-            return [self._dir(f"/{BIDS}/{p.id}", self.mount_time) for p in self.source.projects()]
+            return [self._dir(f"/{BIDS}/{p.id}", self._mtime(p)) for p in self.source.projects()]
         plan = self._plan(self._project(parts[1]))
         rel = "/".join(parts[2:])
         if rel not in plan.folders:
@@ -121,6 +122,10 @@ class BidsView:
         return list(self._entries(path, plan, rel).values())
 
     # -- entries --------------------------------------------------------------------------------------
+
+    def _mtime(self, project: XObject) -> float:
+        """Every entry of a dataset has its project's time (from the projects listing)."""
+        return project.mtime if project.mtime is not None else self.mount_time
 
     def _dir(self, path: str, mtime: float) -> Node:
         return Node(NodeKind.COLLECTION, path, dir_stat(mtime), collection=BIDS)
@@ -165,7 +170,8 @@ class BidsView:
         return nodes
 
     @staticmethod
-    def _sidecar(made, name: BidsName) -> bytes:  # type: ignore[no-untyped-def]
+    def _sidecar(made: Path | None, name: BidsName) -> bytes:
+        """dcm2niix's sidecar with what BIDS requires of this name (``TaskName`` for a functional run)."""
         data: dict = {}
         if made is not None:
             try:
@@ -239,7 +245,7 @@ class BidsView:
             else:
                 excluded.append((subject.label, "", "", "no scan maps to a BIDS name"))
         with_sessions = any(len(sessions) > 1 for _, sessions in mapped)
-        plan = _Plan(mtime=record.mtime if record.mtime is not None else self.mount_time)
+        plan = _Plan(mtime=self._mtime(project))
         top = plan.folders.setdefault("", [])
         sub_labels = unique_labels([s.label for s, _ in mapped])
         participants = []

@@ -42,10 +42,17 @@ def dicom_resource(scan: XObject) -> ResourceInfo | None:
     return None
 
 
+def is_scan_path(parts: Sequence[str]) -> bool:
+    """True for the parts of ``projects/<P>/subjects/<S>/experiments/<E>/scans/<ID>`` (and only there:
+    a resource's sub-folder may be called ``scans`` too)."""
+    return (len(parts) == _SCAN_DEPTH and parts[0] == "projects" and parts[2] == "subjects"
+            and parts[4] == "experiments" and parts[6] == "scans")
+
+
 def is_nifti_path(path: str) -> bool:
     """True for ``…/scans/<ID>/nifti`` and the names in it."""
     parts = split_path(path)
-    return (len(parts) in (_SCAN_DEPTH + 1, _SCAN_DEPTH + 2) and parts[0] == "projects" and parts[6] == "scans"
+    return (len(parts) in (_SCAN_DEPTH + 1, _SCAN_DEPTH + 2) and is_scan_path(parts[:_SCAN_DEPTH])
             and parts[_SCAN_DEPTH] == NIFTI)
 
 
@@ -139,4 +146,4 @@ class NiftiView:
         return obj.mtime if obj.mtime is not None else self.tree.mount_time
 
 
-__all__ = ["NiftiView", "SeriesSource", "dicom_resource", "is_nifti_path", "series_base", "derived_nodes", "NIFTI"]
+__all__ = ["NiftiView", "SeriesSource", "dicom_resource", "is_nifti_path", "is_scan_path", "series_base", "derived_nodes", "NIFTI"]
