@@ -143,3 +143,17 @@ def test_the_nifti_view_is_read_only_and_the_switches_turn_views_off(emulator: E
     assert "nifti" not in os.listdir(none.path / SESSION / "scans" / "2") and "bids" not in os.listdir(none.path)
     with pytest.raises(FileNotFoundError):
         os.stat(none.path / SESSION / "scans" / "2" / "nifti")
+
+
+def test_showing_nifti_in_scan_folders_costs_no_request(emulator: EmulatorServer, mount_factory,
+                                                        requests_counter: RequestCounter, tmp_path: Path) -> None:
+    """Whether a scan has DICOM comes with the session document the scans/ listing loaded."""
+    mounted = mount_factory(emulator, "--cache-dir", str(tmp_path / "cache"))
+    scans = mounted.path / SESSION / "scans"
+    ids = sorted(os.listdir(scans))
+    requests_counter.settle()
+    requests_counter.reset()
+    assert all("nifti" in os.listdir(scans / scan) for scan in ids) and len(ids) == 3
+    assert all(os.stat(scans / scan / "nifti").st_mode & 0o777 == 0o555 for scan in ids)
+    assert requests_counter.total() == 0
+    assert conversions(mounted.log_text()) == 0  # and nothing was converted: no nifti/ was listed
