@@ -19,7 +19,6 @@ import gzip
 import io
 import tarfile
 import zipfile
-from collections.abc import Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -74,7 +73,7 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
                 institution_name: str = "", patient_sex: str = "", patient_birth_date: str = "",
                 pixel_spacing: float = 3.0, slice_thickness: float = 3.0, volumes: int = 1,
                 repetition_time_ms: float = 2000.0,
-                diffusion: Sequence[tuple[float, tuple[float, float, float]]] = ()) -> list[bytes]:
+                diffusion: tuple[tuple[float, tuple[float, float, float]], ...] = ()) -> list[bytes]:
     """One encoded DICOM file per slice (InstanceNumber 1..slices), explicit VR little endian.
 
     ``volumes`` > 1 (MR only) makes a time series, as a BOLD run is stored: the same slice positions
