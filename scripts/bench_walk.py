@@ -125,13 +125,13 @@ def main() -> int:
         url = server.url
         try:
             server.set_faults(latency_ms=args.latency_ms)
-            with mounted(url) as path:
+            with mounted(url, "--no-nifti") as path:  # a metadata walk: nifti/ would convert every scan
                 counter_reset(url)
                 start = time.perf_counter()
                 subprocess.run(["find", str(path / "projects" / "WALK")], capture_output=True, check=True, timeout=3600)
                 plain = time.perf_counter() - start
                 plain_requests = counter_settle(url)
-            with mounted(url) as path:
+            with mounted(url, "--no-nifti") as path:  # a metadata walk: nifti/ would convert every scan
                 project = path / "projects" / "WALK"
                 counter_reset(url)
                 cold, out = find_ls(project)

@@ -1,7 +1,7 @@
 """``xnatfs demo [MOUNTPOINT]``: an XNAT emulator with sample data, mounted, in one command.
 
 Starts the emulator (:mod:`xnatfs.emulator`, sample data, user ``admin``/``admin``) on a free
-loopback port in a temporary directory, mounts it at MOUNTPOINT (default ``./xnat-demo``, created if
+loopback port in a temporary directory, mounts it (with the NIfTI and BIDS views) at MOUNTPOINT (default ``./xnat-demo``, created if
 missing) in the foreground, and prints what to try. Ctrl-C (or SIGTERM) unmounts, stops the emulator
 and removes its data and a mount point it created.
 
@@ -57,7 +57,10 @@ def instructions(url: str, mountpoint: Path, cwd: Path) -> str:
         f"  cat {session}/xnat.json",
         f"  getfattr -d {session}",
         f"  {python} -c \"import pydicom; print(pydicom.dcmread('{session}/scans/2/resources/DICOM/2.MR.0001.dcm'))\"",
-        f"  dcm2niix -o {scratch} {session}/scans/2/resources/DICOM",
+        "every scan as NIfTI (converted by dcm2niix the first time its nifti/ folder is listed):",
+        f"  ls -l {session}/scans/2/nifti && cat {session}/scans/2/nifti/2_T1w_MPRAGE.json",
+        "every project as a BIDS dataset (point pybids, fMRIPrep or the bids-validator at it):",
+        f"  find {shown}/bids/DEMO && cat {shown}/bids/DEMO/participants.tsv",
         "upload a zip of DICOM through the import directory, then find it in the prearchive:",
         f"  {python} -c \"import shutil; shutil.make_archive('{example_zip}', 'zip', '{session}/scans/2/resources/DICOM')\"",
         f"  cp {example_zip}.zip {shown}/import/STUDY2/ && cat {shown}/import/STUDY2/{example_zip.name}.zip.result",

@@ -226,6 +226,12 @@ class NotEmpty(Refused):
     errno = _errno.ENOTEMPTY
 
 
+class ConversionFailed(XNATError):
+    """A derived file (a NIfTI image of a scan) could not be made; the view's ``conversion.log`` says why."""
+
+    errno = _errno.EIO
+
+
 class UploadFailed(XNATError):
     """A file written into the mount was not accepted (close() fails); the message is the ``.error`` text."""
 
@@ -314,6 +320,7 @@ __all__ = [
     "Conflict", "ServerError", "AmbiguousLabelError", "SchemaError", "UploadError",
     "ChecksumMismatch", "NotImportable", "MountError", "ReadOnlyError", "IsADirectory", "NotADirectory", "Refused",
     "NotAllowed", "QuietlyNotAllowed", "NotPermitted", "NotSupported", "AlreadyExists", "NotEmpty", "UploadFailed",
+    "ConversionFailed",
     "NotSent", "SpoolLost", "Busy", "Gone", "SpoolWriteError", "SpoolFull", "spool_write_error",
     "error_for_status", "excerpt_of", "BODY_EXCERPT_CHARS",
 ]

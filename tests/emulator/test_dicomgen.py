@@ -138,3 +138,31 @@ def test_dcm2niix_converts_a_generated_series_to_one_64x64x16_volume(tmp_path: P
     assert [round(v, 3) for v in pixdim[1:4]] == [3.0, 3.0, 3.0]
     sidecar = json.loads((out / "volume.json").read_text())
     assert sidecar["Modality"] == modality and sidecar["SeriesNumber"] == 5
+
+
+def test_volumes_make_a_time_series_and_diffusion_gives_b_values(tmp_path: Path) -> None:
+    """``volumes`` repeats the slices per volume (dcm2niix stacks a 4-D image); ``diffusion`` adds each
+    volume's b-value and gradient, which dcm2niix writes as .bval/.bvec. volumes=1 changes nothing."""
+    assert make_series(**series_args(slices=3)) == make_series(**series_args(slices=3, volumes=1))
+    dcm2niix = shutil.which("dcm2niix")
+    assert dcm2niix, "dcm2niix must be installed (Debian package dcm2niix; scripts/install.sh)"
+    gradients = ((0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 1.0, 0.0)))
+    files = make_series(**series_args(slices=4, volumes=3, rows=16, columns=16, manufacturer="Philips",
+                                      diffusion=gradients))
+    headers = read_all(files)
+    assert [h.InstanceNumber for h in headers] == list(range(1, 13))
+    assert [h.TemporalPositionIdentifier for h in headers] == [1] * 4 + [2] * 4 + [3] * 4
+    assert [float(h.DiffusionBValue) for h in headers[::4]] == [0.0, 1000.0, 1000.0]
+    source, out = tmp_path / "dicom", tmp_path / "nifti"
+    source.mkdir()
+    out.mkdir()
+    for index, data in enumerate(files):
+        (source / f"{index:03d}.dcm").write_bytes(data)
+    result = subprocess.run([dcm2niix, "-z", "n", "-b", "y", "-f", "dwi", "-o", str(out), str(source)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    dims = struct.unpack_from("<8h", (out / "dwi.nii").read_bytes()[:348], 40)
+    assert dims[:5] == (4, 16, 16, 4, 3)
+    assert (out / "dwi.bval").read_text().split() == ["0", "1000", "1000"]
+    with pytest.raises(ValueError):
+        make_series(**series_args(volumes=2, diffusion=gradients))

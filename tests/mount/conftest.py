@@ -45,6 +45,9 @@ def mount_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mo
         log = tmp_path / f"{name}.log"
         env = dict(os.environ)
         env.pop("XNATFS_PASSWORD", None)
+        # the default spool and views folders (~/.cache/xnatfs/…) of this mount only: nothing a test
+        # converts or spools outlives it or is found by another test
+        env["XDG_CACHE_HOME"] = str(tmp_path / f"{name}-xdg-cache")
         if password is not None:
             env["XNATFS_PASSWORD"] = password
         args = [emulator.url, str(path), "--log-file", str(log), *options]

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.mount
 
 def start_demo(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(xnatfs_command("demo", *args), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=env)
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "XDG_CACHE_HOME": str(cwd / "xdg-cache"), **(env or {})})
 
 
 def wait_mounted(process: subprocess.Popen, path: Path, deadline: float = 30.0) -> None:
@@ -35,11 +36,14 @@ def test_demo_mounts_sample_data_at_xnat_demo_and_ctrl_c_cleans_up(tmp_path: Pat
         assert sorted(os.listdir(mountpoint / "projects")) == ["DEMO", "STUDY2"]
         session = mountpoint / "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1"
         assert len(os.listdir(session / "scans/2/resources/DICOM")) == 16
+        assert "2_T1w_MPRAGE.nii.gz" in os.listdir(session / "scans/2/nifti")  # the views are on in the demo
+        assert os.listdir(mountpoint / "bids/DEMO/sub-DEMO001/anat") == [
+            "sub-DEMO001_T1w.nii.gz", "sub-DEMO001_T1w.json", "sub-DEMO001_FLAIR.nii.gz", "sub-DEMO001_FLAIR.json"]
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
         assert process.returncode == 0, stderr
         assert "XNAT emulator with sample data at http://127.0.0.1:" in stdout
-        assert "ls xnat-demo/projects" in stdout and "Ctrl-C" in stdout
+        assert "ls xnat-demo/projects" in stdout and "Ctrl-C" in stdout and "xnat-demo/bids/DEMO" in stdout
         assert "Unmounted and stopped." in stdout
         assert "Traceback" not in stderr and "ERROR" not in stderr and "max threads" not in stderr
         assert not os.path.ismount(mountpoint) and not mountpoint.exists()

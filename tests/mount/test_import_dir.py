@@ -61,7 +61,7 @@ def write_local(tmp_path: Path, name: str, data: bytes) -> Path:
 def test_ls_import_lists_the_projects_the_user_can_write_to(server: EmulatorServer, mount_factory: MountFactory,
                                                             tmp_path: Path) -> None:
     mounted = mount_writable(server, mount_factory, tmp_path)
-    assert sorted(os.listdir(mounted.path)) == ["import", "prearchive", "projects"]
+    assert sorted(os.listdir(mounted.path)) == ["bids", "import", "prearchive", "projects"]
     assert sorted(os.listdir(mounted.path / "import")) == sorted(p.id for p in server.store.list_projects())
     assert os.listdir(mounted.path / "import/DEMO") == []
     assert os.stat(mounted.path / "import/DEMO").st_mode & 0o777 == 0o755

@@ -49,6 +49,9 @@ class MountOptions:
     import_destination: str = "prearchive"
     spool_dir: Path | None = None
     allow_non_empty: bool = False
+    #: the derived views: ``scans/<ID>/nifti/`` and ``bids/<project>/`` (``--no-views``, ``--no-nifti``, ``--no-bids``)
+    nifti_view: bool = True
+    bids_view: bool = True
     fuse_options: dict[str, str | bool] = field(default_factory=dict)
 
 
@@ -70,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spool-dir", metavar="DIR",
                         help="where written files wait until sent (default <cache-dir>/spool or "
                              "~/.cache/xnatfs/spool)")
+    views = parser.add_argument_group("derived views")
+    views.add_argument("--no-views", action="store_true",
+                       help="show neither scans/<ID>/nifti/ nor bids/ (no conversion ever runs)")
+    views.add_argument("--no-nifti", action="store_true", help="do not show a scan's DICOM as NIfTI (nifti/)")
+    views.add_argument("--no-bids", action="store_true", help="do not show projects as BIDS datasets (bids/)")
     parser.add_argument("--metadata-ttl", type=float, default=60.0, metavar="S",
                         help="seconds listings and attributes are cached (default 60)")
     parser.add_argument("--cache-dir", metavar="DIR", help="keep whole files read in full in DIR")
@@ -125,7 +133,8 @@ def options_from_args(args: argparse.Namespace) -> MountOptions:
         ca_bundle=ca_bundle, insecure=args.insecure,
         read_only=args.read_only, allow_delete=args.allow_delete, import_destination=args.import_destination,
         spool_dir=Path(args.spool_dir).expanduser().absolute() if args.spool_dir else None,
-        allow_non_empty=args.allow_non_empty, fuse_options=parse_fuse_options(args.options))
+        allow_non_empty=args.allow_non_empty, fuse_options=parse_fuse_options(args.options),
+        nifti_view=not (args.no_views or args.no_nifti), bids_view=not (args.no_views or args.no_bids))
 
 
 # -- local checks (before anything talks to the server) -----------------------------------------------

@@ -83,6 +83,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
     from xnatfs.vfs.filesystem import Filesystem
     from xnatfs.vfs.spool import default_spool_root
     from xnatfs.vfs.tree import TreeSettings
+    from xnatfs.vfs.views import ViewSettings
     from xnatfs.vfs.writes import WriteSettings
 
     disable_core_dumps()
@@ -107,7 +108,9 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
                                import_destination=opts.import_destination,
                                spool_root=opts.spool_dir or default_spool_root(opts.cache_dir))
         filesystem = Filesystem(connection, TreeSettings(ttl=opts.metadata_ttl, maxsize=settings.cache.maxsize),
-                                disk_cache=cache, write_settings=writes)
+                                disk_cache=cache, write_settings=writes,
+                                view_settings=ViewSettings(nifti=opts.nifti_view, bids=opts.bids_view,
+                                                           cache_dir=opts.cache_dir))
         if not opts.read_only:
             log.info("Writable: import/ sends to the %s; deleting on the server is %s; spool in %s",
                      opts.import_destination, "allowed" if opts.allow_delete else "refused", writes.spool_root)

@@ -71,8 +71,18 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
                 manufacturer: str = "GE MEDICAL SYSTEMS", model: str = "SIGNA Premier", seed: int = 0,
                 study_description: str = "", accession_number: str = "", station_name: str = "",
                 institution_name: str = "", patient_sex: str = "", patient_birth_date: str = "",
-                pixel_spacing: float = 3.0, slice_thickness: float = 3.0) -> list[bytes]:
+                pixel_spacing: float = 3.0, slice_thickness: float = 3.0, volumes: int = 1,
+                repetition_time_ms: float = 2000.0,
+                diffusion: tuple[tuple[float, tuple[float, float, float]], ...] = ()) -> list[bytes]:
     """One encoded DICOM file per slice (InstanceNumber 1..slices), explicit VR little endian.
+
+    ``volumes`` > 1 (MR only) makes a time series, as a BOLD run is stored: the same slice positions
+    repeated once per volume, InstanceNumber running on (1..slices*volumes), TemporalPositionIdentifier
+    and AcquisitionNumber the volume (1-based), acquisition times ``repetition_time_ms`` apart, and
+    RepetitionTime set to it; dcm2niix stacks it into one 4-D image. ``volumes == 1`` gives exactly the
+    files it always gave. ``diffusion`` (one ``(b-value, unit gradient direction)`` per volume) makes it
+    a diffusion series: the standard DiffusionBValue and DiffusionGradientOrientation of each volume,
+    which dcm2niix turns into ``.bval``/``.bvec`` (checked with the Philips manufacturer string).
 
     Dates and times may be given as DICOM (`20240115`, `093000`) or XNAT (`2024-01-15`, `09:30:00`)
     strings; they are written in DICOM form. MR: unsigned 16-bit magnitude. CT: signed 16-bit with
@@ -81,8 +91,12 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
     modality = modality.upper()
     if modality not in SOP_CLASS_BY_MODALITY:
         raise ValueError(f"modality must be one of {sorted(SOP_CLASS_BY_MODALITY)}, not {modality!r}")
-    if rows < 8 or columns < 8 or slices < 1:
-        raise ValueError("a series needs at least 8x8 pixels and one slice")
+    if rows < 8 or columns < 8 or slices < 1 or volumes < 1:
+        raise ValueError("a series needs at least 8x8 pixels, one slice and one volume")
+    if volumes > 1 and modality != "MR":
+        raise ValueError("only an MR series can be a time series")
+    if diffusion and len(diffusion) != volumes:
+        raise ValueError("a diffusion series needs one (b-value, direction) per volume")
     study_date, study_time = _dicom_date(study_date), _dicom_time(study_time)
     volume = _phantom(modality, rows, columns, slices, seed)
     ds = _series_dataset(
@@ -95,19 +109,31 @@ def make_series(*, study_uid: str, series_uid: str, frame_of_reference_uid: str,
         institution_name=institution_name, patient_sex=patient_sex,
         patient_birth_date=_dicom_date(patient_birth_date) if patient_birth_date else "",
         pixel_spacing=pixel_spacing, slice_thickness=slice_thickness)
+    if volumes > 1:
+        ds.RepetitionTime = _ds(repetition_time_ms)
+        ds.NumberOfTemporalPositions = volumes
     files = []
-    for index in range(slices):  # one dataset, re-stamped per slice: pydicom encodes on save_as
-        sop_uid = make_uid(series_uid, "instance", str(index + 1))
+    for number in range(slices * volumes):  # one dataset, re-stamped per slice: pydicom encodes on save_as
+        index, volume_index = number % slices, number // slices
+        sop_uid = make_uid(series_uid, "instance", str(number + 1))
         ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
         ds.SOPInstanceUID = sop_uid
-        ds.InstanceNumber = index + 1
+        ds.InstanceNumber = number + 1
+        if volumes > 1:
+            ds.TemporalPositionIdentifier = volume_index + 1
+            ds.AcquisitionNumber = volume_index + 1
+            ds.AcquisitionTime = _add_seconds(ds.SeriesTime, volume_index * repetition_time_ms / 1000.0)
+        if diffusion:
+            b_value, direction = diffusion[volume_index]
+            ds.DiffusionBValue = float(b_value)
+            ds.DiffusionGradientOrientation = [float(c) for c in direction]
         z = round(index * slice_thickness - (slices - 1) * slice_thickness / 2, 4)
         ds.ImagePositionPatient = [_ds(-(columns - 1) * pixel_spacing / 2),
                                    _ds(-(rows - 1) * pixel_spacing / 2), _ds(z)]
         ds.SliceLocation = _ds(z)
         if modality == "PT":
             ds.ImageIndex = index + 1
-        ds.PixelData = volume[index].tobytes()
+        ds.PixelData = (volume[index] if volume_index == 0 else _drift(volume[index], volume_index)).tobytes()
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         files.append(buffer.getvalue())
@@ -252,6 +278,19 @@ def _add_minutes(dicom_time: str, minutes: int) -> str:
     hours, mins, secs = int(dicom_time[0:2]), int(dicom_time[2:4]), int(dicom_time[4:6])
     total = (hours * 3600 + mins * 60 + secs + minutes * 60) % 86400
     return f"{total // 3600:02d}{total % 3600 // 60:02d}{total % 60:02d}"
+
+
+def _add_seconds(dicom_time: str, seconds: float) -> str:
+    """A DICOM time ``seconds`` later (fractions kept to milliseconds), wrapping at midnight."""
+    base = int(dicom_time[0:2]) * 3600 + int(dicom_time[2:4]) * 60 + int(dicom_time[4:6])
+    total = (base + seconds) % 86400
+    whole = int(total)
+    return f"{whole // 3600:02d}{whole % 3600 // 60:02d}{whole % 60:02d}.{int(round((total - whole) * 1000)):03d}"
+
+
+def _drift(plane: np.ndarray, volume_index: int) -> np.ndarray:
+    """A later volume's slice: the first volume's, with a small deterministic signal change."""
+    return np.clip(plane.astype(np.int64) + (volume_index % 7) * 3, 0, 65535).astype(plane.dtype)
 
 
 def _ds(value: float) -> str:

@@ -10,7 +10,10 @@ What it creates (about 2 MB, well under a second):
 - sessions `xnat:mrSessionData` (4), `xnat:ctSessionData` (1) and a PET/CT `xnat:petSessionData` (1),
   each with 2–3 scans (`xnat:mrScanData`, `xnat:ctScanData`, `xnat:petScanData`); every scan has a
   resource `DICOM` (format "DICOM", content "RAW") holding one series from `dicomgen`, files named
-  `<scan ID>.<modality>.<instance:04d>.dcm` (e.g. `2.MR.0001.dcm`);
+  `<scan ID>.<modality>.<instance:04d>.dcm` (e.g. `2.MR.0001.dcm`); series descriptions that map to
+  BIDS names (T1w MPRAGE, T2w, FLAIR, two resting-state fMRI time series of 4 volumes, a diffusion
+  series with b-values on the Philips session) and some that do not (a localizer, CT, PET), for the
+  NIfTI and BIDS views;
 - resources: project `DEMO` → `protocols` (`protocol.txt`, `docs/README.txt`), subject `DEMO_001` →
   `consent` (`consent.txt`), session `DEMO_001_MR_1` → `notes` (`notes.txt`);
 - on `DEMO_001_MR_1`: assessor `DEMO_001_MR_1_QC` (`xnat:qcAssessmentData`, one ``scans/scan`` entry
@@ -53,6 +56,10 @@ class SeriesSpec:
     description: str
     modality: str
     slices: int = 16
+    #: more than one: an fMRI time series (each volume the same slices again)
+    volumes: int = 1
+    #: a diffusion series: b=0 then b=1000 along x, y, z (one volume each)
+    diffusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,14 +103,20 @@ SESSIONS = (
     SessionSpec("DEMO", "DEMO_002", "DEMO_002_MR_1", "20240203", "101500", "MR Brain", _GE,
                 "SIGNA Premier", "MR01", (SeriesSpec(1, "T1w MPRAGE", "MR"), SeriesSpec(2, "T2w TSE", "MR"))),
     SessionSpec("DEMO", "DEMO_003", "DEMO_003_MR_1", "20240310", "083000", "MR Brain", _GE,
-                "SIGNA Premier", "MR01", (SeriesSpec(1, "T1w MPRAGE", "MR"), SeriesSpec(4, "DWI b1000", "MR"))),
+                "SIGNA Premier", "MR01", (SeriesSpec(1, "T1w MPRAGE", "MR"),
+                                          SeriesSpec(4, "fMRI rest", "MR", 16, 4))),
     SessionSpec("STUDY2", "S2_001", "S2_001_MR_1", "20231120", "153000", "MR Research", _PHILIPS,
-                "Ingenia", "MR02", (SeriesSpec(1, "T1w 3D", "MR"), SeriesSpec(2, "rsfMRI", "MR"),
-                                    SeriesSpec(3, "T2w", "MR"))),
+                "Ingenia", "MR02", (SeriesSpec(1, "T1w 3D", "MR"), SeriesSpec(2, "rsfMRI", "MR", 16, 4),
+                                    SeriesSpec(3, "T2w", "MR"),
+                                    SeriesSpec(4, "DWI b1000", "MR", 16, 4, diffusion=True))),
     SessionSpec("STUDY2", "S2_002", "S2_002_PET_1", "20231201", "110000", "PET-CT FDG Brain", _GE,
                 "Discovery MI", "PET01", (SeriesSpec(1, "CTAC 3.75mm", "CT"),
                                           SeriesSpec(2, "PET FDG Brain AC", "PT"))),
 )
+
+
+_DIFFUSION = ((0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 1.0, 0.0)),
+              (1000.0, (0.0, 0.0, 1.0)))
 
 
 def populate(store: Store) -> dict:
@@ -173,7 +186,8 @@ def _study(spec: SessionSpec, demographics: dict) -> tuple[Study, dict[str, byte
             accession_number=f"A{zlib.crc32(spec.label.encode()) % 10**8:08d}",
             station_name=spec.station, institution_name=INSTITUTION,
             patient_sex={"male": "M", "female": "F"}.get(demographics.get("gender", ""), "O"),
-            patient_birth_date=f"{demographics['yob']}0101" if demographics.get("yob") else "")
+            patient_birth_date=f"{demographics['yob']}0101" if demographics.get("yob") else "",
+            volumes=series.volumes, diffusion=_DIFFUSION if series.diffusion else ())
         for index, data in enumerate(encoded):
             entry = f"{series.number}/{index + 1}.dcm"
             files[entry] = data

@@ -10,7 +10,12 @@ area answers the same operations (:class:`MountArea`); what it does not allow it
                 files and folders being written into resources)
 ``import/``     zips copied here are imported (:class:`ImportDirArea`)
 ``prearchive/`` a read-only view (:class:`PrearchiveArea`); every change is EACCES
+``bids/``       each project as a BIDS dataset (:class:`BidsArea`, read-only)
 ==============  ==================================================================================
+
+The NIfTI view (``…/scans/<ID>/nifti/``) lives inside ``projects/``: :class:`ProjectsArea` hands the
+paths below a scan's ``nifti`` to it, adds the ``nifti`` entry to a scan's listing and refuses changes
+there.
 
 A new view (NIfTI, BIDS) is a new area: implement :class:`MountArea` (usually by extending
 :class:`ReadOnlyArea`) and add it to the dict in ``Filesystem``. Reading a server file or a generated
@@ -26,8 +31,10 @@ import time
 from typing import Protocol
 
 from xnatfs.errors import AlreadyExists, IsADirectory, NotAllowed, NotFound, NotPermitted
+from xnatfs.vfs.bids_view import BIDS, BidsView
 from xnatfs.vfs.imports import IMPORT, ImportArea
 from xnatfs.vfs.naming import split_path
+from xnatfs.vfs.nifti_view import NiftiView, is_nifti_path, is_scan_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Entry, Handle, Outbox
 from xnatfs.vfs.prearchive_view import PREARCHIVE, PrearchiveView
@@ -140,6 +147,24 @@ class PrearchiveArea(ReadOnlyArea):
         self.view.clear()
 
 
+class BidsArea(ReadOnlyArea):
+    """``bids/``: every project as a BIDS dataset, read-only."""
+
+    name = BIDS
+
+    def __init__(self, view: BidsView) -> None:
+        self.view = view
+
+    def lookup(self, path: str) -> Node:
+        return self.view.lookup(path)
+
+    def listdir(self, path: str) -> list[Node]:
+        return self.view.listdir(path)
+
+    def clear(self) -> None:
+        self.view.clear()
+
+
 class _ChangesArea:
     """What the writable areas share: local files (in ``outbox``) take modes, times and truncation;
     server objects keep theirs (only a change that changes nothing is accepted)."""
@@ -226,21 +251,40 @@ class ProjectsArea(_ChangesArea):
 
     name = PROJECTS
 
-    def __init__(self, tree: VirtualTree, writes: Writes) -> None:
+    def __init__(self, tree: VirtualTree, writes: Writes, nifti: NiftiView | None = None) -> None:
         self.tree = tree
         self.writes = writes
         self.resources = self.outbox = writes.resources
+        #: the ``nifti/`` folders of scans, or None when that view is off
+        self.nifti = nifti
+
+    def _in_nifti(self, path: str) -> bool:
+        return self.nifti is not None and is_nifti_path(path)
+
+    def check_change(self, path: str) -> None:
+        if self._in_nifti(path):
+            raise NotAllowed(f"The NIfTI view is read-only: {path}")
 
     def lookup(self, path: str) -> Node:
+        if self._in_nifti(path):
+            assert self.nifti is not None
+            return self.nifti.lookup(path)
         local = self.writes.local_node(path)
         if local is not None:
             return local
         return self.writes.shown(self.tree.lookup(path))
 
     def listdir(self, path: str) -> list[Node]:
+        if self._in_nifti(path):
+            assert self.nifti is not None
+            return self.nifti.listdir(path)
         local = self.writes.local_children(path)
         try:
             server = [self.writes.shown(n) for n in self.tree.listdir(path)]
+            if self.nifti is not None and is_scan_path(split_path(path)):
+                view = self.nifti.entry(self.tree.lookup(path))
+                if view is not None:
+                    server.append(view)
         except NotFound:
             if not local and self.writes.local_node(path) is None:
                 raise
@@ -301,6 +345,7 @@ def areas_by_name(*areas: MountArea) -> dict[str, MountArea]:
     return {area.name: area for area in areas}
 
 
-__all__ = ["MountArea", "ReadOnlyArea", "wants_write", "PrearchiveArea", "ImportDirArea", "ProjectsArea", "PROJECTS",
+__all__ = ["MountArea", "ReadOnlyArea", "wants_write", "PrearchiveArea", "ImportDirArea", "ProjectsArea", "BidsArea",
+           "PROJECTS",
            "areas_by_name"]
 

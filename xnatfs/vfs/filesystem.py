@@ -2,16 +2,18 @@
 
 :class:`Filesystem` composes the archive tree (``/projects``: paths → nodes over the cached source),
 the prearchive view (``/prearchive``, :mod:`xnatfs.vfs.prearchive_view`), the write side (``/import``
-and resource writes, :mod:`xnatfs.vfs.writes`), the readers (one per open file, under one memory
-budget) and the optional on-disk cache. :mod:`xnatfs.fuseops` is a thin adapter over it; tests and
+and resource writes, :mod:`xnatfs.vfs.writes`), the derived views when ``view_settings`` turn them on
+(``…/scans/<ID>/nifti/`` and ``/bids``, :mod:`xnatfs.vfs.views`; off by default here, on by default in
+``xnatfs mount``), the readers (one per open file, under one memory budget) and the optional on-disk
+cache. :mod:`xnatfs.fuseops` is a thin adapter over it; tests and
 benchmarks can drive it directly. Errors are :mod:`xnatfs.errors` classes; turning them into errno
 values is the adapter's job.
 
 Paths are dispatched by their first part to an area (:mod:`xnatfs.vfs.areas`: ``projects``,
-``import``, ``prearchive``), which answers every operation for the paths below it. Without write
+``bids``, ``import``, ``prearchive``), which answers every operation for the paths below it. Without write
 settings (or with ``--read-only``) every change raises :class:`ReadOnlyError` (``EROFS``) before any
-area is asked. Opening a server file or a generated document for reading is the same in every area
-and happens here.
+area is asked. Opening a server file, a generated document or a converted file for reading is the
+same in every area and happens here.
 
 Thread-safe (the parts are).
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from xnatfs.errors import (
+    ConversionFailed,
     IsADirectory,
     NotADirectory,
     NotFound,
@@ -36,7 +39,8 @@ from xnatfs.errors import (
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.model.records import FileInfo
 from xnatfs.vfs.diskcache import DiskCache
-from xnatfs.vfs.areas import ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name, wants_write
+from xnatfs.vfs.areas import BidsArea, ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name, \
+    wants_write
 from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
@@ -44,6 +48,7 @@ from xnatfs.vfs.prearchive_view import PrearchiveView
 from xnatfs.vfs.prefetch import SiblingPrefetch
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
+from xnatfs.vfs.views import NO_VIEWS, ViewSettings, make_views
 from xnatfs.vfs.writes import FILES_CHANGED, Writes, WriteSettings
 
 log = logging.getLogger(__name__)
@@ -103,7 +108,8 @@ class Filesystem:
     """Paths, listings and open files of one mounted XNAT server (see module docstring)."""
 
     def __init__(self, connection: Connection, tree_settings: TreeSettings, *,
-                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None) -> None:
+                 disk_cache: DiskCache | None = None, write_settings: WriteSettings | None = None,
+                 view_settings: ViewSettings = NO_VIEWS) -> None:
         self.connection = connection
         self.source = connection.catalog
         self.tree = VirtualTree(self.source, tree_settings)
@@ -111,9 +117,13 @@ class Filesystem:
         self.writes = Writes(connection.writer, write_settings or WriteSettings(), ttl=tree_settings.ttl,
                              mount_time=self.tree.mount_time, on_imported=self.forget_all,
                              on_changed=self._changed)
+        #: the derived views (``scans/<ID>/nifti/``, ``bids/``) that ``view_settings`` turn on
+        self.views = make_views(self.tree, self._read_whole, view_settings, ttl=tree_settings.ttl)
         #: the top-level folders, each answering for the paths below it (:mod:`xnatfs.vfs.areas`)
-        self.areas = areas_by_name(ProjectsArea(self.tree, self.writes), PrearchiveArea(self.prearchive),
-                                   ImportDirArea(self.writes.imports))
+        areas: list[MountArea] = [ProjectsArea(self.tree, self.writes, self.views.nifti)]
+        if self.views.bids is not None:
+            areas.append(BidsArea(self.views.bids))
+        self.areas = areas_by_name(*areas, PrearchiveArea(self.prearchive), ImportDirArea(self.writes.imports))
         #: the connection's one ranged reader (xnatfs.model.reading), the one File.open() uses: one budget
         self.readers = connection.context.readers
         #: whole small files fetched ahead while a program reads a folder's files in order
@@ -259,6 +269,8 @@ class Filesystem:
             return MemoryFile(self.tree.document_bytes(node))
         if node.kind is NodeKind.TEXT:
             return MemoryFile(node.data)
+        if node.kind is NodeKind.DERIVED:
+            return _open_derived(node)
         info = node.file
         assert info is not None
         ahead = self.prefetch.take(info)
@@ -299,6 +311,21 @@ class Filesystem:
         budget = self.readers.budget
         return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams,
                                self.prefetch.fetched, self.prefetch.hits)
+
+
+def _open_derived(node: Node) -> CachedFile:
+    """A converted file on local disk; EIO if its conversion failed or the file is gone or changed."""
+    if node.local is None:
+        raise ConversionFailed(f"{node.path} could not be made; see conversion.log next to it")
+    try:
+        fd = os.open(node.local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConversionFailed(f"{node.path}: its converted file is gone ({exc.strerror}); remount or wait for "
+                               f"the listing to expire") from None
+    if os.fstat(fd).st_size != node.stat.size:
+        os.close(fd)
+        raise ConversionFailed(f"{node.path}: its converted file changed size")
+    return CachedFile(fd, node.stat.size)
 
 
 __all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]

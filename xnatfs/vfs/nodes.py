@@ -13,6 +13,8 @@ Kinds (DESIGN.md §2):
 - ``FILE`` — a file stored on the server; ``DOCUMENT`` — ``xnat.json`` / ``xnat.xml`` of an object;
 - ``TEXT`` — a small file held in memory (a prearchive session's ``xnat.json``, an import's
   ``.result``, an upload's ``.error``); its bytes are in ``data``;
+- ``DERIVED`` — a file made locally from server data (a NIfTI image converted from a scan's DICOM):
+  ``local`` is its path on local disk, or None when making it failed (opening it is then EIO);
 - ``LOCAL`` — a file written through the mount and held in the local spool (being written, being
   sent, or kept after a failed upload); ``local`` is its entry (:mod:`xnatfs.vfs.outbox`).
 
@@ -58,6 +60,7 @@ class NodeKind(enum.Enum):
     FILE = "file"
     DOCUMENT = "document"
     TEXT = "text"
+    DERIVED = "derived"
     LOCAL = "local"
 
 
