@@ -5,7 +5,9 @@
 deadlines, prints the daemon log if the test failed, and fails the test if the log of a happy-path
 test has an ``ERROR`` or a ``Traceback`` (a test that provokes errors sets ``expect_errors = True``).
 ``mount_factory`` mounts any emulator with any options. ``requests_counter`` reads and resets the
-emulator's count of requests served.
+emulator's count of requests served. ``server`` (module scope) is a sample emulator of the module's
+own, for tests that change the archive or switch faults on; ``no_faults`` switches them off around a
+test (``pytestmark = pytest.mark.usefixtures("no_faults")``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[EmulatorServer]:
+    """A sample emulator of this test module's own (its tests may change it)."""
+    emulator = EmulatorServer(tmp_path_factory.mktemp(f"xnat-{request.module.__name__}"), sample=True,
+                              users={"admin": "admin"})
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def no_faults(server: EmulatorServer) -> Iterator[None]:
+    server.set_faults(fail_rate=0.0, latency_ms=0)
+    yield
+    server.set_faults(fail_rate=0.0, latency_ms=0)
 
 
 @pytest.fixture

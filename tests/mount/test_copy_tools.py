@@ -7,7 +7,6 @@ import errno
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,9 @@ from mounting import MountFactory, require_tools
 from writing import http_get, mount_writable
 from xnatfs.emulator.server import EmulatorServer
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults")]
 
 TREE = {"a.txt": b"alpha\n", "sub/b.dat": bytes(range(256)) * 40, "sub/deeper/c.txt": b"gamma\n"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-copy"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_faults(server: EmulatorServer) -> Iterator[None]:
-    server.set_faults(fail_rate=0.0)
-    yield
-    server.set_faults(fail_rate=0.0)
 
 
 def local_tree(root: Path, files: dict[str, bytes] = TREE) -> Path:

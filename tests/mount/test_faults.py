@@ -267,7 +267,7 @@ def test_a_changed_password_is_eacces_with_a_log_line_that_says_so(
         os.listdir(mounted.path / "projects/DEMO/subjects")
     assert caught.value.errno == errno.EACCES
     errors = [line for line in mounted.log_text().splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "refused the credentials of user 'admin'" in errors[0] and "(EACCES)" in errors[0]
+    assert len(errors) == 1 and "refused the password of user 'admin'" in errors[0] and "(EACCES)" in errors[0]
     assert "a-new-password" not in mounted.log_text()
     assert_daemon_alive(mounted.path)
 

@@ -1,6 +1,7 @@
 """The ``xnat`` fsspec filesystem and a real mount of the same server show the same tree (issue 16):
 the same names, the same sizes and the same bytes, and a ranged read through ``fs.open`` equals
-``pread`` on the mounted file."""
+``pread`` on the mounted file. The mount runs with ``--no-views``: the derived NIfTI and BIDS views
+are the mount's alone (docs/distributed.md), fsspec serves the archive."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import fsspec
 import pydicom
 import pytest
 
-from mounting import Mounted
+from mounting import MountFactory, Mounted
 
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.fsspec import XNATFileSystem
 
 pytestmark = pytest.mark.mount
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorServer, mount_factory: MountFactory) -> Mounted:
+    return mount_factory(emulator, "--no-views")
 
 
 @pytest.fixture

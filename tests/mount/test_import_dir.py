@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,23 +28,7 @@ from writing import (
 )
 from xnatfs.emulator.server import EmulatorServer
 
-pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    """A sample emulator the tests of this module import into."""
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-import"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_faults(server: EmulatorServer) -> Iterator[None]:
-    server.set_faults(fail_rate=0.0, latency_ms=0)
-    yield
-    server.set_faults(fail_rate=0.0, latency_ms=0)
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults")]
 
 
 def cp(source: Path, target: Path) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,6 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,14 +15,6 @@ from writing import digests, dicom_zip, files_under, http_get
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-prearc"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def import_to_prearchive(server: EmulatorServer, patient: str, project: str = "DEMO") -> tuple[str, dict[str, bytes]]:

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ def using_it_blocks() -> list[tuple[str, str]]:
     text = README.read_text()
     section = text.split("## Using it", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```(sh|python)\n(.*?)```", section, flags=re.S)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-readme"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def localized(code: str, server: EmulatorServer, home: Path) -> str:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -20,26 +20,10 @@ from mounting import MountFactory, daemon_process, require_tools
 from writing import dicom_zip, http_get, mount_writable
 from xnatfs.emulator.server import EmulatorServer
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults")]
 
 PROJECT = "projects/DEMO"
 SCAN = "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans/1"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    """A sample emulator the tests of this module change."""
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-writes"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_faults(server: EmulatorServer) -> Iterator[None]:
-    server.set_faults(fail_rate=0.0)
-    yield
-    server.set_faults(fail_rate=0.0)
 
 
 def server_files(server: EmulatorServer, owner: str, label: str) -> dict[str, str]:

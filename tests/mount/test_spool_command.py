@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from writing import dicom_zip, mount_writable
 from xnatfs.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    emulator = EmulatorServer(tmp_path_factory.mktemp("xnat-spool"), sample=True, users={"admin": "admin"})
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def spool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -129,40 +129,42 @@ class ReadOnlyArea:
         raise self._refuse(path)
 
 
-class PrearchiveArea(ReadOnlyArea):
+class _View(Protocol):
+    def lookup(self, path: str) -> Node: ...
+
+    def listdir(self, path: str) -> list[Node]: ...
+
+    def clear(self) -> None: ...
+
+
+class _ViewArea(ReadOnlyArea):
+    """A read-only area that a view object answers (its paths, listings and cache)."""
+
+    def __init__(self, view: _View) -> None:
+        self.view = view
+
+    def lookup(self, path: str) -> Node:
+        return self.view.lookup(path)
+
+    def listdir(self, path: str) -> list[Node]:
+        return self.view.listdir(path)
+
+    def clear(self) -> None:
+        self.view.clear()
+
+
+class PrearchiveArea(_ViewArea):
     """``prearchive/``: sessions received but not archived, read-only."""
 
     name = PREARCHIVE
-
-    def __init__(self, view: PrearchiveView) -> None:
-        self.view = view
-
-    def lookup(self, path: str) -> Node:
-        return self.view.lookup(path)
-
-    def listdir(self, path: str) -> list[Node]:
-        return self.view.listdir(path)
-
-    def clear(self) -> None:
-        self.view.clear()
+    view: PrearchiveView
 
 
-class BidsArea(ReadOnlyArea):
+class BidsArea(_ViewArea):
     """``bids/``: every project as a BIDS dataset, read-only."""
 
     name = BIDS
-
-    def __init__(self, view: BidsView) -> None:
-        self.view = view
-
-    def lookup(self, path: str) -> Node:
-        return self.view.lookup(path)
-
-    def listdir(self, path: str) -> list[Node]:
-        return self.view.listdir(path)
-
-    def clear(self) -> None:
-        self.view.clear()
+    view: BidsView
 
 
 class _ChangesArea:
