@@ -34,10 +34,10 @@ def using_it_blocks() -> list[tuple[str, str]]:
 
 
 def localized(code: str, server: EmulatorServer, home: Path) -> str:
+    # one pass for the folders, first: the paths put in (under /tmp themselves) are not rewritten again
+    code = re.sub(r"~/|/tmp/", lambda m: f"{home}/" if m.group() == "~/" else f"{home}/tmp/", code)
     code = code.replace(EXAMPLE_URL, server.url).replace("user alice", "user admin")
-    code = code.replace('user="alice"', 'user="admin"').replace(".venv/bin/", f"{Path(sys.executable).parent}/")
-    code = code.replace("~/", f"{home}/").replace("/tmp/", f"{home}/tmp/")
-    return code
+    return code.replace('user="alice"', 'user="admin"').replace(".venv/bin/", f"{Path(sys.executable).parent}/")
 
 
 def test_the_readme_names_nothing_outside_the_repository() -> None:
