@@ -30,6 +30,7 @@ from mounting import MountFactory, daemon_process, require_tools
 from xnatfs.emulator.sample import populate
 from xnatfs.emulator.server import EmulatorServer
 from xnatfs.settings import ReadSettings
+from xnatfs.vfs.tree import TreeSettings
 
 pytestmark = pytest.mark.mount
 
@@ -154,7 +155,9 @@ def test_eight_readers_and_a_find_loop_keep_every_byte_memory_threads_and_descri
     assert isinstance(rounds, dict) and min(rounds.values()) >= 2, report
     assert result["finds"] >= 2, report
     assert peak <= rss_before_kib * 1024 + budget + ALLOWANCE, report
-    assert threads_after <= threads_before, report
+    # the metadata prefetch pool may still be filling up to its bound after the short warm-up; a leak
+    # (a thread per find or per read, 90 finds and 500 reads here) would far exceed that
+    assert threads_after <= threads_before + TreeSettings().prefetch_workers, report
     assert fds_after <= fds_before, report
     errors = [line for line in mounted.log_text().splitlines() if " ERROR " in line or "Traceback" in line]
     assert not errors, errors

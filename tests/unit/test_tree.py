@@ -300,3 +300,26 @@ def test_big_collections_are_not_prefetched(source: FakeSource) -> None:
         assert not [key for name, key in source.seen if name == "document" and "/subjects/" in key]
     finally:
         tree.close()
+
+
+def test_a_walk_in_listing_order_through_a_big_collection_warms_the_objects_ahead(source: FakeSource) -> None:
+    """``find`` over 1,000 subjects: once a program visits a big collection's objects in order, the next
+    ones are fetched in parallel ahead of it (issue 13); a visit out of order fetches nothing ahead."""
+    tree = VirtualTree(source, TreeSettings(prefetch_workers=4, prefetch_limit=3, walk_ahead=2), mount_time=0.0)
+    try:
+        subjects = names(tree, "/projects/DEMO/subjects")  # 4 subjects > 3: none prefetched on listing
+        tree.listdir(f"/projects/DEMO/subjects/{subjects[3]}/resources")  # a visit (cd) out of order
+        tree.listdir(f"/projects/DEMO/subjects/{subjects[0]}/resources")
+        time.sleep(0.1)
+        assert source.loads["subject"] == 2  # the two visited, nothing ahead
+        tree.lookup(f"/projects/DEMO/subjects/{subjects[1]}")  # the next one in order: a walk
+        deadline = time.monotonic() + 5
+        while ("subject", "S3") not in source.seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ("subject", "S3") in source.seen  # subject 2 (S3) warmed before anyone visited it
+        assert ("subject", "S2") not in source.seen  # looking one up costs nothing; warming starts after it
+        assert source.loads["subject"] == 3  # and S4, visited already, was not fetched again
+        tree.listdir(f"/projects/DEMO/subjects/{subjects[2]}/resources")
+        assert source.loads["subject"] == 3
+    finally:
+        tree.close()

@@ -103,9 +103,12 @@ class TreeSettings:
 
     ttl: float = 60.0
     maxsize: int = 20_000
-    prefetch_workers: int = 4
+    prefetch_workers: int = 8
     prefetch_limit: int = 256
     prefetch_documents: bool = True
+    #: in a collection too large to warm whole, how many objects past the one a program is visiting
+    #: are warmed once it visits them in listing order (find, du, rsync over 1,000 subjects)
+    walk_ahead: int = 64
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class VirtualTree:
         self.mount_time = time.time() if mount_time is None else mount_time
         self._memo = TTLCache(self.settings.maxsize, self.settings.ttl)
         self._documents_prefetched = TTLCache(self.settings.maxsize, self.settings.ttl)
+        #: large collection path → its walk (see _walk_ahead)
+        self._walks = TTLCache(1024, self.settings.ttl)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._queued = threading.BoundedSemaphore(max(1, 4 * self.settings.prefetch_limit))
@@ -176,9 +181,12 @@ class VirtualTree:
     def _child(self, node: Node, name: str) -> Node:
         if not node.is_dir:
             raise NotFound(f"Not a directory: {node.path}")
-        child = self._listing(node).get(name)
+        entries = self._listing(node)
+        child = entries.get(name)
         if child is None:
             raise NotFound(f"No such entry: {join_path([*split_path(node.path), name])}")
+        if child.kind is NodeKind.OBJECT and len(entries) > self.settings.prefetch_limit:
+            self._walk_ahead(node, entries, name)
         return child
 
     def _lookup_probe(self, parts: list[str]) -> Node:
@@ -340,6 +348,30 @@ class VirtualTree:
         for obj in objects:
             self._submit(self._warm, obj)
 
+    def _walk_ahead(self, node: Node, entries: Mapping[str, Node], name: str) -> None:
+        """A program visits the objects of a large collection in listing order (``find``, ``du``,
+        ``rsync`` go in readdir order, which is this order): warm the next :attr:`TreeSettings.walk_ahead`
+        objects, so their documents arrive in parallel instead of one round trip at a time. A visit out
+        of order (``cd`` into one subject) warms nothing; a walk never warms an object twice."""
+        if self.settings.walk_ahead <= 0 or self.settings.prefetch_workers <= 0 or self._closed:
+            return
+        walk = self._walks.get(node.path)
+        if walk is None or walk.entries is not entries:
+            walk = _Walk(entries, {n: i for i, n in enumerate(entries)})
+            self._walks.set(node.path, walk)
+        with walk.lock:
+            index = walk.positions[name]
+            sequential = walk.last is not None and 0 < index - walk.last <= 2
+            if index != walk.last:
+                walk.last = index
+            if not sequential:
+                return
+            start, end = max(index + 1, walk.warmed), min(len(walk.order), index + 1 + self.settings.walk_ahead)
+            walk.warmed = max(walk.warmed, end)
+        for ahead in walk.order[start:end]:
+            if ahead.obj is not None:
+                self._submit(self._warm, ahead.obj)
+
     def _prefetch_sibling_documents(self, node: Node) -> None:
         """Someone sizes an ``xnat.xml`` (``ls -l``, ``find -ls``): fetch those of its object's siblings
         in parallel, once per collection listing. A plain ``ls`` or ``find`` never pays for them."""
@@ -378,6 +410,18 @@ class VirtualTree:
                 self._pool = ThreadPoolExecutor(self.settings.prefetch_workers, thread_name_prefix="xnatfs-prefetch")
             future = self._pool.submit(_quietly, fn, *args)
         future.add_done_callback(lambda _f: self._queued.release())
+
+
+class _Walk:
+    """Where a program is in a large collection's listing, and how far ahead it was warmed."""
+
+    def __init__(self, entries: Mapping[str, Node], positions: dict[str, int]) -> None:
+        self.entries = entries
+        self.positions = positions
+        self.order = list(entries.values())
+        self.last: int | None = None
+        self.warmed = 0
+        self.lock = threading.Lock()
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:
