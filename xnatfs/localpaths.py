@@ -98,6 +98,16 @@ def check_layout(root: Path, files: Iterable[Path], dirs: Iterable[Path] = (), *
                                   f"folder but is a file in {root}; nothing was extracted or written")
 
 
+def default_cache_folder(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where a mount keeps ``name`` (``spool``, ``views``…) by default: ``<cache_dir>/<name>`` with
+    ``--cache-dir``, else ``$XDG_CACHE_HOME/xnatfs/<name>`` (``~/.cache/xnatfs/<name>``): a disk, not
+    ``/tmp``, which is often a memory filesystem."""
+    if cache_dir is not None:
+        return Path(cache_dir) / name
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "xnatfs" / name
+
+
 def private_dir(path: str | os.PathLike[str], *, what: str = "cache directory") -> Path:
     """Create ``path`` (and missing parents) as 0700, or check an existing one; the path.
 
@@ -125,4 +135,4 @@ def private_dir(path: str | os.PathLike[str], *, what: str = "cache directory") 
     return folder
 
 
-__all__ = ["safe_join", "safe_parts", "check_layout", "private_dir", "MAX_NAME_BYTES", "MAX_PATH_BYTES"]
+__all__ = ["safe_join", "safe_parts", "check_layout", "private_dir", "default_cache_folder", "MAX_NAME_BYTES", "MAX_PATH_BYTES"]

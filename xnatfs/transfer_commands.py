@@ -25,7 +25,7 @@ import threading
 from typing import Any, TextIO
 
 from xnatfs.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from xnatfs.commands import connect_from_args, connection_options
+from xnatfs.commands import URL_HELP, connect_from_args, connection_options
 from xnatfs.errors import ConfigError, XNATError
 from xnatfs.transfer import DEFAULT_JOBS, MAX_JOBS, Reporter, Summary, TransferOptions, download, upload
 from xnatfs.transfer.common import FAILED, PLANNED, SENT, SKIPPED
@@ -38,7 +38,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog="xnatfs download", description="Download the files below a path of "
                                          "the mount's layout into a local folder, with the same relative paths; "
                                          "parallel, resumable, md5-checked.")
-        parser.add_argument("url", metavar="URL", help="the XNAT server, e.g. https://xnat.example.org")
+        parser.add_argument("url", metavar="URL", help=URL_HELP)
         parser.add_argument("remote", metavar="REMOTE", help="e.g. projects/P/subjects/S/experiments/E")
         parser.add_argument("local", metavar="LOCAL", help="local folder (made if missing)")
         parser.add_argument("--with-metadata", action="store_true",
@@ -47,7 +47,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog="xnatfs upload", description="Upload a local file or folder "
                                          "(sub-folders kept) into a resource, creating the resource if needed; "
                                          "files the server has already (same size and md5) are skipped.")
-        parser.add_argument("url", metavar="URL", help="the XNAT server, e.g. https://xnat.example.org")
+        parser.add_argument("url", metavar="URL", help=URL_HELP)
         parser.add_argument("local", metavar="LOCAL", help="local file or folder")
         parser.add_argument("remote", metavar="REMOTE", help="e.g. projects/P/…/scans/2/resources/DICOM")
         parser.add_argument("--overwrite", action="store_true",

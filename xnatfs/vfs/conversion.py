@@ -44,7 +44,7 @@ from pathlib import Path
 
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import Busy, ChecksumMismatch, RequestTimeout
-from xnatfs.localpaths import private_dir
+from xnatfs.localpaths import default_cache_folder, private_dir
 from xnatfs.model.records import FileInfo
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,7 @@ def dcm2niix_version() -> str:
 
 def default_root(cache_dir: Path | None = None) -> Path:
     """``<cache_dir>/views``, else ``$XDG_CACHE_HOME/xnatfs/views`` (``~/.cache/xnatfs/views``)."""
-    if cache_dir is not None:
-        return Path(cache_dir) / "views"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "xnatfs" / "views"
+    return default_cache_folder("views", cache_dir)
 
 
 def safe_base(text: str) -> str:

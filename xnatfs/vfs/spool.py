@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from xnatfs.localpaths import private_dir
+from xnatfs.localpaths import default_cache_folder, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def default_spool_root(cache_dir: Path | None = None) -> Path:
     """``<cache_dir>/spool``, else ``$XDG_CACHE_HOME/xnatfs/spool`` (``~/.cache/xnatfs/spool``)."""
-    if cache_dir is not None:
-        return Path(cache_dir) / "spool"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "xnatfs" / "spool"
+    return default_cache_folder("spool", cache_dir)
 
 
 def create_exclusive(path: Path) -> int:
