@@ -93,3 +93,24 @@ def test_reading_a_series_file_after_file_fetches_ahead_and_a_lone_read_does_not
     served = stats(mounted.path)
     assert served["served_ahead"] >= 100, served
     assert served["fetched_ahead"] <= 120 + PrefetchSettings().ahead  # never the whole folder
+    assert served["zips_fetched"] <= 1
+
+
+def test_reading_a_whole_series_in_order_takes_it_as_one_zip(big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Issue 13: a program reading all 400 files of a series in order gets most of them from one zip of the
+    resource, not from a request each; every byte is the file's own."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    names = sorted(os.listdir(series))
+    requests_counter.settle()
+    requests_counter.reset()
+    for i, name in enumerate(names):  # as dcm2niix or cat * reads a series
+        assert (series / name).read_bytes() == b"x" * (100 + i), name
+    served = stats(mounted.path)
+    requests = requests_counter.settle()
+    assert served["zips_fetched"] == 1 and served["served_from_zip"] >= 1, served
+    assert served["served_ahead"] >= FILES - 10, served
+    assert requests < FILES, (requests, served)  # one zip, not a request per file
+    by_route = requests_counter.read()["by_route"]
+    assert sum(n for route, n in by_route.items() if route.endswith("/files") or "zip" in route) >= 1, by_route

@@ -85,3 +85,65 @@ def test_big_files_failures_and_the_budget_are_respected() -> None:
     drain(prefetch)
     assert all(not call.startswith("/e") for call in fetch.calls) and len(fetch.calls) == 4
     prefetch.close()
+
+
+class Zip:
+    """A fake resource zip: members are the files' names twice, except those listed as ``corrupt``."""
+
+    def __init__(self, corrupt: frozenset[str] = frozenset()) -> None:
+        self.corrupt = corrupt
+        self.closed = False
+
+    def read(self, relpath: str, size: int, md5: str) -> bytes | None:
+        return None if relpath in self.corrupt or self.closed else relpath.encode() * 2
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_walk_with_many_files_ahead_takes_the_resource_as_one_zip() -> None:
+    fetch, listing, asked = Fetch(), files(100), []
+    made: list[Zip] = []
+
+    def fetch_zip(uri: str, wanted: set[str]) -> Zip:
+        asked.append((uri, len(wanted)))
+        made.append(Zip(corrupt=frozenset({"f050"})))
+        return made[-1]
+
+    prefetch = SiblingPrefetch(fetch, PrefetchSettings(ahead=4, zip_min_files=20), fetch_zip=fetch_zip)
+    prefetch.opened("/d", listing, 0)
+    prefetch.opened("/d", listing, 1)  # a walk, 98 small files ahead: the zip starts, and 4 files alone
+    prefetch._zip_pool.shutdown(wait=True)
+    drain(prefetch)
+    assert asked == [("/data/x/files", 100)] and sorted(fetch.calls) == ["f002", "f003", "f004", "f005"]
+    assert prefetch.take(listing[2]) == b"f002f002"  # fetched alone, from the store
+    for index in range(3, 60):
+        prefetch.opened("/d", listing, index)  # the zip is there: nothing more is fetched file by file
+    drain(prefetch)
+    assert len(fetch.calls) == 4
+    assert prefetch.take(listing[40]) == b"f040f040" and prefetch.zip_hits == 1
+    assert prefetch.take(listing[50]) is None  # a member without its listed size or md5: read from the server
+    prefetch.close()
+    assert made[0].closed
+
+
+def test_a_short_walk_or_a_failed_zip_fetches_file_by_file() -> None:
+    fetch, listing = Fetch(), files(30)
+
+    def failing_zip(uri: str, wanted: set[str]) -> Zip:
+        raise ServerError("no zips here")
+
+    prefetch = SiblingPrefetch(fetch, PrefetchSettings(ahead=3, zip_min_files=20), fetch_zip=failing_zip)
+    prefetch.opened("/d", listing, 0)
+    prefetch.opened("/d", listing, 1)
+    prefetch._zip_pool.shutdown(wait=True)
+    prefetch.opened("/d", listing, 2)
+    drain(prefetch)
+    assert prefetch.zips == 0 and sorted(fetch.calls) == ["f002", "f003", "f004", "f005"]
+    assert prefetch.take(listing[5]) == b"f005f005"
+    prefetch.close()
+    few = SiblingPrefetch(Fetch(), PrefetchSettings(zip_min_files=20), fetch_zip=failing_zip)
+    few.opened("/d", listing[:10], 0)
+    few.opened("/d", listing[:10], 1)  # 8 files ahead: no zip asked for
+    assert few._zip_pool is None
+    few.close()

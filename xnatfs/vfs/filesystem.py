@@ -37,7 +37,9 @@ from xnatfs.errors import (
     XNATError,
 )
 from xnatfs.cache.ttl import TTLCache
+from xnatfs.localpaths import private_dir
 from xnatfs.model.records import FileInfo
+from xnatfs.model.transfer import ResourceZip
 from xnatfs.vfs.diskcache import DiskCache
 from xnatfs.vfs.areas import BidsArea, ImportDirArea, MountArea, PrearchiveArea, ProjectsArea, areas_by_name, \
     wants_write
@@ -102,6 +104,8 @@ class FilesystemStats:
     live_streams: int
     fetched_ahead: int = 0
     served_ahead: int = 0
+    zips_fetched: int = 0
+    served_from_zip: int = 0
 
 
 class Filesystem:
@@ -127,7 +131,7 @@ class Filesystem:
         #: the connection's one ranged reader (xnatfs.model.reading), the one File.open() uses: one budget
         self.readers = connection.context.readers
         #: whole small files fetched ahead while a program reads a folder's files in order
-        self.prefetch = SiblingPrefetch(self._read_whole)
+        self.prefetch = SiblingPrefetch(self._read_whole, fetch_zip=self._fetch_zip)
         #: folder path → (its files in listing order, index by URI), for the prefetch's decisions
         self._folder_files: TTLCache = TTLCache(1024, tree_settings.ttl)
         self.disk_cache = disk_cache
@@ -300,6 +304,12 @@ class Filesystem:
         if position is not None:
             self.prefetch.opened(folder, files, position)
 
+    def _fetch_zip(self, files_uri: str, wanted: set[str]) -> ResourceZip:
+        """A resource as one zip, for the fetch ahead: on disk in the (private) spool folder."""
+        folder = private_dir(self.writes.spool.root, what="spool directory")
+        return ResourceZip.download(self.connection.session, files_uri, wanted, spool_dir=folder,
+                                    limit=self.prefetch.settings.zip_max_bytes)
+
     def _read_whole(self, info: FileInfo) -> bytes:
         reader = self.readers.open(info.uri, info.size, name=info.relpath)
         try:
@@ -310,7 +320,7 @@ class Filesystem:
     def stats(self) -> FilesystemStats:
         budget = self.readers.budget
         return FilesystemStats(self._open_files, budget.used, budget.peak, budget.streams,
-                               self.prefetch.fetched, self.prefetch.hits)
+                               self.prefetch.fetched, self.prefetch.hits, self.prefetch.zips, self.prefetch.zip_hits)
 
 
 def _open_derived(node: Node) -> CachedFile:

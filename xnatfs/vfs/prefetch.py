@@ -14,6 +14,12 @@ bounded memory store, and their opens are answered from it: the waits overlap in
   file's URI, size and md5, so a file that changed on the server is never served from it, and is
   handed out once (a second open of the same file reads from the server, or the kernel's cache).
 - A failed fetch ahead is dropped quietly; the open then reads the file itself and reports its error.
+- Whole resources: when the walk has at least ``zip_min_files`` small files still ahead of it, the
+  resource is also fetched as one zip (one request at link speed instead of one round trip per file;
+  :class:`~xnatfs.model.transfer.ResourceZip`: an anonymous file on disk, at most ``zip_max_bytes``),
+  and once it is there the remaining opens are served from it (each member with its listed size and
+  md5) and no more files are fetched one by one. Until then the per-file fetches go on. At most
+  ``zips_kept`` zips are kept; a zip that fails or is too large only means the per-file path.
 
 Thread-safe.
 """
@@ -27,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Protocol
 
 from xnatfs.errors import XNATError
 from xnatfs.model.records import FileInfo
@@ -34,6 +41,24 @@ from xnatfs.model.records import FileInfo
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int, str]
+
+
+class ZipMembers(Protocol):
+    """A fetched resource zip (:class:`~xnatfs.model.transfer.ResourceZip`)."""
+
+    def read(self, relpath: str, size: int, md5: str) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+
+#: ``fetch_zip(files_uri, wanted relpaths)``: the resource's zip, or an XNATError/OSError
+ZipFetch = Callable[[str, set[str]], ZipMembers]
+
+
+def files_uri(file_uri: str) -> str | None:
+    """``…/resources/R/files`` of a file's URI (what ``?format=zip`` is asked of), or None."""
+    at = file_uri.find("/files/")
+    return file_uri[: at + len("/files")] if at >= 0 else None
 
 
 def key_of(info: FileInfo) -> Key:
@@ -50,14 +75,26 @@ class PrefetchSettings:
     budget: int = 32 * 1024 * 1024
     #: how long an open waits for a file being fetched ahead before reading it itself
     wait: float = 30.0
+    #: fetch the resource as one zip when at least this many small files lie ahead of the walk
+    zip_min_files: int = 64
+    #: the largest zip accepted (on local disk, in the spool folder)
+    zip_max_bytes: int = 1024 * 1024 * 1024
+    #: resource zips kept at once (the oldest is closed and its disk space freed)
+    zips_kept: int = 2
 
 
 class SiblingPrefetch:
     """The store and the pool of fetches ahead (see the module docstring); ``fetch(info)`` returns a
     file's whole content."""
 
-    def __init__(self, fetch: Callable[[FileInfo], bytes], settings: PrefetchSettings | None = None) -> None:
+    def __init__(self, fetch: Callable[[FileInfo], bytes], settings: PrefetchSettings | None = None, *,
+                 fetch_zip: ZipFetch | None = None) -> None:
         self._fetch = fetch
+        self._fetch_zip = fetch_zip
+        self._zips: OrderedDict[str, Future[ZipMembers | None]] = OrderedDict()
+        self._zip_pool: ThreadPoolExecutor | None = None
+        self.zips = 0
+        self.zip_hits = 0
         self.settings = settings or PrefetchSettings()
         self._lock = threading.Lock()
         self._store: OrderedDict[Key, bytes] = OrderedDict()
@@ -81,7 +118,7 @@ class SiblingPrefetch:
                 return data
             future = self._pending.get(key)
         if future is None:
-            return None
+            return self._from_zip(info)
         try:
             data = future.result(timeout=self.settings.wait)
         except FutureTimeout:
@@ -107,6 +144,8 @@ class SiblingPrefetch:
                 self._last_opened.popitem(last=False)
         if previous is None or index == 0 or key_of(files[index - 1]) != previous:
             return
+        if self._zip_ready(files, index):
+            return
         settings = self.settings
         for info in files[index + 1: index + 1 + settings.ahead]:
             if info.size > settings.max_file:
@@ -117,10 +156,73 @@ class SiblingPrefetch:
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+            zip_pool, self._zip_pool = self._zip_pool, None
+            zips = list(self._zips.values())
+            self._zips.clear()
             self._store.clear()
             self._stored = 0
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for pool_ in (pool, zip_pool):
+            if pool_ is not None:
+                pool_.shutdown(wait=False, cancel_futures=True)
+        for future in zips:
+            future.add_done_callback(_close_zip)
+
+    # -- whole resources ---------------------------------------------------------------------------
+
+    def _zip_ready(self, files: Sequence[FileInfo], index: int) -> bool:
+        """Whether the resource's zip is there (then nothing is fetched file by file); starts it when
+        enough small files lie ahead of the walk."""
+        uri = files_uri(files[index].uri)
+        if self._fetch_zip is None or uri is None:
+            return False
+        with self._lock:
+            future = self._zips.get(uri)
+            if future is None:
+                settings = self.settings
+                ahead = sum(1 for f in files[index + 1:] if f.size <= settings.max_file)
+                if self._closed or ahead < settings.zip_min_files or any(files_uri(f.uri) != uri for f in files):
+                    return False
+                if self._zip_pool is None:
+                    self._zip_pool = ThreadPoolExecutor(1, thread_name_prefix="xnatfs-prefetch-zip")
+                future = self._zip_pool.submit(self._run_zip, uri, {f.relpath for f in files})
+                self._zips[uri] = future
+                while len(self._zips) > settings.zips_kept:
+                    _, old = self._zips.popitem(last=False)
+                    old.add_done_callback(_close_zip)
+                return False
+        return future.done() and future.result() is not None
+
+    def _run_zip(self, uri: str, wanted: set[str]) -> ZipMembers | None:
+        assert self._fetch_zip is not None
+        try:
+            members = self._fetch_zip(uri, wanted)
+        except (XNATError, OSError) as exc:
+            log.info("Fetching %s ahead as one zip failed (%s); its files are fetched one by one", uri, exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a fetch ahead never fails a read: the open reads for itself
+            log.warning("Fetching %s ahead as one zip failed unexpectedly: %r", uri, exc)
+            return None
+        with self._lock:
+            self.zips += 1
+            closed = self._closed
+        if closed:
+            members.close()
+            return None
+        return members
+
+    def _from_zip(self, info: FileInfo) -> bytes | None:
+        uri = files_uri(info.uri)
+        with self._lock:
+            future = self._zips.get(uri) if uri is not None else None
+        if future is None or not future.done():
+            return None
+        members = future.result()
+        data = None if members is None else members.read(info.relpath, info.size, info.md5)
+        if data is not None:
+            with self._lock:
+                self.hits += 1
+                self.zip_hits += 1
+        return data
 
     def _schedule(self, info: FileInfo) -> None:
         key = key_of(info)
@@ -156,4 +258,11 @@ class SiblingPrefetch:
         return data
 
 
-__all__ = ["SiblingPrefetch", "PrefetchSettings", "key_of"]
+def _close_zip(future: Future[ZipMembers | None]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        members = future.result()
+        if members is not None:
+            members.close()
+
+
+__all__ = ["SiblingPrefetch", "PrefetchSettings", "ZipMembers", "ZipFetch", "files_uri", "key_of"]
