@@ -18,8 +18,12 @@ Every walk is checked against what was generated (names and sizes from ``ls -l``
 folders from ``find``); a walk that saw something else makes the script exit 1 instead of printing a
 time. Nothing here asserts a timing.
 
+- ``dcm2niix`` (the wheel's binary) on a mounted real DICOM series of ``--slices`` (1,000) 128×128
+  slices built with pydicom, against ``curl`` of its zip + ``unzip`` + ``dcm2niix`` of the local
+  copy; the two NIfTI files must be byte-identical. Goal: ≤ 1.3×.
+
 Usage: ``.venv/bin/python scripts/bench_scale.py [--files 5000] [--subjects 1000] [--latency-ms 20]
-[--skip-find]``. Prints two tables.
+[--slices 1000] [--skip-find]``. Prints the tables.
 """
 
 from __future__ import annotations
@@ -59,6 +63,64 @@ def generate(store, files: int, subjects: int) -> None:  # type: ignore[no-untyp
         for s in range(subjects):
             subject = store.create_subject(many.id, f"M{s:04d}")
             store.create_experiment(many.id, subject.id, f"M{s:04d}_MR1", "xnat:mrSessionData", {"modality": "MR"})
+
+
+DCM_SERIES = "projects/DCM/subjects/D1/experiments/D1_MR1/scans/1/resources/DICOM"
+
+
+def generate_dicom(store, slices: int) -> None:  # type: ignore[no-untyped-def]
+    """Project DCM: one session whose scan 1 is a real DICOM series of ``slices`` 128×128 slices (32 KiB
+    of pixels each, geometry set so dcm2niix makes one volume), built with pydicom (dicomgen)."""
+    from xnatfs.emulator.dicomgen import make_series, make_uid
+
+    series = make_series(study_uid=make_uid("bench", "study"), series_uid=make_uid("bench", "series"),
+                         frame_of_reference_uid=make_uid("bench", "for"), patient_name="D1", patient_id="D1_MR1",
+                         modality="MR", series_number=1, series_description="T1 bench", study_date="20260101",
+                         study_time="120000", rows=128, columns=128, slices=slices, slice_thickness=1.0,
+                         pixel_spacing=1.0)
+    with store.transaction():
+        project = store.create_project("DCM")
+        subject = store.create_subject(project.id, "D1")
+        session = store.create_experiment(project.id, subject.id, "D1_MR1", "xnat:mrSessionData", {"modality": "MR"})
+        scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
+        resource = store.create_resource(scan, "DICOM", format="DICOM")
+        for i, data in enumerate(series):
+            store.add_file(resource.id, f"1.MR.{i + 1:05d}.dcm", data, format="DICOM")
+
+
+def dcm2niix_binary() -> str:
+    import dcm2niix  # the wheel the NIfTI view uses: the same binary on both sides
+
+    return str(dcm2niix.bin_path)
+
+
+def dcm2niix_series(url: str, tmp: Path) -> tuple[float, float, bool]:
+    """dcm2niix on the mounted series, against curl of its zip + unzip + dcm2niix of the local copy;
+    whether the two NIfTI files are byte-identical."""
+    import requests
+
+    rows = requests.get(f"{url}/data/projects/DCM/experiments", params={"format": "json"}, auth=ADMIN,
+                        timeout=30).json()["ResultSet"]["Result"]
+    session = rows[0]["ID"]
+    mounted_out, local_out, local = tmp / "nii-mount", tmp / "nii-local", tmp / "dcm-local"
+    for folder in (mounted_out, local_out, local):
+        folder.mkdir()
+    command = [dcm2niix_binary(), "-z", "n", "-b", "n", "-d", "9", "-f", "vol"]  # -d: the zip nests its files deep
+    with mounted(url) as path:
+        os.listdir(path / DCM_SERIES)
+        start = time.perf_counter()
+        subprocess.run([*command, "-o", str(mounted_out), str(path / DCM_SERIES)], capture_output=True, check=True)
+        through_mount = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sf", "-u", f"{ADMIN[0]}:{ADMIN[1]}", "-o", str(local / "s.zip"),
+                    f"{url}/data/experiments/{session}/scans/1/resources/DICOM/files?format=zip"], check=True)
+    subprocess.run(["unzip", "-q", "-o", str(local / "s.zip"), "-d", str(local / "files")], check=True)
+    subprocess.run([*command, "-o", str(local_out), str(local / "files")], capture_output=True, check=True)
+    baseline = time.perf_counter() - start
+    made = sorted(p.name for p in mounted_out.iterdir())
+    same = made == sorted(p.name for p in local_out.iterdir()) == ["vol.nii"] and \
+        (mounted_out / "vol.nii").read_bytes() == (local_out / "vol.nii").read_bytes()
+    return through_mount, baseline, same
 
 
 def serve_memfs(mountpoint: str, files: int) -> None:
@@ -184,7 +246,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--skip-find", action="store_true", help="only the ls -l part")
+    parser.add_argument("--skip-find", action="store_true", help="no find over many subjects")
+    parser.add_argument("--slices", type=int, default=1000, help="slices of the DICOM series for dcm2niix "
+                        "(0: no dcm2niix part)")
     parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_memfs:
@@ -197,6 +261,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
         generate(server.store, args.files, 0 if args.skip_find else args.subjects)
+        if args.slices:
+            generate_dicom(server.store, args.slices)
         server.start()
         url = server.url
         try:
@@ -226,6 +292,18 @@ def main() -> int:
             print(f"| curl of the resource as one zip + unzip + cat | {z_seconds:.2f} s | 1 |")
             print()
             print(f"mount / zip: {seconds / z_seconds:.2f}x")
+            if args.slices:
+                through_mount, baseline, same = dcm2niix_series(url, Path(tmp))
+                ok &= same
+                print()
+                print(f"dcm2niix of a {args.slices}-slice series (128x128, real DICOM), {args.latency_ms:g} ms per request")
+                print()
+                print("| run | wall time |")
+                print("| --- | --- |")
+                print(f"| dcm2niix on the mounted series | {through_mount:.2f} s |")
+                print(f"| curl of the zip + unzip + dcm2niix of the local copy | {baseline:.2f} s |")
+                print()
+                print(f"mount / local: {through_mount / baseline:.2f}x; NIfTI byte-identical: {same}")
             if not args.skip_find:
                 seconds, requests, fine = find_sessions(url, args.subjects)
                 ok &= fine
