@@ -92,6 +92,7 @@ class SiblingPrefetch:
         self._fetch = fetch
         self._fetch_zip = fetch_zip
         self._zips: OrderedDict[str, Future[ZipMembers | None]] = OrderedDict()
+        self._no_zip: set[str] = set()  # resources found not worth a zip (decided once, not at every open)
         self._zip_pool: ThreadPoolExecutor | None = None
         self.zips = 0
         self.zip_hits = 0
@@ -179,9 +180,16 @@ class SiblingPrefetch:
             future = self._zips.get(uri)
             if future is None:
                 settings = self.settings
-                ahead = sum(1 for f in files[index + 1:] if f.size <= settings.max_file)
-                if self._closed or ahead < settings.zip_min_files or any(files_uri(f.uri) != uri for f in files):
+                if self._closed or uri in self._no_zip:
                     return False
+                small = [f.size <= settings.max_file for f in files]
+                if sum(small) < settings.zip_min_files or any(files_uri(f.uri) != uri for f in files):
+                    if len(self._no_zip) >= 1024:  # never worth it, wherever a walk starts
+                        self._no_zip.clear()
+                    self._no_zip.add(uri)
+                    return False
+                if sum(small[index + 1:]) < settings.zip_min_files:
+                    return False  # a walk near the end of the folder
                 if self._zip_pool is None:
                     self._zip_pool = ThreadPoolExecutor(1, thread_name_prefix="xnatfs-prefetch-zip")
                 future = self._zip_pool.submit(self._run_zip, uri, {f.relpath for f in files})
