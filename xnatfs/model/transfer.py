@@ -203,20 +203,12 @@ def zip_to_files(session: XNATSession, path: str, wanted: dict[str, tuple[Path, 
     """
     written: set[str] = set()
     with tempfile.SpooledTemporaryFile(max_size=ZIP_IN_MEMORY, dir=spool_dir) as spool:
-        with session.open_stream("GET", path, params=[("format", "zip")], headers=IDENTITY) as stream:
-            done = 0
-            for chunk in stream.iter_chunks(CHUNK):
-                spool.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, None)
-        spool.seek(0)
+        _spool_zip(session, path, spool, progress=progress)  # type: ignore[arg-type]
         made: set[Path] = set()
         try:
             with zipfile.ZipFile(spool) as zf:  # type: ignore[arg-type]
-                for info in zf.infolist():
-                    relpath = _member_relpath(info.filename, wanted)
-                    if relpath is None or relpath in written or info.is_dir():
+                for relpath, info in _wanted_members(zf, wanted):
+                    if relpath in written:
                         continue
                     target, size, md5 = wanted[relpath]
                     if info.file_size != size:
@@ -255,14 +247,7 @@ class ResourceZip:
         or unreadable."""
         handle = tempfile.TemporaryFile(dir=spool_dir)
         try:
-            done = 0
-            with session.open_stream("GET", files_uri, params=[("format", "zip")], headers=IDENTITY) as stream:
-                for chunk in stream.iter_chunks(CHUNK):
-                    done += len(chunk)
-                    if done > limit:
-                        raise ServerError(f"The zip of {files_uri} is larger than {limit} bytes; not fetched ahead")
-                    handle.write(chunk)
-            handle.seek(0)
+            _spool_zip(session, files_uri, handle, limit=limit)
             try:
                 archive = zipfile.ZipFile(handle)  # noqa: SIM115 - closed by close()
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
@@ -271,10 +256,8 @@ class ResourceZip:
             handle.close()
             raise
         members: dict[str, zipfile.ZipInfo] = {}
-        for info in archive.infolist():
-            relpath = _member_relpath(info.filename, wanted)
-            if relpath is not None and not info.is_dir():
-                members.setdefault(relpath, info)
+        for relpath, info in _wanted_members(archive, wanted):
+            members.setdefault(relpath, info)
         return cls(handle, archive, members)
 
     def __len__(self) -> int:
@@ -298,6 +281,29 @@ class ResourceZip:
     def close(self) -> None:
         self._archive.close()
         self._handle.close()
+
+
+def _spool_zip(session: XNATSession, files_uri: str, out: IO[bytes], *, limit: int | None = None,
+               progress: Progress | None = None) -> None:
+    """``GET <files_uri>?format=zip`` into ``out`` (then rewound); ServerError past ``limit`` bytes."""
+    done = 0
+    with session.open_stream("GET", files_uri, params=[("format", "zip")], headers=IDENTITY) as stream:
+        for chunk in stream.iter_chunks(CHUNK):
+            done += len(chunk)
+            if limit is not None and done > limit:
+                raise ServerError(f"The zip of {files_uri} is larger than {limit} bytes; not fetched ahead")
+            out.write(chunk)
+            if progress is not None:
+                progress(done, None)
+    out.seek(0)
+
+
+def _wanted_members(archive: zipfile.ZipFile, wanted: Container[str]) -> Iterator[tuple[str, zipfile.ZipInfo]]:
+    """(path inside the resource, member) for each file member of the zip that ``wanted`` names, in order."""
+    for info in archive.infolist():
+        relpath = _member_relpath(info.filename, wanted)
+        if relpath is not None and not info.is_dir():
+            yield relpath, info
 
 
 def _member_relpath(name: str, wanted: Container[str]) -> str | None:
