@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,17 +49,24 @@ def size_of(index: int) -> int:
     return 32 * 1024 + index
 
 
+def add_series(store, project_id: str, subject_label: str, files: Iterable[bytes], first: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Project ``project_id`` with one subject, its session ``<subject>_MR1`` and scan 1 whose DICOM
+    resource holds ``files`` as ``1.MR.<first + i>.dcm`` (inside the caller's transaction)."""
+    project = store.create_project(project_id)
+    subject = store.create_subject(project.id, subject_label)
+    session = store.create_experiment(project.id, subject.id, f"{subject_label}_MR1", "xnat:mrSessionData",
+                                      {"modality": "MR"})
+    scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
+    resource = store.create_resource(scan, "DICOM", format="DICOM")
+    for i, data in enumerate(files):
+        store.add_file(resource.id, f"1.MR.{first + i:05d}.dcm", data, format="DICOM")
+
+
 def generate(store, files: int, subjects: int) -> None:  # type: ignore[no-untyped-def]
     """Project BIG (one session, scan 1, a DICOM resource of ``files`` files) and project MANY
     (``subjects`` subjects with one session each)."""
     with store.transaction():
-        project = store.create_project("BIG")
-        subject = store.create_subject(project.id, "S1")
-        session = store.create_experiment(project.id, subject.id, "S1_MR1", "xnat:mrSessionData", {"modality": "MR"})
-        scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
-        resource = store.create_resource(scan, "DICOM", format="DICOM")
-        for i in range(files):
-            store.add_file(resource.id, f"1.MR.{i:05d}.dcm", b"\0" * size_of(i), format="DICOM")
+        add_series(store, "BIG", "S1", (b"\0" * size_of(i) for i in range(files)))
         many = store.create_project("MANY")
         for s in range(subjects):
             subject = store.create_subject(many.id, f"M{s:04d}")
@@ -79,13 +87,7 @@ def generate_dicom(store, slices: int) -> None:  # type: ignore[no-untyped-def]
                          study_time="120000", rows=128, columns=128, slices=slices, slice_thickness=1.0,
                          pixel_spacing=1.0)
     with store.transaction():
-        project = store.create_project("DCM")
-        subject = store.create_subject(project.id, "D1")
-        session = store.create_experiment(project.id, subject.id, "D1_MR1", "xnat:mrSessionData", {"modality": "MR"})
-        scan = store.create_scan(session.id, "1", "xnat:mrScanData", {"type": "T1"})
-        resource = store.create_resource(scan, "DICOM", format="DICOM")
-        for i, data in enumerate(series):
-            store.add_file(resource.id, f"1.MR.{i + 1:05d}.dcm", data, format="DICOM")
+        add_series(store, "DCM", "D1", series, first=1)
 
 
 def dcm2niix_binary() -> str:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -27,6 +29,19 @@ def password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XNATFS_PASSWORD", "admin")
 
 
+def sigkill_once(process: subprocess.Popen, ready: Callable[[], bool], deadline: float = 60.0) -> None:
+    """SIGKILL ``process`` as soon as ``ready()`` (polled while it runs), and check that the kill ended it."""
+    try:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end and not ready():
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
 def test_a_download_killed_with_sigkill_completes_when_run_again(fresh_emulator: EmulatorServer,
                                                                  tmp_path: Path) -> None:
     store = fresh_emulator.store
@@ -40,18 +55,7 @@ def test_a_download_killed_with_sigkill_completes_when_run_again(fresh_emulator:
     fresh_emulator.set_faults(bandwidth_mibps=12)  # 48 MiB take 4 s: time to kill it midway
     out = tmp_path / "out"
     process = cli_process("download", fresh_emulator.url, "projects/KILL/resources/data", str(out), "-j", "2")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            parts = [p for p in out.rglob("*" + PART_SUFFIX)] if out.exists() else []
-            if any(p.stat().st_size >= 2 * MiB for p in parts):
-                break
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    sigkill_once(process, lambda: any(p.stat().st_size >= 2 * MiB for p in out.rglob("*" + PART_SUFFIX)))
     had = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     assert had >= 2 * MiB and any(out.rglob("*" + PART_SUFFIX))
 
@@ -77,18 +81,7 @@ def test_a_killed_download_of_many_small_files_completes_when_run_again(fresh_em
     fresh_emulator.set_faults(bandwidth_mibps=8)  # 32 MiB take 4 s
     out = tmp_path / "out"
     process = cli_process("download", fresh_emulator.url, "projects/SMALL", str(out), "-j", "2")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = [p for p in out.rglob("*.bin")] if out.exists() else []
-            if len(done) >= 16:
-                break
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    sigkill_once(process, lambda: len(list(out.rglob("*.bin"))) >= 16)
     had = {p.relative_to(out).as_posix(): md5_of(p) for p in out.rglob("*.bin")}
     assert 16 <= len(had) < len(expected) and all(expected[p] == md5 for p, md5 in had.items())
 
