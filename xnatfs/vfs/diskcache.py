@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from xnatfs.errors import InsecureCacheDir
 from xnatfs.localpaths import private_dir
 
 log = logging.getLogger(__name__)
@@ -161,16 +162,12 @@ class DiskCache:
         self._total = total
 
     def _subfolder(self, key: str) -> Path:
-        """The entry's sub-folder, made 0700; OSError if it is anything but a real folder of ours."""
-        folder = self._path(key).parent
+        """The entry's sub-folder, made 0700; OSError if it is anything but a private folder of ours
+        (the same rule as the cache folder itself: :func:`~xnatfs.localpaths.private_dir`)."""
         try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
-        info = os.lstat(folder)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise OSError(f"{folder} is not a folder of ours")
-        return folder
+            return private_dir(self._path(key).parent, what="disk cache sub-folder")
+        except InsecureCacheDir as exc:
+            raise OSError(str(exc)) from None
 
     @property
     def total(self) -> int:
