@@ -23,7 +23,7 @@ time. Nothing here asserts a timing.
   copy; the two NIfTI files must be byte-identical. Goal: ≤ 1.3×.
 
 Usage: ``.venv/bin/python scripts/bench_scale.py [--files 5000] [--subjects 1000] [--latency-ms 20]
-[--slices 1000] [--skip-find]``. Prints the tables.
+[--slices 1000] [--skip-find] [--only ls|cat|dcm2niix|find ...]``. Prints the tables.
 """
 
 from __future__ import annotations
@@ -243,6 +243,68 @@ def xnatpy_sessions(url: str, subjects: int) -> tuple[float, int, bool]:
     return seconds, requests, seen == {f"M{s:04d}_MR1" for s in range(subjects)}
 
 
+def part_ls(url: str, files: int) -> bool:
+    ceiling_cold, ceiling_warm, ok = memfs_ls(files)
+    cold, warm, requests, calls, fine = mount_ls(url, files)
+    print(f"ls -l of a resource of {files} files (loopback, no added latency)")
+    print()
+    print("| | in-memory ceiling | mount | mount / ceiling | requests (mount) |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| cold | {ceiling_cold:.3f} s | {cold:.3f} s | {cold / ceiling_cold:.2f}x | {requests} |")
+    print(f"| warm | {ceiling_warm:.3f} s | {warm:.3f} s | {warm / ceiling_warm:.2f}x | 0 |")
+    print()
+    print(f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
+    print()
+    return ok and fine
+
+
+def part_cat(url: str, tmp: Path, files: int, latency_ms: float) -> bool:
+    seconds, requests, ok = read_series(url, files)
+    z_seconds, fine = zip_series(url, tmp, files)
+    print(f"reading every file of the series in order, {latency_ms:g} ms per request")
+    print()
+    print("| read | wall time | requests |")
+    print("| --- | --- | --- |")
+    print(f"| mount: cat of every file, in name order | {seconds:.2f} s | {requests} |")
+    print(f"| curl of the resource as one zip + unzip + cat | {z_seconds:.2f} s | 1 |")
+    print()
+    print(f"mount / zip: {seconds / z_seconds:.2f}x")
+    print()
+    return ok and fine
+
+
+def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float) -> bool:
+    through_mount, baseline, same = dcm2niix_series(url, tmp)
+    print(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request")
+    print()
+    print("| run | wall time |")
+    print("| --- | --- |")
+    print(f"| dcm2niix on the mounted series | {through_mount:.2f} s |")
+    print(f"| curl of the zip + unzip + dcm2niix of the local copy | {baseline:.2f} s |")
+    print()
+    print(f"mount / local: {through_mount / baseline:.2f}x; NIfTI byte-identical: {same}")
+    print()
+    return same
+
+
+def part_find(url: str, subjects: int, latency_ms: float) -> bool:
+    seconds, requests, ok = find_sessions(url, subjects)
+    x_seconds, x_requests, fine = xnatpy_sessions(url, subjects)
+    print(f"find -maxdepth 3 -type d over {subjects} subjects, one session each, {latency_ms:g} ms per request")
+    print()
+    print("| walk | wall time | requests |")
+    print("| --- | --- | --- |")
+    print(f"| mount, cold | {seconds:.2f} s | {requests} |")
+    print(f"| xnatpy (subjects, then each subject's experiments) | {x_seconds:.2f} s | {x_requests} |")
+    print()
+    print(f"mount / xnatpy: {seconds / x_seconds:.2f}x time, {requests / x_requests:.2f}x requests")
+    print()
+    return ok and fine
+
+
+PARTS = ("ls", "cat", "dcm2niix", "find")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=5000)
@@ -251,76 +313,33 @@ def main() -> int:
     parser.add_argument("--skip-find", action="store_true", help="no find over many subjects")
     parser.add_argument("--slices", type=int, default=1000, help="slices of the DICOM series for dcm2niix "
                         "(0: no dcm2niix part)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_memfs:
         serve_memfs(args.serve_memfs[0], int(args.serve_memfs[1]))
         return 0
+    parts = set(args.only or PARTS) - ({"find"} if args.skip_find else set()) - (set() if args.slices else {"dcm2niix"})
 
     from xnatfs.emulator.server import EmulatorServer
 
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
-        generate(server.store, args.files, 0 if args.skip_find else args.subjects)
-        if args.slices:
+        generate(server.store, args.files if parts & {"ls", "cat"} else 0, args.subjects if "find" in parts else 0)
+        if "dcm2niix" in parts:
             generate_dicom(server.store, args.slices)
         server.start()
-        url = server.url
         try:
-            ceiling_cold, ceiling_warm, fine = memfs_ls(args.files)
-            ok &= fine
-            cold, warm, requests, calls, fine = mount_ls(url, args.files)
-            ok &= fine
-            print(f"ls -l of a resource of {args.files} files (loopback, no added latency)")
-            print()
-            print("| | in-memory ceiling | mount | mount / ceiling | requests (mount) |")
-            print("| --- | --- | --- | --- | --- |")
-            print(f"| cold | {ceiling_cold:.3f} s | {cold:.3f} s | {cold / ceiling_cold:.2f}x | {requests} |")
-            print(f"| warm | {ceiling_warm:.3f} s | {warm:.3f} s | {warm / ceiling_warm:.2f}x | 0 |")
-            print()
-            print(f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
+            if "ls" in parts:
+                ok &= part_ls(server.url, args.files)
             server.set_faults(latency_ms=args.latency_ms)
-            seconds, requests, fine = read_series(url, args.files)
-            ok &= fine
-            z_seconds, fine = zip_series(url, Path(tmp), args.files)
-            ok &= fine
-            print()
-            print(f"reading every file of the series in order, {args.latency_ms:g} ms per request")
-            print()
-            print("| read | wall time | requests |")
-            print("| --- | --- | --- |")
-            print(f"| mount: cat of every file, in name order | {seconds:.2f} s | {requests} |")
-            print(f"| curl of the resource as one zip + unzip + cat | {z_seconds:.2f} s | 1 |")
-            print()
-            print(f"mount / zip: {seconds / z_seconds:.2f}x")
-            if args.slices:
-                through_mount, baseline, same = dcm2niix_series(url, Path(tmp))
-                ok &= same
-                print()
-                print(f"dcm2niix of a {args.slices}-slice series (128x128, real DICOM), {args.latency_ms:g} ms per request")
-                print()
-                print("| run | wall time |")
-                print("| --- | --- |")
-                print(f"| dcm2niix on the mounted series | {through_mount:.2f} s |")
-                print(f"| curl of the zip + unzip + dcm2niix of the local copy | {baseline:.2f} s |")
-                print()
-                print(f"mount / local: {through_mount / baseline:.2f}x; NIfTI byte-identical: {same}")
-            if not args.skip_find:
-                seconds, requests, fine = find_sessions(url, args.subjects)
-                ok &= fine
-                x_seconds, x_requests, fine = xnatpy_sessions(url, args.subjects)
-                ok &= fine
-                print()
-                print(f"find -maxdepth 3 -type d over {args.subjects} subjects, one session each, "
-                      f"{args.latency_ms:g} ms per request")
-                print()
-                print("| walk | wall time | requests |")
-                print("| --- | --- | --- |")
-                print(f"| mount, cold | {seconds:.2f} s | {requests} |")
-                print(f"| xnatpy (subjects, then each subject's experiments) | {x_seconds:.2f} s | {x_requests} |")
-                print()
-                print(f"mount / xnatpy: {seconds / x_seconds:.2f}x time, {requests / x_requests:.2f}x requests")
+            if "cat" in parts:
+                ok &= part_cat(server.url, Path(tmp), args.files, args.latency_ms)
+            if "dcm2niix" in parts:
+                ok &= part_dcm2niix(server.url, Path(tmp), args.slices, args.latency_ms)
+            if "find" in parts:
+                ok &= part_find(server.url, args.subjects, args.latency_ms)
         finally:
             server.stop()
     print("check: " + ("every walk saw exactly the generated names and sizes" if ok else "FAILED"))

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -67,6 +68,7 @@ def fuse_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(self: XNATOperations, path: str, *args: Any) -> Any:
         self.calls[func.__name__] += 1  # (under the GIL; a rare lost count is harmless in a diagnostic)
+        start = time.perf_counter_ns()
         try:
             return func(self, path, *args)
         except mfusepy.FuseOSError:
@@ -80,6 +82,8 @@ def fuse_errors(func: F) -> F:
             log.error("%s %s: unexpected %s: %s", func.__name__, path, type(exc).__name__, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             raise mfusepy.FuseOSError(errno.EIO) from exc
+        finally:
+            self.call_ns[func.__name__] += time.perf_counter_ns() - start
 
     return wrapper  # type: ignore[return-value]
 
@@ -102,6 +106,8 @@ class XNATOperations(mfusepy.Operations):
         self._dirs: dict[int, list[Any]] = {}
         #: FUSE calls into Python, by operation (``getfattr -n user.xnatfs.stats MOUNTPOINT``)
         self.calls: collections.Counter[str] = collections.Counter()
+        #: time spent in those calls, in nanoseconds by operation (shown in milliseconds)
+        self.call_ns: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -173,7 +179,8 @@ class XNATOperations(mfusepy.Operations):
     def stats(self) -> dict[str, Any]:
         """What the mount is doing, for people and benchmarks: FUSE calls by operation, open files and
         the read buffers (the ``user.xnatfs.stats`` attribute of the mount's root, as JSON)."""
-        return {"calls": dict(self.calls), **dataclasses.asdict(self.fs.stats())}
+        return {"calls": dict(self.calls), "call_ms": {name: round(ns / 1e6, 1) for name, ns in self.call_ns.items()},
+                **dataclasses.asdict(self.fs.stats())}
 
     @fuse_errors
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:

@@ -114,3 +114,25 @@ def test_reading_a_whole_series_in_order_takes_it_as_one_zip(big: EmulatorServer
     assert requests < FILES, (requests, served)  # one zip, not a request per file
     by_route = requests_counter.read()["by_route"]
     assert sum(n for route, n in by_route.items() if route.endswith("/files") or "zip" in route) >= 1, by_route
+
+
+def test_opening_zipped_files_again_costs_no_read_and_closing_them_no_flush(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """dcm2niix opens each file of a series four times: an open served from the resource's zip reads its
+    member only once the file is read (the kernel's page cache answers the rest), and closing a file
+    opened for reading costs no FLUSH call into Python (``noflush``)."""
+    mounted = mount_factory(big)
+    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    names = sorted(os.listdir(series))
+    for i, name in enumerate(names):
+        assert (series / name).read_bytes() == b"x" * (100 + i), name
+    before = stats(mounted.path)
+    assert before["zips_fetched"] == 1, before
+    for name in names[-50:]:
+        os.close(os.open(series / name, os.O_RDONLY))  # a header probe that reads nothing
+    after = stats(mounted.path)
+    assert after["calls"]["open"] - before["calls"]["open"] == 50, after["calls"]
+    assert after["served_from_zip"] == before["served_from_zip"], (before, after)
+    assert after["calls"].get("flush", 0) == 0, after["calls"]
+    with open(series / names[-1], "rb") as again:  # and a read after all is the member's bytes
+        assert again.read() == b"x" * (100 + FILES - 1)

@@ -83,6 +83,8 @@ class FakeSource:
         self.seen: set[tuple[str, str]] = set()
         self.delay = 0.0
         self.lock = threading.Lock()
+        #: what a caching source's changes() counts: bumped by a test that changes ``data``
+        self.forgotten = 0
 
     def _count(self, name: str, key: str = "") -> None:
         with self.lock:
@@ -127,6 +129,9 @@ class FakeSource:
     def document(self, obj: XObject, fmt: str) -> bytes:
         self._count("document", obj.uri + fmt)
         return f"<xml id='{obj.id}'/>".encode()
+
+    def changes(self) -> int:
+        return self.forgotten
 
 
 @pytest.fixture
@@ -323,3 +328,26 @@ def test_a_walk_in_listing_order_through_a_big_collection_warms_the_objects_ahea
         assert source.loads["subject"] == 3
     finally:
         tree.close()
+
+
+def test_a_resolved_path_is_reused_until_the_source_forgets_something(tree: VirtualTree, source: FakeSource) -> None:
+    path = f"{SESSION}/scans/1/resources/DICOM/1.dcm"
+    node = tree.lookup(path)
+    before = sum(source.calls.values())
+    for _ in range(5):
+        assert tree.lookup(path) is node  # a program opening one file again and again
+    assert sum(source.calls.values()) == before
+    source.data["files"][E1] = [f for f in source.data["files"][E1] if f.relpath != "1.dcm"]
+    assert tree.lookup(path) is node  # the source has not forgotten its listing: neither has the tree
+    source.forgotten += 1  # a write or a refresh made the source forget
+    with pytest.raises(NotFound):
+        tree.lookup(path)
+
+
+def test_resolved_paths_are_not_kept_when_caching_is_off(source: FakeSource) -> None:
+    tree = VirtualTree(source, TreeSettings(ttl=0, prefetch_workers=0), mount_time=0.0)
+    path = f"{SESSION}/scans/1/resources/DICOM/1.dcm"
+    tree.lookup(path)
+    source.data["files"][E1] = [f for f in source.data["files"][E1] if f.relpath != "1.dcm"]
+    with pytest.raises(NotFound):
+        tree.lookup(path)

@@ -80,6 +80,12 @@ class TTLCache:
             self._data.expire()
             return len(self._data)
 
+    @property
+    def generation(self) -> int:
+        """A counter that grows at every invalidation (``pop``, ``invalidate``, ``clear``): what was
+        derived from this cache's values under one generation is still current while it stays."""
+        return self._generation
+
     def __contains__(self, key: Hashable) -> bool:
         return self.get(key, _MISSING) is not _MISSING
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 from typing import Any
 
@@ -77,6 +78,16 @@ class PlusFUSE(mfusepy.FUSE):
             return super()._wrapper(func, *args, **kwargs)
         with abandon_when(functools.partial(caller_gone, pid)):
             return super()._wrapper(func, *args, **kwargs)
+
+    def open(self, path: bytes, fip: Any) -> int:
+        """Opens for reading come back with ``noflush``: the kernel then skips the FLUSH call into
+        Python at each ``close()``, which only a written file needs (dcm2niix closes every file of a
+        series four times)."""
+        result = super().open(path, fip)
+        fi = fip.contents
+        if result == 0 and (fi.flags & os.O_ACCMODE) == os.O_RDONLY and hasattr(fi, "noflush"):
+            fi.noflush = 1
+        return result
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any,
                        flags: int) -> int:

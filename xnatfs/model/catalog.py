@@ -112,6 +112,9 @@ class Catalog:
         """Forget every cached record (the next call of each kind sends its request)."""
         self.ctx.cache.clear()
 
+    def changes(self) -> int:
+        return self.ctx.cache.generation
+
     def forget_files(self, scope_uri: str) -> None:
         """Forget the file listing of ``scope_uri`` (after the mount uploaded or deleted a file there)."""
         self.ctx.invalidate(exact=[f"{scope_uri}/files"])

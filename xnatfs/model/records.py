@@ -126,6 +126,10 @@ class MetadataSource(Protocol):
     def document(self, obj: XObject, fmt: str) -> bytes:
         """The object's document as the server renders it (``fmt`` is ``xml``)."""
 
+    def changes(self) -> int:
+        """A counter that grows whenever cached records are forgotten (a write, a refresh): what was
+        derived from the records while it held one value may be reused only while it still does."""
+
 
 __all__ = ["XObject", "ResourceInfo", "FileInfo", "MetadataSource", "OBJECT_KINDS",
            "PROJECT", "SUBJECT", "EXPERIMENT", "SCAN", "ASSESSOR", "RECONSTRUCTION"]

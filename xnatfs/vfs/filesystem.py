@@ -20,9 +20,11 @@ Thread-safe (the parts are).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +49,7 @@ from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PrearchiveView
-from xnatfs.vfs.prefetch import SiblingPrefetch
+from xnatfs.vfs.prefetch import SiblingPrefetch, ZipMembers
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 from xnatfs.vfs.views import NO_VIEWS, ViewSettings, make_views
@@ -92,6 +94,32 @@ class MemoryFile:
 
     def close(self) -> None:
         self._data = b""
+
+
+class LazyFile:
+    """An open file whose content is opened at its first read: the kernel answers repeated opens of a
+    file from its page cache (``auto_cache``), so an open that is never read costs nothing."""
+
+    def __init__(self, size: int, opener: Callable[[], OpenFile]) -> None:
+        self.size = size
+        self._opener: Callable[[], OpenFile] | None = opener
+        self._inner: OpenFile | None = None
+        self._lock = threading.Lock()
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            if self._inner is None:
+                if self._opener is None:
+                    raise ValueError("read of a closed file")
+                self._inner, self._opener = self._opener(), None
+            inner = self._inner
+        return inner.read(offset, size)
+
+    def close(self) -> None:
+        with self._lock:
+            inner, self._inner, self._opener = self._inner, None, None
+        if inner is not None:
+            inner.close()
 
 
 @dataclass(frozen=True)
@@ -277,10 +305,20 @@ class Filesystem:
             return _open_derived(node)
         info = node.file
         assert info is not None
-        ahead = self.prefetch.take(info)
+        ahead = self.prefetch.take(info, from_zip=False)
         self._opened_in_folder(node.path, info)
         if ahead is not None:
             return MemoryFile(ahead)
+        members = self.prefetch.zipped(info)
+        if members is not None:
+            return LazyFile(info.size, functools.partial(self._open_zipped, members, node, info))
+        return self._open_from_server(node, info)
+
+    def _open_zipped(self, members: ZipMembers, node: Node, info: FileInfo) -> OpenFile:
+        data = self.prefetch.read_zipped(members, info)
+        return MemoryFile(data) if data is not None else self._open_from_server(node, info)
+
+    def _open_from_server(self, node: Node, info: FileInfo) -> OpenFile:
         sink = None
         if self.disk_cache is not None:
             key = self.disk_cache.key(info.uri, info.size, info.md5, None if info.md5 else node.stat.mtime)
@@ -338,4 +376,5 @@ def _open_derived(node: Node) -> CachedFile:
     return CachedFile(fd, node.stat.size)
 
 
-__all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile"]
+__all__ = ["Filesystem", "FilesystemStats", "ReadOnlyError", "IsADirectory", "OpenFile", "CachedFile", "MemoryFile",
+           "LazyFile"]

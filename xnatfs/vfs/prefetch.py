@@ -20,6 +20,8 @@ bounded memory store, and their opens are answered from it: the waits overlap in
   and once it is there the remaining opens are served from it (each member with its listed size and
   md5) and no more files are fetched one by one. Until then the per-file fetches go on. At most
   ``zips_kept`` zips are kept; a zip that fails or is too large only means the per-file path.
+  The mount reads a member only when the open file is read (:meth:`SiblingPrefetch.zipped`): dcm2niix
+  opens each file of a series four times, and the kernel's page cache answers most of those opens.
 
 Thread-safe.
 """
@@ -108,8 +110,9 @@ class SiblingPrefetch:
         self.hits = 0
         self.fetched = 0
 
-    def take(self, info: FileInfo) -> bytes | None:
-        """The file's content if it was fetched ahead (waiting for a fetch in flight), else None."""
+    def take(self, info: FileInfo, *, from_zip: bool = True) -> bytes | None:
+        """The file's content if it was fetched ahead (waiting for a fetch in flight), else None;
+        ``from_zip=False`` leaves the resource's zip to the caller (:meth:`zipped`)."""
         key = key_of(info)
         with self._lock:
             data = self._store.pop(key, None)
@@ -119,7 +122,7 @@ class SiblingPrefetch:
                 return data
             future = self._pending.get(key)
         if future is None:
-            return self._from_zip(info)
+            return self._from_zip(info) if from_zip else None
         try:
             data = future.result(timeout=self.settings.wait)
         except FutureTimeout:
@@ -218,19 +221,27 @@ class SiblingPrefetch:
             return None
         return members
 
-    def _from_zip(self, info: FileInfo) -> bytes | None:
+    def zipped(self, info: FileInfo) -> ZipMembers | None:
+        """The zip of the file's resource, if it has arrived (its member is read with :meth:`read_zipped`)."""
         uri = files_uri(info.uri)
         with self._lock:
             future = self._zips.get(uri) if uri is not None else None
         if future is None or not future.done():
             return None
-        members = future.result()
-        data = None if members is None else members.read(info.relpath, info.size, info.md5)
+        return future.result()
+
+    def read_zipped(self, members: ZipMembers, info: FileInfo) -> bytes | None:
+        """The file from its resource's zip, if the zip holds it with its listed size and md5."""
+        data = members.read(info.relpath, info.size, info.md5)
         if data is not None:
             with self._lock:
                 self.hits += 1
                 self.zip_hits += 1
         return data
+
+    def _from_zip(self, info: FileInfo) -> bytes | None:
+        members = self.zipped(info)
+        return None if members is None else self.read_zipped(members, info)
 
     def _schedule(self, info: FileInfo) -> None:
         key = key_of(info)

@@ -109,6 +109,9 @@ class TreeSettings:
     #: in a collection too large to warm whole, how many objects past the one a program is visiting
     #: are warmed once it visits them in listing order (find, du, rsync over 1,000 subjects)
     walk_ahead: int = 64
+    #: how long a resolved path is reused without walking its listings again (at most ``ttl``; see
+    #: VirtualTree.lookup)
+    resolved_ttl: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class VirtualTree:
         self._documents_prefetched = TTLCache(self.settings.maxsize, self.settings.ttl)
         #: large collection path → its walk (see _walk_ahead)
         self._walks = TTLCache(1024, self.settings.ttl)
+        #: path → (the source's changes() when it was resolved, its node); see lookup
+        self._resolved = TTLCache(self.settings.maxsize, min(self.settings.ttl, self.settings.resolved_ttl))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._queued = threading.BoundedSemaphore(max(1, 4 * self.settings.prefetch_limit))
@@ -150,7 +155,17 @@ class VirtualTree:
     # -- public -----------------------------------------------------------------------------------
 
     def lookup(self, path: str) -> Node:
-        """The node at ``path`` (a document with its true size); :class:`NotFound` if there is none."""
+        """The node at ``path`` (a document with its true size); :class:`NotFound` if there is none.
+
+        A path resolved in the last :attr:`TreeSettings.resolved_ttl` seconds is answered at once, as
+        long as the source has forgotten nothing since: programs that read a series open each file
+        several times (dcm2niix: four), and walking a dozen listings from the root for each open cost
+        more than the rest of the open. The kernel keeps what it was told for the whole TTL anyway.
+        """
+        changes = self.source.changes()
+        resolved = self._resolved.get(path)
+        if resolved is not None and resolved[0] == changes:
+            return resolved[1]
         parts = split_path(path)
         if parts and is_probe_name(parts[-1]):
             return self._lookup_probe(parts)
@@ -159,6 +174,7 @@ class VirtualTree:
             node = self._child(node, name)
         if node.kind is NodeKind.DOCUMENT:
             node = self._sized_document(node)
+        self._resolved.set(path, (changes, node))
         return node
 
     def listdir(self, path: str) -> list[Node]:
