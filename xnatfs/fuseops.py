@@ -60,6 +60,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 NS = 1_000_000_000
 BLOCK_SIZE = 1024 * 1024
 STATS_XATTR = "user.xnatfs.stats"
+#: listings kept for reuse (see XNATOperations._entries)
+LISTINGS_KEPT = 8
 
 
 def fuse_errors(func: F) -> F:
@@ -104,6 +106,8 @@ class XNATOperations(mfusepy.Operations):
         self._next_fh = itertools.count(1)
         #: open directories: handle → their entries as listed at open
         self._dirs: dict[int, list[Any]] = {}
+        #: the last listings made (path → its nodes and entries), reused while the nodes are the same
+        self._listed: collections.OrderedDict[str, tuple[list[Node], list[Any]]] = collections.OrderedDict()
         #: FUSE calls into Python, by operation (``getfattr -n user.xnatfs.stats MOUNTPOINT``)
         self.calls: collections.Counter[str] = collections.Counter()
         #: time spent in those calls, in nanoseconds by operation (shown in milliseconds)
@@ -159,10 +163,22 @@ class XNATOperations(mfusepy.Operations):
     def _entries(self, path: str) -> list[tuple[str, dict[str, int] | int, int] | str]:
         """Names with their whole attributes where they are final: the daemon's FUSE hands those to the
         kernel as READDIRPLUS (xnatfs.daemon.plusfuse), so ``ls -l`` of a big folder costs no lookup
-        per name; the others (documents not yet sized, local entries) with their type only."""
+        per name; the others (documents not yet sized, local entries) with their type only.
+
+        While the listing holds the same nodes, the same list is returned (the daemon keeps what it
+        built for the kernel from it): a warm ``ls -l`` of 5,000 files then builds nothing per file.
+        """
+        nodes = self.fs.listdir(path)
+        with self._lock:
+            last = self._listed.get(path)
+        if last is not None and len(last[0]) == len(nodes) and all(a is b for a, b in zip(last[0], nodes)):
+            return last[1]
         entries: list[tuple[str, dict[str, int] | int, int] | str] = [".", ".."]
-        entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0)
-                    for node in self.fs.listdir(path)]
+        entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0) for node in nodes]
+        with self._lock:
+            self._listed[path] = (nodes, entries)
+            while len(self._listed) > LISTINGS_KEPT:
+                self._listed.popitem(last=False)
         return entries
 
     def releasedir(self, path: str, fh: int) -> int:

@@ -88,13 +88,21 @@ def test_big_files_failures_and_the_budget_are_respected() -> None:
 
 
 class Zip:
-    """A fake resource zip: members are the files' names twice, except those listed as ``corrupt``."""
+    """A fake resource zip: members are the files' names twice, except those listed as ``corrupt``;
+    ``fill`` fails with ``fail``."""
 
-    def __init__(self, corrupt: frozenset[str] = frozenset()) -> None:
+    def __init__(self, corrupt: frozenset[str] = frozenset(), fail: Exception | None = None) -> None:
         self.corrupt = corrupt
         self.closed = False
+        self.streaming = False
+        self.fail = fail
 
-    def read(self, relpath: str, size: int, md5: str) -> bytes | None:
+    def fill(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.streaming = True
+
+    def read(self, relpath: str, size: int, md5: str, *, wait: float = 0.0) -> bytes | None:
         return None if relpath in self.corrupt or self.closed else relpath.encode() * 2
 
     def close(self) -> None:
@@ -105,7 +113,7 @@ def test_a_walk_with_many_files_ahead_takes_the_resource_as_one_zip() -> None:
     fetch, listing, asked = Fetch(), files(100), []
     made: list[Zip] = []
 
-    def fetch_zip(uri: str, wanted: set[str]) -> Zip:
+    def fetch_zip(uri: str, wanted: dict[str, int]) -> Zip:
         asked.append((uri, len(wanted)))
         made.append(Zip(corrupt=frozenset({"f050"})))
         return made[-1]
@@ -130,8 +138,8 @@ def test_a_walk_with_many_files_ahead_takes_the_resource_as_one_zip() -> None:
 def test_a_short_walk_or_a_failed_zip_fetches_file_by_file() -> None:
     fetch, listing = Fetch(), files(30)
 
-    def failing_zip(uri: str, wanted: set[str]) -> Zip:
-        raise ServerError("no zips here")
+    def failing_zip(uri: str, wanted: dict[str, int]) -> Zip:
+        return Zip(fail=ServerError("no zips here"))
 
     prefetch = SiblingPrefetch(fetch, PrefetchSettings(ahead=3, zip_min_files=20), fetch_zip=failing_zip)
     prefetch.opened("/d", listing, 0)

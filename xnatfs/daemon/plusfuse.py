@@ -25,6 +25,8 @@ import functools
 import logging
 import os
 import signal
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import mfusepy
@@ -38,6 +40,8 @@ FUSE_READDIR_PLUS = 1
 FUSE_FILL_DIR_PLUS = 2
 #: ``FUSE_CAP_READDIRPLUS_AUTO`` (fuse_common.h): the kernel's adaptive mode
 FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
+#: listings whose filler form is kept (see PlusFUSE._prepared)
+PREPARED_KEPT = 8
 
 
 def caller_gone(pid: int) -> bool:
@@ -67,6 +71,12 @@ class PlusFUSE(mfusepy.FUSE):
     is turned off and every chunk comes in the plus form.
     """
 
+    def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
+        self._prepared_lock = threading.Lock()
+        self._prepared_lists: OrderedDict[tuple[int, bool], tuple[list[Any], list[tuple[bytes, Any, int]]]] = \
+            OrderedDict()
+        super().__init__(operations, mountpoint, **kwargs)
+
     def init_fuse_3(self, conn: Any, config: Any) -> None:
         if conn:
             conn.contents.want &= ~FUSE_CAP_READDIRPLUS_AUTO
@@ -94,13 +104,28 @@ class PlusFUSE(mfusepy.FUSE):
         """Entries from ``offset`` on, each with its offset (index + 1): libfuse registers plus entries
         with the kernel only on this path (``fill_dir_plus`` with a non-zero offset), and the kernel
         reads a big folder in page-sized chunks, each a call here; the operations keep each open
-        directory's listing, so a chunk costs no new listing."""
+        directory's listing, so a chunk costs no new listing, and return the same list while the
+        listing is unchanged, so what was built for the kernel from it (:meth:`_prepared`) is reused."""
         if path is None:
             return super().readdir_fuse_3(path, buf, filler, offset, fip, flags)
         entries = self.operations.readdir(path.decode(self.encoding, self.errors), fip.contents.fh)
-        plus = bool(flags & FUSE_READDIR_PLUS)
-        for index in range(offset, len(entries)):
-            item = entries[index]
+        prepared = self._prepared(entries, bool(flags & FUSE_READDIR_PLUS))
+        for index in range(offset, len(prepared)):
+            name, st, fill = prepared[index]
+            if filler(buf, name, st, index + 1, fill):
+                break
+        return 0
+
+    def _prepared(self, entries: list[Any], plus: bool) -> list[tuple[bytes, Any, int]]:
+        """Each entry as the filler takes it: encoded name, ``struct stat`` (or None) and fill flags."""
+        key = (id(entries), plus)
+        with self._prepared_lock:
+            kept = self._prepared_lists.get(key)
+            if kept is not None and kept[0] is entries:
+                self._prepared_lists.move_to_end(key)
+                return kept[1]
+        prepared = []
+        for item in entries:
             name, attrs = (item, None) if isinstance(item, str) else item[:2]
             st = mfusepy.c_stat()
             fill = 0
@@ -112,10 +137,12 @@ class PlusFUSE(mfusepy.FUSE):
                     st.st_mode = attrs.get("st_mode", 0)
             elif isinstance(attrs, int):
                 st.st_mode = attrs
-            if filler(buf, name.encode(self.encoding, self.errors), st if attrs is not None else None, index + 1,
-                      fill):
-                break
-        return 0
+            prepared.append((name.encode(self.encoding, self.errors), st if attrs is not None else None, fill))
+        with self._prepared_lock:
+            self._prepared_lists[key] = (entries, prepared)  # (holding ``entries`` keeps its id unique)
+            while len(self._prepared_lists) > PREPARED_KEPT:
+                self._prepared_lists.popitem(last=False)
+        return prepared
 
 
 __all__ = ["PlusFUSE", "FUSE_READDIR_PLUS", "FUSE_FILL_DIR_PLUS"]

@@ -22,17 +22,21 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+import time
 import zipfile
 import zlib
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from xnatfs.callers import POLL, asks, current_check
 from xnatfs.errors import ChecksumMismatch, FileChanged, ServerError, TransportError, UploadError
 from xnatfs.localpaths import check_layout, safe_join
 from xnatfs.model.reading import IDENTITY, check_range, check_whole_file
 from xnatfs.settings import MiB, Timeouts
 from xnatfs.transport.session import Params, XNATSession, looks_like_html
+from xnatfs.model.zipindex import EXTRA_LENGTH, LOCAL_HEADER, LOCAL_SIGNATURE, NAME_LENGTH, Member, ZipStreamIndex
 
 log = logging.getLogger(__name__)
 
@@ -230,69 +234,181 @@ class ResourceZip:
     round trip, however they overlap; one zip of the resource is one request at link speed. The zip
     goes to an anonymous temporary file (no name: no other user can open it, and it is gone when
     closed or when the process dies) in a private folder on disk, never in memory, and at most
-    ``limit`` bytes of it are accepted. A member is handed out only with its listed size and md5
-    (zipfile checks its CRC too). Concurrent reads are safe (zipfile locks its shared file).
+    ``limit`` bytes of it are accepted. A member can be read as soon as its bytes are on disk
+    (:class:`~xnatfs.model.zipindex.ZipStreamIndex`), not only once the whole zip is there; once it
+    is, the zip's own directory answers. A member is handed out only with its listed size and md5.
+    Thread-safe: :meth:`fill` runs on one thread while others read.
     """
 
-    def __init__(self, handle: IO[bytes], archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> None:
-        self._handle = handle
-        self._archive = archive
-        self._members = members
+    #: bytes per read of the response: a member becomes readable at most this much after its last byte
+    CHUNK = 64 * 1024
+
+    def __init__(self, session: XNATSession, files_uri: str, wanted: Mapping[str, int], *, spool_dir: Path,
+                 limit: int) -> None:
+        """``wanted`` maps the paths inside the resource to index to their listed sizes. No request yet."""
+        self._session = session
+        self._files_uri = files_uri
+        self._wanted = wanted
+        self._limit = limit
+        self._handle = tempfile.TemporaryFile(dir=spool_dir, buffering=0)  # noqa: SIM115 - closed by close()
+        self._archive: zipfile.ZipFile | None = None
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        self._early: dict[str, Member] = {}  # members found while the zip arrives
+        self._offsets: dict[str, int] = {}
+        self._state = "new"  # → filling → done | failed | closed
+        self._changed = threading.Condition()
+        self._index = ZipStreamIndex(self._read_at, self._expected_size)
 
     @classmethod
-    def download(cls, session: XNATSession, files_uri: str, wanted: set[str], *, spool_dir: Path,
+    def download(cls, session: XNATSession, files_uri: str, wanted: Mapping[str, int], *, spool_dir: Path,
                  limit: int) -> ResourceZip:
-        """``GET <files_uri>?format=zip`` into an anonymous file in ``spool_dir``; ``wanted`` are the
-        file paths (inside the resource) to index. ServerError if the zip is larger than ``limit``
-        or unreadable."""
-        handle = tempfile.TemporaryFile(dir=spool_dir)
+        """The whole zip, fetched before returning (see :meth:`fill`)."""
+        archive = cls(session, files_uri, wanted, spool_dir=spool_dir, limit=limit)
         try:
-            _spool_zip(session, files_uri, handle, limit=limit)
-            try:
-                archive = zipfile.ZipFile(handle)  # noqa: SIM115 - closed by close()
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-                raise ServerError(f"The zip of {files_uri} could not be read: {exc}") from exc
+            archive.fill()
         except BaseException:
-            handle.close()
+            archive.close()
             raise
-        members: dict[str, zipfile.ZipInfo] = {}
-        for relpath, info in _wanted_members(archive, wanted):
-            members.setdefault(relpath, info)
-        return cls(handle, archive, members)
+        return archive
+
+    def fill(self) -> None:
+        """``GET <files_uri>?format=zip`` into the file, making each member readable as it arrives.
+        ServerError if the zip is larger than ``limit`` or unreadable; XNATError if the request
+        fails; either way, what arrived stays readable."""
+        with self._changed:
+            if self._state != "new":
+                raise ValueError(f"a resource zip is filled once (it is {self._state})")
+            self._state = "filling"
+        try:
+            _spool_zip(self._session, self._files_uri, self._handle, limit=self._limit,
+                       progress=lambda done, _total: self._arrived(done), chunk_size=self.CHUNK)
+            try:
+                archive = zipfile.ZipFile(self._handle)  # noqa: SIM115 - closed by close()
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+                raise ServerError(f"The zip of {self._files_uri} could not be read: {exc}") from exc
+        except BaseException as exc:
+            self._finish("failed")
+            if self._state == "closed" and isinstance(exc, (OSError, ValueError)):  # its file closed under it
+                raise ServerError(f"The zip of {self._files_uri} is no longer wanted") from None
+            raise
+        with self._changed:
+            self._archive = archive
+            self._members = {}
+            for relpath, info in _wanted_members(archive, self._wanted):
+                self._members.setdefault(relpath, info)
+        self._finish("done")
+
+    def _arrived(self, received: int) -> None:
+        if self._state == "closed":
+            raise ServerError(f"The zip of {self._files_uri} is no longer wanted")
+        found = self._index.advance(received)
+        if not found:
+            return
+        with self._changed:
+            for member in found:
+                relpath = _member_relpath(member.name, self._wanted)
+                if relpath is not None:
+                    self._early.setdefault(relpath, member)
+            self._changed.notify_all()
+
+    def _finish(self, state: str) -> None:
+        with self._changed:
+            if self._state != "closed":
+                self._state = state
+            self._changed.notify_all()
+
+    def _read_at(self, offset: int, count: int) -> bytes:
+        return os.pread(self._handle.fileno(), count, offset)
+
+    def _expected_size(self, name: str) -> int | None:
+        relpath = _member_relpath(name, self._wanted)
+        return None if relpath is None else self._wanted[relpath]
+
+    @property
+    def streaming(self) -> bool:
+        """Whether members can be read (some have arrived, or the whole zip has)."""
+        return bool(self._early) or self._state == "done"
+
+    @property
+    def failed(self) -> bool:
+        return self._state in ("failed", "closed")
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self._members) or len(self._early)
 
-    def read(self, relpath: str, size: int, md5: str) -> bytes | None:
-        """The file at ``relpath`` if the zip holds it with that size and md5; None otherwise."""
-        info = self._members.get(relpath)
-        if info is None or info.file_size != size:
-            return None
+    def read(self, relpath: str, size: int, md5: str, *, wait: float = 0.0) -> bytes | None:
+        """The file at ``relpath`` if the zip holds it with that size and md5; None otherwise. While the
+        zip is still arriving, waits up to ``wait`` seconds for the member.
+
+        A stored (uncompressed) member, XNAT's default, is read with one ``pread`` at its data
+        offset: zipfile's own path costs a seek, a header parse and a CRC per read, several times
+        the read itself for the small files of a series. The md5 is checked either way.
+        """
+        deadline = time.monotonic() + wait
+        check = current_check()  # a program killed while it waits is not kept waiting for the zip
+        with self._changed:
+            while relpath not in self._early and self._state == "filling":
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or asks(check):
+                    return None
+                self._changed.wait(min(remaining, POLL))
+            early = self._early.get(relpath)
+            info = self._members.get(relpath)
         try:
-            data = self._archive.read(info)
+            if early is not None and early.size == size:
+                data = self._read_at(early.offset, size)
+            elif info is not None and info.file_size == size and self._archive is not None:
+                offset = self._stored_offset(info)
+                data = self._read_at(offset, size) if offset is not None else self._archive.read(info)
+            else:
+                return None
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, OSError) as exc:
             log.info("Member %s of a fetched-ahead zip could not be read: %s", relpath, exc)
+            return None
+        if len(data) != size:
             return None
         if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
             log.info("Member %s of a fetched-ahead zip does not have the listed md5; read from the server", relpath)
             return None
         return data
 
+    def _stored_offset(self, info: zipfile.ZipInfo) -> int | None:
+        """Where a stored, unencrypted member's bytes begin in the zip; None for any other member."""
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size:
+            return None
+        offset = self._offsets.get(info.filename)
+        if offset is None:
+            header = self._read_at(info.header_offset, LOCAL_HEADER.size)
+            if len(header) != LOCAL_HEADER.size or header[:4] != LOCAL_SIGNATURE:
+                raise zipfile.BadZipFile(f"no local header for {info.filename}")
+            fields = LOCAL_HEADER.unpack(header)
+            offset = info.header_offset + LOCAL_HEADER.size + fields[NAME_LENGTH] + fields[EXTRA_LENGTH]
+            self._offsets[info.filename] = offset
+        return offset
+
     def close(self) -> None:
-        self._archive.close()
+        """Free the disk space; a :meth:`fill` in progress stops at its next chunk."""
+        with self._changed:
+            self._state = "closed"
+            archive, self._archive = self._archive, None
+            self._changed.notify_all()
+        if archive is not None:
+            archive.close()
         self._handle.close()
 
 
 def _spool_zip(session: XNATSession, files_uri: str, out: IO[bytes], *, limit: int | None = None,
-               progress: Progress | None = None) -> None:
+               progress: Progress | None = None, chunk_size: int = CHUNK) -> None:
     """``GET <files_uri>?format=zip`` into ``out`` (then rewound); ServerError past ``limit`` bytes."""
     done = 0
     with session.open_stream("GET", files_uri, params=[("format", "zip")], headers=IDENTITY) as stream:
-        for chunk in stream.iter_chunks(CHUNK):
+        for chunk in stream.iter_chunks(chunk_size):
             done += len(chunk)
             if limit is not None and done > limit:
                 raise ServerError(f"The zip of {files_uri} is larger than {limit} bytes; not fetched ahead")
-            out.write(chunk)
+            view = memoryview(chunk)
+            while view:  # (an unbuffered file may take part of a write)
+                view = view[out.write(view):]
             if progress is not None:
                 progress(done, None)
     out.seek(0)

@@ -342,11 +342,11 @@ class Filesystem:
         if position is not None:
             self.prefetch.opened(folder, files, position)
 
-    def _fetch_zip(self, files_uri: str, wanted: set[str]) -> ResourceZip:
+    def _fetch_zip(self, files_uri: str, wanted: dict[str, int]) -> ResourceZip:
         """A resource as one zip, for the fetch ahead: on disk in the (private) spool folder."""
         folder = private_dir(self.writes.spool.root, what="spool directory")
-        return ResourceZip.download(self.connection.session, files_uri, wanted, spool_dir=folder,
-                                    limit=self.prefetch.settings.zip_max_bytes)
+        return ResourceZip(self.connection.session, files_uri, wanted, spool_dir=folder,
+                           limit=self.prefetch.settings.zip_max_bytes)
 
     def _read_whole(self, info: FileInfo) -> bytes:
         reader = self.readers.open(info.uri, info.size, name=info.relpath)

@@ -17,9 +17,10 @@ bounded memory store, and their opens are answered from it: the waits overlap in
 - Whole resources: when the walk has at least ``zip_min_files`` small files still ahead of it, the
   resource is also fetched as one zip (one request at link speed instead of one round trip per file;
   :class:`~xnatfs.model.transfer.ResourceZip`: an anonymous file on disk, at most ``zip_max_bytes``),
-  and once it is there the remaining opens are served from it (each member with its listed size and
-  md5) and no more files are fetched one by one. Until then the per-file fetches go on. At most
-  ``zips_kept`` zips are kept; a zip that fails or is too large only means the per-file path.
+  and once its first members have arrived the remaining opens are served from it (each member with
+  its listed size and md5, waiting for it while the zip is still coming) and no more files are
+  fetched one by one. Until then the per-file fetches go on. At most ``zips_kept`` zips are kept; a
+  zip that fails or is too large only means the per-file path.
   The mount reads a member only when the open file is read (:meth:`SiblingPrefetch.zipped`): dcm2niix
   opens each file of a series four times, and the kernel's page cache answers most of those opens.
 
@@ -46,15 +47,22 @@ Key = tuple[str, int, str]
 
 
 class ZipMembers(Protocol):
-    """A fetched resource zip (:class:`~xnatfs.model.transfer.ResourceZip`)."""
+    """A resource zip (:class:`~xnatfs.model.transfer.ResourceZip`): :meth:`fill` downloads it, and its
+    members can be read while it does, once :attr:`streaming`."""
 
-    def read(self, relpath: str, size: int, md5: str) -> bytes | None: ...
+    def fill(self) -> None: ...
+
+    @property
+    def streaming(self) -> bool: ...
+
+    def read(self, relpath: str, size: int, md5: str, *, wait: float = 0.0) -> bytes | None: ...
 
     def close(self) -> None: ...
 
 
-#: ``fetch_zip(files_uri, wanted relpaths)``: the resource's zip, or an XNATError/OSError
-ZipFetch = Callable[[str, set[str]], ZipMembers]
+#: ``fetch_zip(files_uri, {relpath: listed size})``: the resource's zip, not yet filled (an OSError if
+#: it cannot be made)
+ZipFetch = Callable[[str, dict[str, int]], ZipMembers]
 
 
 def files_uri(file_uri: str) -> str | None:
@@ -93,7 +101,8 @@ class SiblingPrefetch:
                  fetch_zip: ZipFetch | None = None) -> None:
         self._fetch = fetch
         self._fetch_zip = fetch_zip
-        self._zips: OrderedDict[str, Future[ZipMembers | None]] = OrderedDict()
+        #: files URI → the resource's zip and its fill (True once filled)
+        self._zips: OrderedDict[str, tuple[ZipMembers, Future[bool]]] = OrderedDict()
         self._no_zip: set[str] = set()  # resources found not worth a zip (decided once, not at every open)
         self._zip_pool: ThreadPoolExecutor | None = None
         self.zips = 0
@@ -168,20 +177,20 @@ class SiblingPrefetch:
         for pool_ in (pool, zip_pool):
             if pool_ is not None:
                 pool_.shutdown(wait=False, cancel_futures=True)
-        for future in zips:
-            future.add_done_callback(_close_zip)
+        for members, _fill in zips:
+            members.close()
 
     # -- whole resources ---------------------------------------------------------------------------
 
     def _zip_ready(self, files: Sequence[FileInfo], index: int) -> bool:
-        """Whether the resource's zip is there (then nothing is fetched file by file); starts it when
-        enough small files lie ahead of the walk."""
+        """Whether the resource's zip is arriving (then nothing more is fetched file by file); starts
+        it when enough small files lie ahead of the walk."""
         uri = files_uri(files[index].uri)
         if self._fetch_zip is None or uri is None:
             return False
         with self._lock:
-            future = self._zips.get(uri)
-            if future is None:
+            entry = self._zips.get(uri)
+            if entry is None:
                 settings = self.settings
                 if self._closed or uri in self._no_zip:
                     return False
@@ -193,46 +202,51 @@ class SiblingPrefetch:
                     return False
                 if sum(small[index + 1:]) < settings.zip_min_files:
                     return False  # a walk near the end of the folder
+                try:
+                    members = self._fetch_zip(uri, {f.relpath: f.size for f in files})
+                except (XNATError, OSError) as exc:
+                    log.info("No zip of %s (%s); its files are fetched one by one", uri, exc)
+                    self._no_zip.add(uri)
+                    return False
                 if self._zip_pool is None:
                     self._zip_pool = ThreadPoolExecutor(1, thread_name_prefix="xnatfs-prefetch-zip")
-                future = self._zip_pool.submit(self._run_zip, uri, {f.relpath for f in files})
-                self._zips[uri] = future
+                self._zips[uri] = (members, self._zip_pool.submit(self._run_zip, uri, members))
                 while len(self._zips) > settings.zips_kept:
-                    _, old = self._zips.popitem(last=False)
-                    old.add_done_callback(_close_zip)
+                    _, (old, _fill) = self._zips.popitem(last=False)
+                    old.close()
                 return False
-        return future.done() and future.result() is not None
+        members, fill = entry
+        return members.streaming and not (fill.done() and not fill.result())
 
-    def _run_zip(self, uri: str, wanted: set[str]) -> ZipMembers | None:
-        assert self._fetch_zip is not None
+    def _run_zip(self, uri: str, members: ZipMembers) -> bool:
         try:
-            members = self._fetch_zip(uri, wanted)
+            members.fill()
         except (XNATError, OSError) as exc:
             log.info("Fetching %s ahead as one zip failed (%s); its files are fetched one by one", uri, exc)
-            return None
+            return False
         except Exception as exc:  # noqa: BLE001 - a fetch ahead never fails a read: the open reads for itself
             log.warning("Fetching %s ahead as one zip failed unexpectedly: %r", uri, exc)
-            return None
+            return False
         with self._lock:
             self.zips += 1
-            closed = self._closed
-        if closed:
-            members.close()
+        return True
+
+    def zipped(self, info: FileInfo) -> ZipMembers | None:
+        """The zip of the file's resource, if its members are arriving (a member is read with
+        :meth:`read_zipped`, which waits for it while the zip downloads)."""
+        uri = files_uri(info.uri)
+        with self._lock:
+            entry = self._zips.get(uri) if uri is not None else None
+        if entry is None:
+            return None
+        members, fill = entry
+        if not members.streaming or fill.done() and not fill.result():
             return None
         return members
 
-    def zipped(self, info: FileInfo) -> ZipMembers | None:
-        """The zip of the file's resource, if it has arrived (its member is read with :meth:`read_zipped`)."""
-        uri = files_uri(info.uri)
-        with self._lock:
-            future = self._zips.get(uri) if uri is not None else None
-        if future is None or not future.done():
-            return None
-        return future.result()
-
     def read_zipped(self, members: ZipMembers, info: FileInfo) -> bytes | None:
         """The file from its resource's zip, if the zip holds it with its listed size and md5."""
-        data = members.read(info.relpath, info.size, info.md5)
+        data = members.read(info.relpath, info.size, info.md5, wait=self.settings.wait)
         if data is not None:
             with self._lock:
                 self.hits += 1
@@ -275,13 +289,6 @@ class SiblingPrefetch:
                 _, dropped = self._store.popitem(last=False)
                 self._stored -= len(dropped)
         return data
-
-
-def _close_zip(future: Future[ZipMembers | None]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        members = future.result()
-        if members is not None:
-            members.close()
 
 
 __all__ = ["SiblingPrefetch", "PrefetchSettings", "ZipMembers", "ZipFetch", "files_uri", "key_of"]

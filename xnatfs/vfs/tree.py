@@ -27,6 +27,10 @@ How it stays cheap (issue 6 item 4):
   listing; a bigger directory is not prefetched, so opening it in a file manager stays cheap).
   The first ``xnat.xml`` that is sized in a collection (``ls -l``, ``find -ls``) prefetches those
   of its siblings the same way; a plain ``ls`` or ``find`` never fetches them.
+- A program that walks a large collection in listing order (``find``, ``du``, ``rsync``) has the
+  objects ahead of it warmed, and that work goes before the guesses above
+  (:mod:`xnatfs.vfs.workpool`): ``find -maxdepth 3`` over 1,000 subjects need not wait behind the
+  session file listings that each subject's fresh ``experiments/`` listing queues.
 - Names that desktops probe in every directory (``.Trash-1000``, ``.DS_Store`` …) are answered with
   ENOENT without a request, unless the listing that would hold them is already in memory.
 
@@ -42,7 +46,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,7 @@ from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotADirectory, NotFound, XNATError
 from xnatfs.vfs.documents import object_json
 from xnatfs.vfs.filetree import resource_tree
+from xnatfs.vfs.workpool import GUESS, URGENT, WorkPool
 from xnatfs.vfs.naming import is_probe_name, join_path, split_path, unique_names
 from xnatfs.vfs.nodes import (
     JSON_DOCUMENT,
@@ -138,8 +142,7 @@ class VirtualTree:
         self._walks = TTLCache(1024, self.settings.ttl)
         #: path → (the source's changes() when it was resolved, its node); see lookup
         self._resolved = TTLCache(self.settings.maxsize, min(self.settings.ttl, self.settings.resolved_ttl))
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._pool = WorkPool(self.settings.prefetch_workers, "xnatfs-prefetch")
         self._queued = threading.BoundedSemaphore(max(1, 4 * self.settings.prefetch_limit))
         self._closed = False
         self.root = Node(NodeKind.ROOT, "/", dir_stat(self.mount_time))
@@ -147,10 +150,7 @@ class VirtualTree:
     def close(self) -> None:
         """Stop prefetching (queued work is dropped; running requests finish within their timeout)."""
         self._closed = True
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+        self._pool.close()
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -386,7 +386,7 @@ class VirtualTree:
             walk.warmed = max(walk.warmed, end)
         for ahead in walk.order[start:end]:
             if ahead.obj is not None:
-                self._submit(self._warm, ahead.obj)
+                self._submit(self._warm, ahead.obj, priority=URGENT)
 
     def _prefetch_sibling_documents(self, node: Node) -> None:
         """Someone sizes an ``xnat.xml`` (``ls -l``, ``find -ls``): fetch those of its object's siblings
@@ -415,17 +415,19 @@ class VirtualTree:
             complete = self._complete(obj)
             source.files(complete.scope_uri or complete.uri)
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        if not self._queued.acquire(blocking=False):
+    def _submit(self, fn: Callable[..., Any], *args: Any, priority: int = GUESS) -> None:
+        """Queue a prefetch: ``URGENT`` for what a walk needs next, ``GUESS`` for what a listing's
+        children might need (xnatfs.vfs.workpool runs the urgent first)."""
+        if self._closed or self.settings.prefetch_workers <= 0 or not self._queued.acquire(blocking=False):
             return
-        with self._pool_lock:
-            if self._closed:
-                self._queued.release()
-                return
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.settings.prefetch_workers, thread_name_prefix="xnatfs-prefetch")
-            future = self._pool.submit(_quietly, fn, *args)
-        future.add_done_callback(lambda _f: self._queued.release())
+        if not self._pool.submit(priority, self._run_prefetch, fn, args):
+            self._queued.release()
+
+    def _run_prefetch(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            _quietly(fn, *args)
+        finally:
+            self._queued.release()
 
 
 class _Walk:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +74,9 @@ class Writes:
                  on_changed: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings
         self.read_only = settings.read_only
+        #: archive node → that node as shown (see shown())
+        self._shown: weakref.WeakKeyDictionary[Node, Node] = weakref.WeakKeyDictionary()
+        self._shown_lock = threading.Lock()
         self.spool = Spool(settings.spool_root or default_spool_root())
         self.writer = writer
         self.imports = ImportArea(self.writer, self.spool, destination=settings.import_destination, ttl=ttl,
@@ -92,10 +97,19 @@ class Writes:
     # -- what the archive tree shows ----------------------------------------------------------------
 
     def shown(self, node: Node) -> Node:
-        """An archive node with the owner's write permission where the user may write (not read-only)."""
+        """An archive node with the owner's write permission where the user may write (not read-only).
+
+        The same node gives the same shown node for as long as the tree keeps it (a weak mapping):
+        the mount recognises an unchanged listing by its nodes' identity and reuses what it built
+        from it.
+        """
         if self.read_only or not in_resources(node) or node.stat.mode & 0o200:
             return node
-        return replace(node, stat=writable(node.stat))
+        with self._shown_lock:
+            result = self._shown.get(node)
+            if result is None:
+                result = self._shown[node] = replace(node, stat=writable(node.stat))
+        return result
 
     def local_node(self, path: str) -> Node | None:
         return None if self.read_only else self.resources.local_node(path)
