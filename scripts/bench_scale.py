@@ -279,68 +279,66 @@ def xnatpy_sessions(url: str, subjects: int) -> tuple[float, int, bool]:
     return seconds, requests, seen == {f"M{s:04d}_MR1" for s in range(subjects)}
 
 
+def print_table(title: str, header: list[str], rows: list[list[str]], *notes: str) -> None:
+    """A markdown table as docs/performance.md shows it, with its title and notes."""
+    print(title)
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    for note in notes:
+        print(note)
+        print()
+
+
 def part_ls(url: str, files: int) -> bool:
     ceiling_cold, ceiling_warm, ok = memfs_ls(files)
     cold, warm, requests, calls, fine = mount_ls(url, files)
-    print(f"ls -l of a resource of {files} files (loopback, no added latency)")
-    print()
-    print("| | in-memory ceiling | mount | mount / ceiling | requests (mount) |")
-    print("| --- | --- | --- | --- | --- |")
-    print(f"| cold | {ceiling_cold:.3f} s | {cold:.3f} s | {cold / ceiling_cold:.2f}x | {requests} |")
-    print(f"| warm | {ceiling_warm:.3f} s | {warm:.3f} s | {warm / ceiling_warm:.2f}x | 0 |")
-    print()
-    print(f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
-    print()
+    print_table(f"ls -l of a resource of {files} files (loopback, no added latency)",
+                ["", "in-memory ceiling", "mount", "mount / ceiling", "requests (mount)"],
+                [["cold", f"{ceiling_cold:.3f} s", f"{cold:.3f} s", f"{cold / ceiling_cold:.2f}x", str(requests)],
+                 ["warm", f"{ceiling_warm:.3f} s", f"{warm:.3f} s", f"{warm / ceiling_warm:.2f}x", "0"]],
+                f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
     return ok and fine
 
 
 def part_cat(url: str, tmp: Path, files: int, latency_ms: float) -> bool:
     seconds, requests, ok = read_series(url, files)
     z_seconds, fine = zip_series(url, tmp, files)
-    print(f"reading every file of the series in order, {latency_ms:g} ms per request")
-    print()
-    print("| read | wall time | requests |")
-    print("| --- | --- | --- |")
-    print(f"| mount: cat of every file, in name order | {seconds:.2f} s | {requests} |")
-    print(f"| curl of the resource as one zip + unzip + cat | {z_seconds:.2f} s | 1 |")
-    print()
-    print(f"mount / zip: {seconds / z_seconds:.2f}x")
-    print()
+    print_table(f"reading every file of the series in order, {latency_ms:g} ms per request",
+                ["read", "wall time", "requests"],
+                [["mount: cat of every file, in name order", f"{seconds:.2f} s", str(requests)],
+                 ["curl of the resource as one zip + unzip + cat", f"{z_seconds:.2f} s", "1"]],
+                f"mount / zip: {seconds / z_seconds:.2f}x")
     return ok and fine
 
 
 def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float) -> bool:
     r = dcm2niix_series(url, tmp)
-    print(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request")
-    print()
-    print("| run | first | second |")
-    print("| --- | --- | --- |")
-    print(f"| dcm2niix on the mounted series (a fresh mount) | {r.mount_first:.2f} s | {r.mount_second:.2f} s |")
-    print(f"| in-memory ceiling: the same files from memory on the same FUSE binding | {r.ceiling_first:.2f} s | "
-          f"{r.ceiling_second:.2f} s |")
-    print(f"| curl of the zip + unzip + dcm2niix of the local copy | {r.baseline:.2f} s | |")
-    print(f"| (of which dcm2niix of the local copy) | {r.local:.2f} s | |")
-    print()
-    print(f"mount / (zip + unzip + local): {r.mount_first / r.baseline:.2f}x first, {r.mount_second / r.baseline:.2f}x "
-          f"second; ceiling / (zip + unzip + local): {r.ceiling_first / r.baseline:.2f}x first; mount / ceiling: "
-          f"{r.mount_first / r.ceiling_first:.2f}x first, {r.mount_second / r.ceiling_second:.2f}x second; "
-          f"NIfTI byte-identical: {r.same}")
-    print()
+    print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request",
+                ["run", "first", "second"],
+                [["dcm2niix on the mounted series (a fresh mount)", f"{r.mount_first:.2f} s", f"{r.mount_second:.2f} s"],
+                 ["in-memory ceiling: the same files from memory on the same FUSE binding", f"{r.ceiling_first:.2f} s",
+                  f"{r.ceiling_second:.2f} s"],
+                 ["curl of the zip + unzip + dcm2niix of the local copy", f"{r.baseline:.2f} s", ""],
+                 ["(of which dcm2niix of the local copy)", f"{r.local:.2f} s", ""]],
+                f"mount / (zip + unzip + local): {r.mount_first / r.baseline:.2f}x first, "
+                f"{r.mount_second / r.baseline:.2f}x second; ceiling / (zip + unzip + local): "
+                f"{r.ceiling_first / r.baseline:.2f}x first; mount / ceiling: {r.mount_first / r.ceiling_first:.2f}x "
+                f"first, {r.mount_second / r.ceiling_second:.2f}x second; NIfTI byte-identical: {r.same}")
     return r.same
 
 
 def part_find(url: str, subjects: int, latency_ms: float) -> bool:
     seconds, requests, ok = find_sessions(url, subjects)
     x_seconds, x_requests, fine = xnatpy_sessions(url, subjects)
-    print(f"find -maxdepth 3 -type d over {subjects} subjects, one session each, {latency_ms:g} ms per request")
-    print()
-    print("| walk | wall time | requests |")
-    print("| --- | --- | --- |")
-    print(f"| mount, cold | {seconds:.2f} s | {requests} |")
-    print(f"| xnatpy (subjects, then each subject's experiments) | {x_seconds:.2f} s | {x_requests} |")
-    print()
-    print(f"mount / xnatpy: {seconds / x_seconds:.2f}x time, {requests / x_requests:.2f}x requests")
-    print()
+    print_table(f"find -maxdepth 3 -type d over {subjects} subjects, one session each, {latency_ms:g} ms per request",
+                ["walk", "wall time", "requests"],
+                [["mount, cold", f"{seconds:.2f} s", str(requests)],
+                 ["xnatpy (subjects, then each subject's experiments)", f"{x_seconds:.2f} s", str(x_requests)]],
+                f"mount / xnatpy: {seconds / x_seconds:.2f}x time, {requests / x_requests:.2f}x requests")
     return ok and fine
 
 
