@@ -40,10 +40,16 @@ CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY AUTOINCREMENT, resource
     content TEXT, tags TEXT, UNIQUE(resource_id, path));
 CREATE TABLE IF NOT EXISTS shares (kind TEXT NOT NULL, item_id TEXT NOT NULL, project TEXT NOT NULL,
     label TEXT, PRIMARY KEY(kind, item_id, project));
-CREATE INDEX IF NOT EXISTS shares_project ON shares(kind, project);
+CREATE INDEX IF NOT EXISTS shares_project_label ON shares(kind, project, label);
+CREATE INDEX IF NOT EXISTS subjects_label ON subjects(label);
+CREATE INDEX IF NOT EXISTS experiments_label ON experiments(label);
 CREATE TABLE IF NOT EXISTS project_users (project TEXT NOT NULL, login TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY(project, login));
+CREATE INDEX IF NOT EXISTS project_users_login ON project_users(login);
 """
+#: Every lookup that answers for one object (a file of a resource, a subject of a project, a user's
+#: roles) is a search on one of these indexes, so its cost does not grow with the size of the
+#: resource, project or site around it; ``tests/emulator/test_scale.py`` checks the query plans.
 
 
 class StoreDatabase:
@@ -71,10 +77,12 @@ class StoreDatabase:
 
     def _upgrade(self) -> None:
         """Archives written before assessor/reconstruction ``in``/``out`` resources were kept apart
-        lack ``resources.io``; add it (their resources are all ``out``, XNAT's default)."""
+        lack ``resources.io``; add it (their resources are all ``out``, XNAT's default). Older
+        archives also carry an index the schema has replaced; drop it."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(resources)")}
         if "io" not in columns:
             self.db.execute("ALTER TABLE resources ADD COLUMN io TEXT NOT NULL DEFAULT ''")
+        self.db.execute("DROP INDEX IF EXISTS shares_project")  # now the prefix of shares_project_label
 
     def close(self) -> None:
         with self.lock:

@@ -56,8 +56,21 @@ def md5_of(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """``(low, high)`` with ``low <= path < high`` exactly for the paths starting with ``prefix``
+    (``high`` None: no upper bound). A range on the ``(resource_id, path)`` index finds a folder's
+    files without reading the rest of the resource, as ``LIKE 'prefix%'`` cannot: SQLite runs that
+    over every path of the resource (its LIKE ignores case, so it cannot use a case-sensitive index,
+    and would match ``DIR/x`` for ``dir/``; file paths are case-sensitive). Text compares by UTF-8
+    bytes, whose order is code point order, so the next code point after the last one bounds it."""
+    if not prefix:
+        return "", None
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates cannot be stored; the next storable code point
+        last = 0xE000
+    if last > 0x10FFFF:
+        return prefix, None
+    return prefix, prefix[:-1] + chr(last)
 
 
 class ResourceFiles(StoreDatabase):
@@ -151,7 +164,26 @@ class ResourceFiles(StoreDatabase):
         return path
 
     def _file(self, row: sqlite3.Row) -> FileRow:
-        return file_from_row(row, self.archive_dir / str(row["resource_id"]) / row["path"])
+        return file_from_row(row, self.archive_dir / str(row["resource_id"]))
+
+    def _under(self, resource_ids: list[int], prefix: str | None, columns: str = "*",
+               limit: str = "") -> list[sqlite3.Row]:
+        """Rows of some resources (by resource ID, then path) whose path starts with ``prefix``
+        (None: all), found by ranges on the ``(resource_id, path)`` index."""
+        marks = ",".join("?" * len(resource_ids))
+        sql = f"SELECT {columns} FROM files WHERE resource_id IN ({marks})"
+        args: list[int | str] = list(resource_ids)
+        low, high = prefix_bounds(prefix or "")
+        if low:
+            sql += " AND path>=?"
+            args.append(low)
+        if high is not None:
+            sql += " AND path<?"
+            args.append(high)
+        rows = self.query(sql + " ORDER BY resource_id, path" + limit, args)
+        if prefix and high is None:
+            rows = [r for r in rows if r["path"].startswith(prefix)]
+        return rows
 
     def add_file(self, resource_id: int, relative_path: str, source: bytes | BinaryIO | Path, *,
                  overwrite: bool = False, format: str = "", content: str = "", tags: str = "",
@@ -165,8 +197,7 @@ class ResourceFiles(StoreDatabase):
             existing = self.get_file(resource_id, relative_path)
             if existing and not overwrite:
                 raise Conflict(f"File already exists: {relative_path}")
-            if self._one("SELECT 1 FROM files WHERE resource_id=? AND path LIKE ? ESCAPE '\\'",
-                         (resource_id, _like_prefix(relative_path + "/"))):
+            if self._under([resource_id], relative_path + "/", "path", " LIMIT 1"):
                 raise Conflict(f"A folder exists at {relative_path}")
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.parent.exists() and not target.parent.is_dir():
@@ -205,16 +236,13 @@ class ResourceFiles(StoreDatabase):
         return self._file(row) if row else None
 
     def list_files(self, resource_ids: list[int] | int, prefix: str | None = None) -> list[FileRow]:
+        """The files of some resources (by resource ID, then path), those under ``prefix`` only when
+        given (a case-sensitive path prefix, e.g. a folder ``dir/``)."""
         ids = [resource_ids] if isinstance(resource_ids, int) else list(resource_ids)
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT * FROM files WHERE resource_id IN ({marks})"
-        args: list[int | str] = list(ids)
-        if prefix:
-            sql += " AND path LIKE ? ESCAPE '\\'"
-            args.append(_like_prefix(prefix))
-        return [self._file(r) for r in self.query(sql + " ORDER BY resource_id, path", args)]
+        folders = {rid: self.archive_dir / str(rid) for rid in ids}
+        return [file_from_row(r, folders[r["resource_id"]]) for r in self._under(ids, prefix)]
 
     def delete_file(self, resource_id: int, path: str) -> int:
         """Remove a file or everything under a folder path; returns how many entries went."""

@@ -36,18 +36,17 @@ BASE_COLUMNS = [("ID", "ID"), ("project", "project"), ("date", "date"), ("xsiTyp
 
 def experiment_records(store: Store, experiments: list[Experiment], project: str | None = None) -> list[dict[str, Any]]:
     """Listing records with the read-only subject/session columns filled in (``subject_label`` as
-    ``project`` names the subject, when given)."""
-    subjects = {s.id: s for s in store.list_subjects()} if experiments else {}
-    sessions: dict[str, Experiment | None] = {}
+    ``project`` names the subject, when given). The subjects and sessions are read by ID, those of
+    these experiments only, not every subject of the site."""
+    subjects = store.subjects_by_id(e.subject_id for e in experiments)
+    sessions = store.experiments_by_id(e.session_id for e in experiments if e.session_id)
     records = []
     for exp in experiments:
         subject = subjects.get(exp.subject_id)
         extra: dict[str, Any] = {"subject_label": store.label_in(subject, project) if subject else "",
                                  "subject_project": subject.project if subject else ""}
         if exp.session_id:
-            if exp.session_id not in sessions:
-                sessions[exp.session_id] = store.get_experiment(exp.session_id)
-            session = sessions[exp.session_id]
+            session = sessions.get(exp.session_id)
             extra.update(session_label=session.label if session else "",
                          session_project=session.project if session else "")
         if subject:
