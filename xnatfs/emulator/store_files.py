@@ -21,11 +21,14 @@ from typing import IO, BinaryIO
 
 from xnatfs.emulator.store_db import StoreDatabase
 from xnatfs.emulator.store_rows import (Conflict, Experiment, FileRow, Invalid, NotFound, Owner, Project,
-                                        Reconstruction, Resource, Scan, Subject, file_from_row,
-                                        resource_from_row)
+                                        Reconstruction, Resource, Scan, Subject, resource_from_row)
 
 #: Bytes copied per read when bytes are streamed to or from disk.
 CHUNK = 1024 * 1024
+#: The ``files`` columns in ``FileRow``'s field order, so a row becomes one without a lookup by name
+#: per field (listings build thousands).
+FILE_COLUMNS = ("id, resource_id, path, size, md5, mtime, COALESCE(format, ''), COALESCE(content, ''), "
+                "COALESCE(tags, '')")
 
 
 def check_relative_path(path: str) -> str:
@@ -163,10 +166,7 @@ class ResourceFiles(StoreDatabase):
             raise Invalid(f"Invalid file path: {relative_path!r}")
         return path
 
-    def _file(self, row: sqlite3.Row) -> FileRow:
-        return file_from_row(row, self.archive_dir / str(row["resource_id"]))
-
-    def _under(self, resource_ids: list[int], prefix: str | None, columns: str = "*",
+    def _under(self, resource_ids: list[int], prefix: str | None, columns: str = FILE_COLUMNS,
                limit: str = "") -> list[sqlite3.Row]:
         """Rows of some resources (by resource ID, then path) whose path starts with ``prefix``
         (None: all), found by ranges on the ``(resource_id, path)`` index."""
@@ -232,8 +232,8 @@ class ResourceFiles(StoreDatabase):
         return size, digest
 
     def get_file(self, resource_id: int, path: str) -> FileRow | None:
-        row = self._one("SELECT * FROM files WHERE resource_id=? AND path=?", (resource_id, path))
-        return self._file(row) if row else None
+        row = self._one(f"SELECT {FILE_COLUMNS} FROM files WHERE resource_id=? AND path=?", (resource_id, path))
+        return FileRow(*row, self.archive_dir / str(resource_id)) if row else None
 
     def list_files(self, resource_ids: list[int] | int, prefix: str | None = None) -> list[FileRow]:
         """The files of some resources (by resource ID, then path), those under ``prefix`` only when
@@ -242,7 +242,7 @@ class ResourceFiles(StoreDatabase):
         if not ids:
             return []
         folders = {rid: self.archive_dir / str(rid) for rid in ids}
-        return [file_from_row(r, folders[r["resource_id"]]) for r in self._under(ids, prefix)]
+        return [FileRow(*r, folders[r[1]]) for r in self._under(ids, prefix)]
 
     def delete_file(self, resource_id: int, path: str) -> int:
         """Remove a file or everything under a folder path; returns how many entries went."""

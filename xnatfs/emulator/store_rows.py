@@ -207,9 +207,3 @@ def resource_from_row(row: sqlite3.Row) -> Resource:
     return Resource(row["id"], row["owner_kind"], row["owner_ref"], row["experiment_id"], row["label"],
                     row["format"] or "", row["content"] or "", row["tags"] or "", row["description"] or "",
                     row["io"] if "io" in row.keys() else "")
-
-
-def file_from_row(row: sqlite3.Row, folder: Path) -> FileRow:
-    """A ``files`` row as a ``FileRow`` whose bytes live under ``folder`` (its resource's folder)."""
-    return FileRow(row["id"], row["resource_id"], row["path"], row["size"], row["md5"], row["mtime"],
-                   row["format"] or "", row["content"] or "", row["tags"] or "", folder)
