@@ -206,8 +206,11 @@ class ResourceFiles(StoreDatabase):
             if existing is None:
                 self._new_files.append(target)
             mtime = target.stat().st_mtime
-            db.execute("INSERT OR REPLACE INTO files(resource_id, path, size, md5, mtime, format, content, tags) "
-                       "VALUES (?,?,?,?,?,?,?,?)",
+            # an upsert, not INSERT OR REPLACE: its delete would not fire the counters' trigger
+            db.execute("INSERT INTO files(resource_id, path, size, md5, mtime, format, content, tags) "
+                       "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(resource_id, path) DO UPDATE SET size=excluded.size, "
+                       "md5=excluded.md5, mtime=excluded.mtime, format=excluded.format, content=excluded.content, "
+                       "tags=excluded.tags",
                        (resource_id, relative_path, size, digest, mtime, format, content, tags))
         return self.get_file(resource_id, relative_path)  # type: ignore[return-value]
 
@@ -258,13 +261,13 @@ class ResourceFiles(StoreDatabase):
         return len(rows)
 
     def file_stats(self, resource_id: int) -> tuple[int, int]:
-        row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE resource_id=?", (resource_id,))
-        return int(row[0]), int(row[1])  # type: ignore[index]
+        """(file count, total size) of a resource: its counters (store_db.TRIGGERS), not a count."""
+        row = self._one("SELECT file_count, file_size FROM resources WHERE id=?", (resource_id,))
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def file_stats_many(self, resource_ids: list[int]) -> dict[int, tuple[int, int]]:
         if not resource_ids:
             return {}
         marks = ",".join("?" * len(resource_ids))
-        rows = self.query(f"SELECT resource_id, COUNT(*), SUM(size) FROM files WHERE resource_id IN ({marks}) "
-                          "GROUP BY resource_id", resource_ids)
-        return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+        rows = self.query(f"SELECT id, file_count, file_size FROM resources WHERE id IN ({marks})", resource_ids)
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
