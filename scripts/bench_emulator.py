@@ -17,8 +17,10 @@ admin (its ``JSESSIONID`` cookie, no credentials per request):
 
 The floor the HTTP plumbing sets is measured in the same run: a trivial werkzeug app answering a
 fixed 32 KiB body on the same kind of server (threaded, keep-alive, the emulator's quiet handler),
-fetched the same way. Median and 90th percentile per request; ratios from the same run. Nothing here
-asserts a timing.
+fetched the same way. Median and 90th percentile per request as the client saw it, and the median
+time spent inside the WSGI app (the emulator's own work, without the HTTP plumbing); the small and
+the big case of each pair are requested in turn, so drift weighs on both alike; ratios from the
+same run. Nothing here asserts a timing.
 
 ``--profile`` also runs each request kind under cProfile (inside the WSGI call, body included) and
 prints the functions with the most cumulative time, for finding where a request's time goes.
@@ -161,28 +163,37 @@ class Case:
     repeat: int
     method: str = "GET"
     data: bytes | None = None
+    group: str = ""  # cases of one group are timed in turn (a small and a big container)
 
 
-def time_case(session: requests.Session, case: Case, measured: "MeasuredApp", warmup: int = 3) -> Timing:
-    """``case.repeat`` requests (after ``warmup`` untimed ones), each read to its end; every answer must
-    be 200 with the same length."""
-    body = -1
-    times = []
-    measured.times.clear()
-    for i in range(warmup + case.repeat):
-        start = time.perf_counter()
-        response = session.request(case.method, case.url, data=case.data, timeout=60)
-        content = response.content
-        elapsed = time.perf_counter() - start
-        if response.status_code != 200 or (body >= 0 and len(content) != body):
-            raise RuntimeError(f"{case.name}: {case.url} answered {response.status_code}, {len(content)} bytes")
-        body = len(content)
-        if i >= warmup:
-            times.append(elapsed)
-    deadline = time.monotonic() + 5  # the server records a request once it has closed its body
-    while len(measured.times) < warmup + case.repeat and time.monotonic() < deadline:
-        time.sleep(0.001)
-    return Timing(case.name, times, measured.times[warmup:], body)
+def time_group(session: requests.Session, cases: list[Case], measured: "MeasuredApp",
+               warmup: int = 3) -> list[Timing]:
+    """Requests of ``cases`` taken in turn (small, big, small, big...), so that a drift of the machine
+    or of the store (the write-ahead log growing between checkpoints) weighs on both alike;
+    ``warmup`` untimed rounds first. Each answer is read to its end and must be 200 with the same
+    length every time."""
+    bodies = {case.name: -1 for case in cases}
+    times: dict[str, list[float]] = {case.name: [] for case in cases}
+    app_times: dict[str, list[float]] = {case.name: [] for case in cases}
+    for i in range(warmup + max(case.repeat for case in cases)):
+        for case in cases:
+            if i >= warmup + case.repeat:
+                continue
+            recorded = len(measured.times)
+            start = time.perf_counter()
+            response = session.request(case.method, case.url, data=case.data, timeout=60)
+            content = response.content
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200 or bodies[case.name] not in (-1, len(content)):
+                raise RuntimeError(f"{case.name}: {case.url} answered {response.status_code}, {len(content)} bytes")
+            bodies[case.name] = len(content)
+            deadline = time.monotonic() + 5  # the server records a request once it has closed its body
+            while len(measured.times) <= recorded and time.monotonic() < deadline:
+                time.sleep(0)
+            if i >= warmup:
+                times[case.name].append(elapsed)
+                app_times[case.name].append(measured.times[-1])
+    return [Timing(case.name, times[case.name], app_times[case.name], bodies[case.name]) for case in cases]
 
 
 def time_zip(session: requests.Session, url: str) -> tuple[float, int, float]:
@@ -312,23 +323,36 @@ def cases(base: str, floor: str, args: argparse.Namespace) -> list[Case]:
     light, listing = args.repeat, args.repeat_listing
     return [
         Case("floor: trivial werkzeug app, 32 KiB body", floor, light),
-        Case(f"file GET, {args.small}-file resource", f"{base}{SMALL}/{file_name(args.small // 2)}", light),
-        Case(f"file GET, {args.files}-file resource", f"{base}{BIG}/{file_name(args.files // 2)}", light),
-        Case(f"file listing (json), {args.small} files", f"{base}{SMALL}?format=json", light // 3),
-        Case(f"file listing (json), {args.files} files", f"{base}{BIG}?format=json", listing),
+        Case(f"file GET, {args.small}-file resource", f"{base}{SMALL}/{file_name(args.small // 2)}", light,
+             group="get"),
+        Case(f"file GET, {args.files}-file resource", f"{base}{BIG}/{file_name(args.files // 2)}", light,
+             group="get"),
+        Case(f"file listing (json), {args.small} files", f"{base}{SMALL}?format=json", listing, group="list"),
+        Case(f"file listing (json), {args.files} files", f"{base}{BIG}?format=json", listing, group="list"),
         Case("subject document (xml), 1-subject project", f"{base}/data/projects/ONE/subjects/O0000?format=xml",
-             light),
+             light, group="doc"),
         Case(f"subject document (xml), {args.subjects}-subject project",
-             f"{base}/data/projects/MANY/subjects/{many_subject}?format=xml", light),
+             f"{base}/data/projects/MANY/subjects/{many_subject}?format=xml", light, group="doc"),
         Case(f"subject listing (json), {args.subjects} subjects", f"{base}/data/projects/MANY/subjects?format=json",
              listing),
         Case(f"experiment listing (json), {args.subjects} sessions",
              f"{base}/data/projects/MANY/experiments?format=json", listing),
         Case(f"file PUT (overwrite), {args.small}-file resource", f"{base}{SMALL}/probe.dcm?overwrite=true",
-             light // 3, "PUT", body),
+             light // 3, "PUT", body, group="put"),
         Case(f"file PUT (overwrite), {args.files}-file resource", f"{base}{BIG}/probe.dcm?overwrite=true",
-             light // 3, "PUT", body),
+             light // 3, "PUT", body, group="put"),
     ]
+
+
+def groups(cases: list[Case]) -> list[list[Case]]:
+    """Consecutive cases of one group together; a case without a group alone."""
+    out: list[list[Case]] = []
+    for case in cases:
+        if out and case.group and out[-1][0].group == case.group:
+            out[-1].append(case)
+        else:
+            out.append([case])
+    return out
 
 
 def report(results: list[Timing], zip_run: tuple[float, int, float], args: argparse.Namespace, built: float) -> None:
@@ -366,7 +390,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000, help="files in the big resource")
     parser.add_argument("--subjects", type=int, default=1000, help="subjects in the big project")
     parser.add_argument("--repeat", type=int, default=300, help="requests per single-object case")
-    parser.add_argument("--repeat-listing", type=int, default=20, help="requests per listing of the big sizes")
+    parser.add_argument("--repeat-listing", type=int, default=20, help="requests per listing")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of each case")
     args = parser.parse_args()
 
@@ -386,11 +410,9 @@ def main() -> int:
         reports = []
         try:
             with login(server.url) as session, requests.Session() as plain:
-                for case in todo:
-                    if case.url == floor.url:
-                        results.append(time_case(plain, case, floor.app))
-                    else:
-                        results.append(time_case(session, case, measured))
+                results += time_group(plain, todo[:1], floor.app)
+                for group in groups(todo[1:]):
+                    results += time_group(session, group, measured)
                 zip_run = time_zip(session, f"{server.url}{BIG}?format=zip")
                 if args.profile:
                     for case in todo[1:]:

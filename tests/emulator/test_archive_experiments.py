@@ -147,8 +147,8 @@ def test_session_items_json_nests_scans_resources_assessors(emulator: EmulatorSe
 def test_experiment_lookup_paths(emulator: EmulatorServer, http: requests.Session) -> None:
     session = emulator.store.find_experiment("DEMO", "DEMO_002_MR_1")
     for path in (f"/data/experiments/{session.id}", f"/data/archive/experiments/{session.id}",
-                 f"/data/projects/DEMO/experiments/DEMO_002_MR_1", f"/data/projects/DEMO/experiments/{session.id}",
-                 f"/REST/projects/DEMO/subjects/DEMO_002/experiments/DEMO_002_MR_1"):
+                 "/data/projects/DEMO/experiments/DEMO_002_MR_1", f"/data/projects/DEMO/experiments/{session.id}",
+                 "/REST/projects/DEMO/subjects/DEMO_002/experiments/DEMO_002_MR_1"):
         item = http.get(f"{emulator.url}{path}?format=json", timeout=10).json()["items"][0]
         assert item["data_fields"]["ID"] == session.id, path
     for path in ("/data/experiments/DEMO_002_MR_1", "/data/projects/DEMO/experiments/NOPE",
