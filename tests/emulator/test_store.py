@@ -170,3 +170,25 @@ def test_an_archive_without_counters_gets_them_counted(tmp_path: Path) -> None:
         assert reopened.file_stats(resource.id) == (2, 5)
     finally:
         reopened.close()
+
+
+def test_folder_prefixes_are_exact_and_case_sensitive(store: Store, session: Experiment) -> None:
+    """A folder's files are found by a range on the (resource, path) index: exactly the paths under
+    it, case-sensitively (LIKE, used before, ignored case and needed _ and % escaped)."""
+    resource = store.create_resource(session, "R")
+    paths = ["dir/a", "DIR/b", "dir0", "dir/sub/c", "di/x", "a_b/1", "a%b/2", "axb/3", "z\U0010ffff/q", "z/r"]
+    for path in paths:
+        store.add_file(resource.id, path, b".")
+
+    def under(prefix: str) -> list[str]:
+        return [f.path for f in store.list_files(resource.id, prefix)]
+
+    assert under("dir/") == ["dir/a", "dir/sub/c"]
+    assert under("DIR/") == ["DIR/b"]
+    assert (under("a_b/"), under("a%b/")) == (["a_b/1"], ["a%b/2"])
+    assert under("z\U0010ffff") == ["z\U0010ffff/q"]  # no code point above it: no upper bound
+    assert sorted(f.path for f in store.list_files(resource.id)) == sorted(paths)
+    with pytest.raises(Conflict, match="A folder exists at dir"):
+        store.add_file(resource.id, "dir", b".")
+    store.add_file(resource.id, "Dir", b".")  # another name: no folder there
+    assert store.delete_file(resource.id, "dir") == 2 and under("dir/") == [] and under("DIR/") == ["DIR/b"]
