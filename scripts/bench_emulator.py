@@ -4,44 +4,52 @@
 The emulator must not be what a mount benchmark measures. This boots it in-process (as
 ``bench_scale.py`` does) over a store holding a resource of ``--small`` (200) files, one of
 ``--files`` (5,000) files, a project of one subject and a project of ``--subjects`` (1,000) subjects
-(one session each), and times repeated GETs on one keep-alive ``requests.Session`` logged in as
-admin (its ``JSESSIONID`` cookie, no credentials per request):
+(one session each). A client in its own process (as the mount is; sharing the emulator's interpreter
+would add the client's work and its lock hand-overs to every figure) times repeated requests on one
+keep-alive ``requests.Session`` logged in as admin (its ``JSESSIONID`` cookie, no credentials per
+request):
 
 - a file of the small resource and a file of the big one (32 KiB each);
 - the file listings of both resources (``files?format=json``);
 - a subject document (``?format=xml``) in the one-subject project and in the big project;
 - the big project's subject listing and experiment listing (json);
-- the big resource as one zip (``files?format=zip``): time, and how far the process's peak RSS
-  rose above its RSS before the download (the zip streams if that stays near one chunk, not near
-  the archive's size; the client side reads it in 1 MiB pieces and keeps nothing).
+- a 32 KiB upload replacing a file in each resource (``PUT …?overwrite=true``);
+- the big resource as one zip (``files?format=zip``): time, and how far the emulator process's peak
+  RSS rose above its RSS before the download (it streams if that stays near a few read chunks, not
+  near the archive's size).
 
 The floor the HTTP plumbing sets is measured in the same run: a trivial werkzeug app answering a
 fixed 32 KiB body on the same kind of server (threaded, keep-alive, the emulator's quiet handler),
-fetched the same way. Median and 90th percentile per request as the client saw it, and the median
-time spent inside the WSGI app (the emulator's own work, without the HTTP plumbing); the small and
-the big case of each pair are requested in turn, so drift weighs on both alike; ratios from the
-same run. Nothing here asserts a timing.
+in the emulator's process, fetched the same way. Median and 90th percentile per request as the
+client saw it, and the median time spent inside the WSGI app (the emulator's own work, without the
+HTTP plumbing). The small and the big case of each pair (and the floor with the file GETs) are
+requested in turn, so drift weighs on all alike, after two seconds of untimed requests; ratios from
+the same run. Nothing here asserts a timing.
 
 ``--profile`` also runs each request kind under cProfile (inside the WSGI call, body included) and
 prints the functions with the most cumulative time, for finding where a request's time goes.
 
 Usage: ``.venv/bin/python scripts/bench_emulator.py [--small 200] [--files 5000] [--subjects 1000]
-[--repeat 300] [--profile]``.
+[--repeat 300] [--repeat-listing 20] [--profile]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import io
+import multiprocessing
 import pstats
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import requests
@@ -51,6 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ADMIN, MiB  # noqa: E402
 
 FILE_SIZE = 32 * 1024
+#: Untimed requests first: on this shared VM a fresh process's first second of requests ran 2-3x slower.
+WARM_UP_SECONDS = 2.0
 SMALL = "/data/projects/SMALL/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM/files"
 BIG = "/data/projects/BIG/subjects/B1/experiments/B1_MR1/scans/1/resources/DICOM/files"
 
@@ -130,7 +140,100 @@ class PeakRSS:
         self.growth_mib = max(self.peak - self.before, 0) / 1024
 
 
-# ---- timing -----------------------------------------------------------------------------------------
+# ---- timing (in the client process) ---------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    url: str
+    repeat: int
+    method: str = "GET"
+    data: bytes | None = None
+    group: str = ""  # cases of one group are timed in turn (a small and a big container)
+
+    @property
+    def target(self) -> str:
+        """The request target as the server sees it (werkzeug's ``RAW_URI``)."""
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def time_group(session: requests.Session, cases: list[Case], warmup: int) -> dict[str, tuple[list[float], int]]:
+    """Requests of ``cases`` taken in turn (small, big, small, big...), so that a drift of the machine
+    or of the store (the write-ahead log growing between checkpoints) weighs on both alike;
+    ``warmup`` untimed rounds first. Each answer is read to its end and must be 200 with the same
+    length every time. Per case: the times and the body length."""
+    bodies = {case.name: -1 for case in cases}
+    times: dict[str, list[float]] = {case.name: [] for case in cases}
+    for i in range(warmup + max(case.repeat for case in cases)):
+        for case in cases:
+            if i >= warmup + case.repeat:
+                continue
+            start = time.perf_counter()
+            response = session.request(case.method, case.url, data=case.data, timeout=60)
+            content = response.content
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200 or bodies[case.name] not in (-1, len(content)):
+                raise RuntimeError(f"{case.name}: {case.url} answered {response.status_code}, {len(content)} bytes")
+            bodies[case.name] = len(content)
+            if i >= warmup:
+                times[case.name].append(elapsed)
+    return {name: (times[name], bodies[name]) for name in times}
+
+
+def login(base: str) -> requests.Session:
+    """A keep-alive session holding the emulator's JSESSIONID for admin, sending no credentials."""
+    session = requests.Session()
+    response = session.post(f"{base}/data/JSESSION", auth=ADMIN, timeout=30)
+    response.raise_for_status()
+    if "JSESSIONID" not in session.cookies:
+        raise RuntimeError("the emulator set no JSESSIONID cookie")
+    return session
+
+
+def client(base: str, groups: list[list[Case]], zip_url: str, warmup: int, to_server: Connection) -> None:
+    """The client process: untimed requests to the floor (the first case of the first group) for
+    ``WARM_UP_SECONDS``, every group of cases, then the zip,
+    which the server side watches for memory (``zip`` announced, ``done`` when read). Sends back
+    ``{case name: (times, body length)}`` and the zip's (seconds, bytes)."""
+    results: dict[str, tuple[list[float], int]] = {}
+    with login(base) as session:
+        floor = groups[0][0]
+        until = time.monotonic() + WARM_UP_SECONDS
+        while time.monotonic() < until:  # a fresh process on a shared VM runs slower for its first second
+            session.get(floor.url, timeout=60).content
+        for group in groups:
+            results.update(time_group(session, group, warmup))
+        to_server.send("zip")
+        to_server.recv()
+        start = time.perf_counter()
+        size = 0
+        with session.get(zip_url, stream=True, timeout=600) as response:
+            response.raise_for_status()
+            for chunk in response.iter_content(MiB):
+                size += len(chunk)
+        seconds = time.perf_counter() - start
+    to_server.send((results, (seconds, size)))
+
+
+def run_client(base: str, groups: list[list[Case]], zip_url: str,
+               warmup: int) -> tuple[dict[str, tuple[list[float], int]], tuple[float, int, float]]:
+    """Run :func:`client` in a fresh interpreter (spawned, not forked: this process has server
+    threads) and measure this process's peak RSS growth while the zip is produced."""
+    context = multiprocessing.get_context("spawn")
+    here, there = context.Pipe()
+    process = context.Process(target=client, args=(base, groups, zip_url, warmup, there), daemon=True)
+    process.start()
+    try:
+        if here.recv() != "zip":
+            raise RuntimeError("the client process did not reach the zip")
+        with PeakRSS() as memory:
+            here.send("go")
+            results, (seconds, size) = here.recv()
+    finally:
+        process.join(timeout=60)
+    return results, (seconds, size, memory.growth_mib)
+
+
 @dataclass
 class Timing:
     name: str
@@ -154,69 +257,6 @@ class Timing:
     @property
     def app_median_ms(self) -> float:
         return self._median_ms(self.app_times)
-
-
-@dataclass
-class Case:
-    name: str
-    url: str
-    repeat: int
-    method: str = "GET"
-    data: bytes | None = None
-    group: str = ""  # cases of one group are timed in turn (a small and a big container)
-
-
-def time_group(session: requests.Session, cases: list[Case], measured: "MeasuredApp",
-               warmup: int = 3) -> list[Timing]:
-    """Requests of ``cases`` taken in turn (small, big, small, big...), so that a drift of the machine
-    or of the store (the write-ahead log growing between checkpoints) weighs on both alike;
-    ``warmup`` untimed rounds first. Each answer is read to its end and must be 200 with the same
-    length every time."""
-    bodies = {case.name: -1 for case in cases}
-    times: dict[str, list[float]] = {case.name: [] for case in cases}
-    app_times: dict[str, list[float]] = {case.name: [] for case in cases}
-    for i in range(warmup + max(case.repeat for case in cases)):
-        for case in cases:
-            if i >= warmup + case.repeat:
-                continue
-            recorded = len(measured.times)
-            start = time.perf_counter()
-            response = session.request(case.method, case.url, data=case.data, timeout=60)
-            content = response.content
-            elapsed = time.perf_counter() - start
-            if response.status_code != 200 or bodies[case.name] not in (-1, len(content)):
-                raise RuntimeError(f"{case.name}: {case.url} answered {response.status_code}, {len(content)} bytes")
-            bodies[case.name] = len(content)
-            deadline = time.monotonic() + 5  # the server records a request once it has closed its body
-            while len(measured.times) <= recorded and time.monotonic() < deadline:
-                time.sleep(0)
-            if i >= warmup:
-                times[case.name].append(elapsed)
-                app_times[case.name].append(measured.times[-1])
-    return [Timing(case.name, times[case.name], app_times[case.name], bodies[case.name]) for case in cases]
-
-
-def time_zip(session: requests.Session, url: str) -> tuple[float, int, float]:
-    """Seconds for the whole zip, its size, and the peak RSS growth (MiB) while it was made and read."""
-    with PeakRSS() as memory:
-        start = time.perf_counter()
-        size = 0
-        with session.get(url, stream=True, timeout=600) as response:
-            response.raise_for_status()
-            for chunk in response.iter_content(MiB):
-                size += len(chunk)
-        seconds = time.perf_counter() - start
-    return seconds, size, memory.growth_mib
-
-
-def login(base: str) -> requests.Session:
-    """A keep-alive session holding the emulator's JSESSIONID for admin, sending no credentials."""
-    session = requests.Session()
-    response = session.post(f"{base}/data/JSESSION", auth=ADMIN, timeout=30)
-    response.raise_for_status()
-    if "JSESSIONID" not in session.cookies:
-        raise RuntimeError("the emulator set no JSESSIONID cookie")
-    return session
 
 
 # ---- the floor: a trivial app on the same kind of server ------------------------------------------
@@ -264,7 +304,7 @@ class MeasuredApp:
     def __init__(self, app: Callable) -> None:
         self.app = app
         self.profile: cProfile.Profile | None = None
-        self.times: list[float] = []
+        self.times: dict[str, list[float]] = collections.defaultdict(list)  # by request target, in order
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         spent = [0.0]
@@ -273,9 +313,9 @@ class MeasuredApp:
             body = self.app(environ, start_response)
         finally:
             spent[0] += self._stop(start)
-        return self._timed(body, spent)
+        return self._timed(body, spent, self.times[environ.get("RAW_URI", "")])
 
-    def _timed(self, body: Iterable[bytes], spent: list[float]) -> Iterator[bytes]:
+    def _timed(self, body: Iterable[bytes], spent: list[float], record: list[float]) -> Iterator[bytes]:
         iterator = iter(body)
         try:
             while True:
@@ -289,7 +329,7 @@ class MeasuredApp:
                 yield chunk
         finally:
             getattr(body, "close", lambda: None)()
-            self.times.append(spent[0])
+            record.append(spent[0])
 
     def _start(self) -> float:
         if self.profile is not None:
@@ -322,7 +362,7 @@ def cases(base: str, floor: str, args: argparse.Namespace) -> list[Case]:
     body = bytes(range(256)) * (FILE_SIZE // 256)
     light, listing = args.repeat, args.repeat_listing
     return [
-        Case("floor: trivial werkzeug app, 32 KiB body", floor, light),
+        Case("floor: trivial werkzeug app, 32 KiB body", floor, light, group="get"),
         Case(f"file GET, {args.small}-file resource", f"{base}{SMALL}/{file_name(args.small // 2)}", light,
              group="get"),
         Case(f"file GET, {args.files}-file resource", f"{base}{BIG}/{file_name(args.files // 2)}", light,
@@ -356,7 +396,8 @@ def groups(cases: list[Case]) -> list[list[Case]]:
 
 
 def report(results: list[Timing], zip_run: tuple[float, int, float], args: argparse.Namespace, built: float) -> None:
-    print(f"emulator alone, loopback, one keep-alive session (JSESSIONID); store built in {built:.1f} s")
+    print(f"emulator alone, loopback, a client process with one keep-alive session (JSESSIONID); "
+          f"store built in {built:.1f} s")
     print()
     print("| request | median | p90 | in the app (median) | body | runs |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -396,6 +437,7 @@ def main() -> int:
 
     from xnatfs.emulator.server import EmulatorServer
 
+    warmup = 3
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as tmp:
         server = EmulatorServer(Path(tmp) / "data", users={ADMIN[0]: ADMIN[1]})
         start = time.perf_counter()
@@ -406,20 +448,21 @@ def main() -> int:
         server.start()
         floor = floor_server()
         todo = cases(server.url, floor.url, args)
-        results: list[Timing] = []
         reports = []
         try:
-            with login(server.url) as session, requests.Session() as plain:
-                results += time_group(plain, todo[:1], floor.app)
-                for group in groups(todo[1:]):
-                    results += time_group(session, group, measured)
-                zip_run = time_zip(session, f"{server.url}{BIG}?format=zip")
-                if args.profile:
+            answers, zip_run = run_client(server.url, groups(todo), f"{server.url}{BIG}?format=zip", warmup)
+            if args.profile:
+                with login(server.url) as session:
                     for case in todo[1:]:
                         reports.append(profile_report(measured, session, case, max(case.repeat // 3, 5)))
         finally:
             floor.stop()
             server.stop()
+    results = []
+    for case in todo:
+        times, body = answers[case.name]
+        app = (floor.app if case.url == floor.url else measured).times[case.target][warmup:]
+        results.append(Timing(case.name, times, app, body))
     report(results, zip_run, args, built)
     for text in reports:
         print()
