@@ -12,6 +12,8 @@ request):
 - a file of the small resource and a file of the big one (32 KiB each);
 - the file listings of both resources (``files?format=json``);
 - a subject document (``?format=xml``) in the one-subject project and in the big project;
+- the resource list of the scan holding each resource, and the document of its session (``xml``),
+  both showing the resource's file count and size;
 - the big project's subject listing and experiment listing (json);
 - a 32 KiB upload replacing a file in each resource (``PUT …?overwrite=true``);
 - the big resource as one zip (``files?format=zip``): time, and how far the emulator process's peak
@@ -63,6 +65,9 @@ FILE_SIZE = 32 * 1024
 WARM_UP_SECONDS = 2.0
 SMALL = "/data/projects/SMALL/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM/files"
 BIG = "/data/projects/BIG/subjects/B1/experiments/B1_MR1/scans/1/resources/DICOM/files"
+#: The scan's resource list and the session of each resource's files.
+SCAN_OF = {files: files.rsplit("/", 2)[0] for files in (SMALL, BIG)}
+SESSION_OF = {files: files.split("/scans/")[0] for files in (SMALL, BIG)}
 
 
 def file_name(index: int) -> str:
@@ -373,6 +378,14 @@ def cases(base: str, floor: str, args: argparse.Namespace) -> list[Case]:
              light, group="doc"),
         Case(f"subject document (xml), {args.subjects}-subject project",
              f"{base}/data/projects/MANY/subjects/{many_subject}?format=xml", light, group="doc"),
+        Case(f"resources of the scan (json), {args.small}-file resource", f"{base}{SCAN_OF[SMALL]}?format=json",
+             light, group="resources"),
+        Case(f"resources of the scan (json), {args.files}-file resource", f"{base}{SCAN_OF[BIG]}?format=json",
+             light, group="resources"),
+        Case(f"session document (xml), {args.small}-file scan", f"{base}{SESSION_OF[SMALL]}?format=xml", light,
+             group="session"),
+        Case(f"session document (xml), {args.files}-file scan", f"{base}{SESSION_OF[BIG]}?format=xml", light,
+             group="session"),
         Case(f"subject listing (json), {args.subjects} subjects", f"{base}/data/projects/MANY/subjects?format=json",
              listing),
         Case(f"experiment listing (json), {args.subjects} sessions",
@@ -408,11 +421,12 @@ def report(results: list[Timing], zip_run: tuple[float, int, float], args: argpa
     print(f"| zip of the {args.files}-file resource (files?format=zip) | {zip_seconds:.2f} s | | | "
           f"{zip_size / MiB:.1f} MiB | 1 |")
     print()
-    (floor, get_small, get_big, list_small, list_big, doc_one, doc_many, subjects, experiments, put_small,
-     put_big) = (t.median_ms for t in results)
+    (floor, get_small, get_big, list_small, list_big, doc_one, doc_many, res_small, res_big, session_small,
+     session_big, subjects, experiments, put_small, put_big) = (t.median_ms for t in results)
     print("same-run ratios (medians):")
-    print(f"- file GET, {args.files} vs {args.small} files: {get_big / get_small:.2f}x; "
-          f"file PUT: {put_big / put_small:.2f}x")
+    print(f"- {args.files} vs {args.small} files: file GET {get_big / get_small:.2f}x, file PUT "
+          f"{put_big / put_small:.2f}x, the scan's resources {res_big / res_small:.2f}x, the session document "
+          f"{session_big / session_small:.2f}x")
     print(f"- file GET over the floor: {get_small / floor:.2f}x ({args.small} files), "
           f"{get_big / floor:.2f}x ({args.files} files)")
     print(f"- file listing, {args.files} vs {args.small} files: {list_big / list_small:.1f}x "
