@@ -5,9 +5,10 @@ No timing is asserted. Each request is sent twice through the WSGI app (no socke
 object in a small container and once for the same kind of object in a large one, while the store's
 SQLite connection counts what it runs: the SQL statements (``set_trace_callback``) and the virtual
 machine instructions (``set_progress_handler`` every instruction). An indexed lookup runs the same
-instructions however big the index (give or take one step at the end of a range); a query that walks a resource's files, a project's subjects or
-its shares runs more, and so does a handler that fetches every row to pick one in Python. Every
-statement run is also checked with ``EXPLAIN QUERY PLAN``: no full scan of an archive table.
+instructions however big the index (give or take one step at the end of a range); a query that
+walks a resource's files, a project's subjects or its shares runs more, and so does a handler that
+fetches every row to pick one in Python. Every statement run is also checked with
+``EXPLAIN QUERY PLAN``: no full scan of an archive table.
 """
 
 from __future__ import annotations
@@ -197,6 +198,9 @@ PAIRS = [
     ("folder listing", "GET", f"{SMALL_FILES_URL}/sub/?format=json", f"{BIG_FILES_URL}/sub/?format=json", {}),
     ("resource listing of a scan", "GET", SMALL_FILES_URL.rsplit("/", 2)[0] + "?format=json",
      BIG_FILES_URL.rsplit("/", 2)[0] + "?format=json", {}),
+    # a session document shows each scan resource's file count and size: counters, not a count
+    ("session document, 3 vs 400 files", "GET", SMALL_FILES_URL.split("/scans/")[0] + "?format=xml",
+     BIG_FILES_URL.split("/scans/")[0] + "?format=xml", {}),
     ("subject document (xml), 1 vs 150 subjects", "GET", "/data/projects/ONE/subjects/O0000?format=xml",
      "/data/projects/MANY/subjects/M0075?format=xml", {}),
     ("subject document (json)", "GET", "/data/projects/ONE/subjects/O0000?format=json",

@@ -67,7 +67,9 @@ def subject_in(store: Store, subject_ref: str, in_project: Project | None) -> Su
 def experiment(store: Store, experiment_ref: str, project_id: str | None = None,
                subject_ref: str | None = None) -> Experiment:
     in_project = project(store, project_id) if project_id is not None else None
-    in_subject = subject_in(store, subject_ref, in_project) if subject_ref is not None and in_project is not None else None
+    in_subject = None
+    if subject_ref is not None and in_project is not None:
+        in_subject = subject_in(store, subject_ref, in_project)
     return experiment_in(store, experiment_ref, in_project, in_subject)
 
 

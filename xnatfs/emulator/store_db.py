@@ -104,7 +104,8 @@ class StoreDatabase:
         if "file_count" not in columns:
             self.db.execute("ALTER TABLE resources ADD COLUMN file_count INTEGER NOT NULL DEFAULT 0")
             self.db.execute("ALTER TABLE resources ADD COLUMN file_size INTEGER NOT NULL DEFAULT 0")
-            self.db.execute("UPDATE resources SET file_count=(SELECT COUNT(*) FROM files WHERE resource_id=resources.id), "
+            self.db.execute("UPDATE resources SET "
+                            "file_count=(SELECT COUNT(*) FROM files WHERE resource_id=resources.id), "
                             "file_size=(SELECT COALESCE(SUM(size), 0) FROM files WHERE resource_id=resources.id)")
         self.db.execute("DROP INDEX IF EXISTS shares_project")  # now the prefix of shares_project_label
 

@@ -150,8 +150,9 @@ class ResourceFiles(StoreDatabase):
 
     def delete_resource(self, id: int) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM files WHERE resource_id=?", (id,))
+            # the resource row first: the counters' trigger then has no row to update per file deleted
             db.execute("DELETE FROM resources WHERE id=?", (id,))
+            db.execute("DELETE FROM files WHERE resource_id=?", (id,))
             self._pending_unlinks.append(self.archive_dir / str(id))
 
     def _delete_resources_of(self, kind: str, ref: str) -> None:
