@@ -43,6 +43,23 @@ def test_project_experiment_listing(emulator: EmulatorServer, http: requests.Ses
     assert by_label["DEMO_001_CT_1"]["xsiType"] == "xnat:ctSessionData"
 
 
+def test_experiment_listing_joins_the_subjects_fields_when_a_column_or_filter_names_one(
+        emulator: EmulatorServer, http: requests.Session) -> None:
+    """``xnat:subjectData/...`` in ``columns=`` or as a filter reads the session's subject (XNAT joins
+    the table); the emulator fills those cells only when asked (issue 13: a plain listing of a big
+    project does not copy every subject's fields into every row)."""
+    gender = "xnat:subjectData/demographics[@xsi:type=xnat:demographicData]/gender"
+    url = f"{emulator.url}/data/projects/DEMO/experiments"
+    listed = rows(http.get(url, params={"columns": f"ID,label,{gender}", "format": "json"}, timeout=10))
+    store = emulator.store
+    expected = {e.label: store.get_subject(e.subject_id).fields["gender"] for e in store.list_experiments("DEMO")}
+    assert {r["label"]: r[gender.lower()] for r in listed} == expected
+    female = rows(http.get(url, params={gender: "female", "format": "json"}, timeout=10))
+    assert sorted(r["label"] for r in female) == sorted(k for k, v in expected.items() if v == "female")
+    plain = rows(http.get(url, params={"format": "json"}, timeout=10))
+    assert all(gender.lower() not in r for r in plain)
+
+
 def test_subject_experiment_listing_and_type_filter(emulator: EmulatorServer, http: requests.Session) -> None:
     url = f"{emulator.url}/data/archive/projects/DEMO/subjects/DEMO_001/experiments"
     labels = {r["label"] for r in rows(http.get(url, params={"format": "json"}, timeout=10))}
@@ -130,8 +147,8 @@ def test_session_items_json_nests_scans_resources_assessors(emulator: EmulatorSe
 def test_experiment_lookup_paths(emulator: EmulatorServer, http: requests.Session) -> None:
     session = emulator.store.find_experiment("DEMO", "DEMO_002_MR_1")
     for path in (f"/data/experiments/{session.id}", f"/data/archive/experiments/{session.id}",
-                 f"/data/projects/DEMO/experiments/DEMO_002_MR_1", f"/data/projects/DEMO/experiments/{session.id}",
-                 f"/REST/projects/DEMO/subjects/DEMO_002/experiments/DEMO_002_MR_1"):
+                 "/data/projects/DEMO/experiments/DEMO_002_MR_1", f"/data/projects/DEMO/experiments/{session.id}",
+                 "/REST/projects/DEMO/subjects/DEMO_002/experiments/DEMO_002_MR_1"):
         item = http.get(f"{emulator.url}{path}?format=json", timeout=10).json()["items"][0]
         assert item["data_fields"]["ID"] == session.id, path
     for path in ("/data/experiments/DEMO_002_MR_1", "/data/projects/DEMO/experiments/NOPE",

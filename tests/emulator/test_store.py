@@ -124,3 +124,71 @@ def test_unsafe_relative_paths_are_refused(path: str) -> None:
 
 def test_relative_path_is_normalised() -> None:
     assert check_relative_path("a/b/") == "a/b"
+
+
+def test_resource_counters_follow_every_write(store: Store, session: Experiment) -> None:
+    """file_count/file_size are kept by triggers (a listing reads them instead of counting thousands of
+    files); they must agree with the files after adds, overwrites, folder deletes and rollbacks."""
+    first, second = store.create_resource(session, "A"), store.create_resource(session, "B")
+
+    def counted(resource_id: int) -> tuple[int, int]:
+        row = store.query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE resource_id=?", (resource_id,))[0]
+        return int(row[0]), int(row[1])
+
+    store.add_file(first.id, "a.txt", b"12345")
+    store.add_file(first.id, "dir/b.txt", b"12")
+    store.add_file(first.id, "dir/c.txt", b"1")
+    store.add_file(first.id, "a.txt", b"123", overwrite=True)
+    store.add_file(second.id, "x.txt", b"xx")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_file(second.id, "y.txt", b"yyyy")
+        raise RuntimeError("abort")
+    assert store.file_stats(first.id) == counted(first.id) == (3, 6)
+    assert store.file_stats_many([first.id, second.id]) == {first.id: (3, 6), second.id: (1, 2)}
+    assert store.delete_file(first.id, "dir") == 2
+    assert store.file_stats(first.id) == counted(first.id) == (1, 3)
+    store.delete_resource(second.id)
+    assert store.file_stats(second.id) == (0, 0)
+
+
+def test_an_archive_without_counters_gets_them_counted(tmp_path: Path) -> None:
+    """An archive written before the counters existed opens with them filled in, then kept."""
+    store = Store(tmp_path / "data")
+    store.create_project("P")
+    resource = store.create_resource(store.get_project("P"), "R")  # type: ignore[arg-type]
+    store.add_file(resource.id, "a.txt", b"abc")
+    with store.transaction() as db:  # as an older emulator left it: no counter columns, no triggers
+        for trigger in ("files_added", "files_removed", "files_changed"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("ALTER TABLE resources DROP COLUMN file_count")
+        db.execute("ALTER TABLE resources DROP COLUMN file_size")
+    store.close()
+    reopened = Store(tmp_path / "data")
+    try:
+        assert reopened.file_stats(resource.id) == (1, 3)
+        reopened.add_file(resource.id, "b.txt", b"de")
+        assert reopened.file_stats(resource.id) == (2, 5)
+    finally:
+        reopened.close()
+
+
+def test_folder_prefixes_are_exact_and_case_sensitive(store: Store, session: Experiment) -> None:
+    """A folder's files are found by a range on the (resource, path) index: exactly the paths under
+    it, case-sensitively (LIKE, used before, ignored case and needed _ and % escaped)."""
+    resource = store.create_resource(session, "R")
+    paths = ["dir/a", "DIR/b", "dir0", "dir/sub/c", "di/x", "a_b/1", "a%b/2", "axb/3", "z\U0010ffff/q", "z/r"]
+    for path in paths:
+        store.add_file(resource.id, path, b".")
+
+    def under(prefix: str) -> list[str]:
+        return [f.path for f in store.list_files(resource.id, prefix)]
+
+    assert under("dir/") == ["dir/a", "dir/sub/c"]
+    assert under("DIR/") == ["DIR/b"]
+    assert (under("a_b/"), under("a%b/")) == (["a_b/1"], ["a%b/2"])
+    assert under("z\U0010ffff") == ["z\U0010ffff/q"]  # no code point above it: no upper bound
+    assert sorted(f.path for f in store.list_files(resource.id)) == sorted(paths)
+    with pytest.raises(Conflict, match="A folder exists at dir"):
+        store.add_file(resource.id, "dir", b".")
+    store.add_file(resource.id, "Dir", b".")  # another name: no folder there
+    assert store.delete_file(resource.id, "dir") == 2 and under("dir/") == [] and under("DIR/") == ["DIR/b"]

@@ -13,7 +13,7 @@ import collections
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterable, Iterator
 
 MiB = 1024 * 1024
@@ -21,8 +21,11 @@ MiB = 1024 * 1024
 THROTTLE_CHUNK = 64 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaultSettings:
+    """One consistent set of switches. Frozen: an update replaces the whole object, so every request
+    reads one snapshot without copying it (it is read twice per request, on every request)."""
+
     latency_ms: float = 0.0
     bandwidth_mibps: float = 0.0  # 0 = unlimited
     fail_rate: float = 0.0
@@ -67,13 +70,14 @@ class Faults:
 
     @property
     def settings(self) -> FaultSettings:
-        with self._lock:
-            return FaultSettings(**self._settings.as_dict())
+        """The current switches: an immutable snapshot (replacing it is atomic)."""
+        return self._settings
 
     def update(self, **changes: Any) -> FaultSettings:
         """Change some switches; unknown names raise ValueError, values are coerced to the field type."""
-        known = {f.name: f.type for f in fields(FaultSettings)}
+        known = {f.name for f in fields(FaultSettings)}
         with self._lock:
+            coerced = {}
             for name, value in changes.items():
                 if name not in known:
                     raise ValueError(f"unknown fault setting: {name}")
@@ -82,8 +86,9 @@ class Faults:
                     value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
                 else:
                     value = type(current)(value)
-                setattr(self._settings, name, value)
-            return FaultSettings(**self._settings.as_dict())
+                coerced[name] = value
+            self._settings = replace(self._settings, **coerced)
+            return self._settings
 
     def should_fail(self) -> bool:
         with self._lock:

@@ -44,29 +44,43 @@ def project(store: Store, project_id: str) -> Project:
 
 
 def subject(store: Store, subject_ref: str, project_id: str | None = None) -> Subject:
-    if project_id is None:
+    return subject_in(store, subject_ref, project(store, project_id) if project_id is not None else None)
+
+
+def subject_in(store: Store, subject_ref: str, in_project: Project | None) -> Subject:
+    """A subject by accession ID (``in_project`` None) or by ID or label within a project already
+    resolved, so a URL's project is looked up once however deep the URL goes."""
+    if in_project is None:
         found = store.get_subject(subject_ref)
         if found is None:
             raise HTTPError(404, "Unable to find the specified subject. When searching by subject ID only, you "
                                  "must specify the accession number and not the subject label, which is not unique "
                                  f"across the XNAT system. {subject_ref} is not a known subject accession ID.")
         return found
-    project(store, project_id)
-    found = store.find_subject(project_id, subject_ref)
+    found = store.find_subject(in_project.id, subject_ref)
     if found is None:
-        raise HTTPError(404, f"Unable to find the specified subject. The project {project_id} does not contain "
+        raise HTTPError(404, f"Unable to find the specified subject. The project {in_project.id} does not contain "
                              f"a subject identifiable by the ID or label {subject_ref}.")
     return found
 
 
 def experiment(store: Store, experiment_ref: str, project_id: str | None = None,
                subject_ref: str | None = None) -> Experiment:
-    if project_id is None:
+    in_project = project(store, project_id) if project_id is not None else None
+    in_subject = None
+    if subject_ref is not None and in_project is not None:
+        in_subject = subject_in(store, subject_ref, in_project)
+    return experiment_in(store, experiment_ref, in_project, in_subject)
+
+
+def experiment_in(store: Store, experiment_ref: str, in_project: Project | None,
+                  in_subject: Subject | None = None) -> Experiment:
+    """An experiment by accession ID (``in_project`` None), or by ID or label within a project (and
+    subject) already resolved."""
+    if in_project is None:
         found = store.get_experiment(experiment_ref)
     else:
-        project(store, project_id)
-        subject_id = subject(store, subject_ref, project_id).id if subject_ref is not None else None
-        found = store.find_experiment(project_id, experiment_ref, subject_id)
+        found = store.find_experiment(in_project.id, experiment_ref, in_subject.id if in_subject else None)
     if found is None:
         raise HTTPError(404, "Unable to find the specified experiment.")
     return found

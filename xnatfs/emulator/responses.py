@@ -141,7 +141,13 @@ def uri_list(request: Request, uris: Sequence[str]) -> Response:
 
 
 def cell(value: Any) -> str:
-    """XFTTable's ValueParser: every value a string, None → ""."""
+    """XFTTable's ValueParser: every value a string, None → "". Called for every cell of every
+    listing (45,000 for a 5,000-file listing), so the common types are tested first, exactly."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -196,7 +202,7 @@ def result_set(request: Request, rows: Sequence[Mapping[str, Any]], columns: Seq
     ``sortBy``/``sortOrder`` apply to every table; ``limit``/``offset`` only when ``paging`` is set
     (the resources that support paging omit ``totalRecords`` once paged, spec §3.2).
     """
-    table = [{col: cell(row.get(col)) for col in columns} for row in rows]
+    table = [dict(zip(columns, map(cell, map(row.get, columns)))) for row in rows]
     sort_by = request.args.get("sortBy")
     if sort_by:
         keys = [k for k in sort_by.split(",") if k in columns]

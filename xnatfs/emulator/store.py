@@ -16,6 +16,9 @@ that hold the code, one concern each:
     store_archive  projects, subjects, experiments, scans, reconstructions (`ArchiveRecords`)
     store_sharing  shares of subjects/experiments into other projects, project roles (`SharedRecords`)
 
+Scale: every lookup of one object is an index search (store_db.SCHEMA), so a request's cost does not
+grow with the resource, project or site around it (tests/emulator/test_request_cost.py checks it).
+
 Thread safety: one SQLite connection shared by all threads, serialised by `store.lock` (an RLock).
 Reads are short; `transaction()` holds the lock for its whole body, so an import is all-or-nothing
 and no other thread sees half of it.
@@ -53,9 +56,11 @@ Public API (stable; other modules may add tables of their own through `transacti
                owner_key(owner) -> (owner_kind, owner_ref, experiment_id)
     Files:     add_file(resource_id, relative_path, source: bytes | BinaryIO | Path, *, overwrite=False,
                         format="", content="", tags="", move=False, md5=None) -> FileRow
-               get_file(resource_id, path) / list_files(resource_ids, prefix=None)
+               get_file(resource_id, path) / list_files(resource_ids, prefix=None)  (prefix: case-sensitive)
                delete_file(resource_id, path) -> int (removes a folder prefix too)
                file_stats(resource_id) -> (count, size) / file_stats_many(resource_ids) -> {id: (count, size)}
+                        (counters kept by triggers on every write: no file is counted)
+    Lookups by ID: subjects_by_id(ids) -> {id: Subject} / experiments_by_id(ids) -> {id: Experiment}
                disk_path(resource_id, relative_path) -> Path (checked to stay inside the resource folder)
     Sharing:   share(item, project, label) / unshare(item, project) / shares_of(item) / share_in(item, project)
                label_in(item, project) / projects_of(item) / subjects_in(project) / experiments_in(project, subject_id)

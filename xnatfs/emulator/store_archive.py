@@ -11,6 +11,8 @@ reconstructions live in two tables of the same shape, served by one private help
 from __future__ import annotations
 
 import json
+import sqlite3
+from typing import Callable, Iterable, TypeVar
 
 from xnatfs.emulator.store_files import ResourceFiles
 from xnatfs.emulator.store_rows import (SITE_ID, ChildT, Conflict, Experiment, NotFound, Project, Reconstruction,
@@ -21,6 +23,27 @@ from xnatfs.emulator.store_rows import (SITE_ID, ChildT, Conflict, Experiment, N
 _CHILD_TABLES: dict[type, str] = {Scan: "scans", Reconstruction: "reconstructions"}
 #: The ``shares.kind`` of the rows of each shareable table.
 _SHARE_KIND = {"subjects": "subject", "experiments": "experiment"}
+#: Accession IDs per ``IN (...)`` query (SQLite's limit on parameters is 999 in old builds).
+_BATCH = 500
+
+RowT = TypeVar("RowT")
+
+
+def _shared_lookup(table: str, kind: str, project: str, ref: str,
+                   subject_id: str | None = None) -> tuple[str, list[str]]:
+    """SQL and parameters for an object shared into ``project`` and named ``ref`` there: by its
+    accession ID, by its label there, or by its own label when the share gives it none (of
+    ``subject_id`` only, when given). Three index searches (shares by item, shares by label, the
+    table by label, then its share: ``CROSS JOIN`` keeps that order), never a walk over every share
+    of the project. The first match wins, in that order."""
+    extra, extra_args = ("", []) if subject_id is None else (" AND t.subject_id=?", [subject_id])
+    sql = (f"SELECT t.* FROM shares h JOIN {table} t ON t.id=h.item_id WHERE h.kind='{kind}' AND h.project=? "
+           f"AND h.item_id=?{extra} UNION ALL "
+           f"SELECT t.* FROM shares h JOIN {table} t ON t.id=h.item_id WHERE h.kind='{kind}' AND h.project=? "
+           f"AND h.label=?{extra} UNION ALL "
+           f"SELECT t.* FROM {table} t CROSS JOIN shares h ON h.kind='{kind}' AND h.item_id=t.id AND h.project=? "
+           f"WHERE t.label=? AND h.label IS NULL{extra} LIMIT 1")
+    return sql, [project, ref, *extra_args] * 3
 
 
 class ArchiveRecords(ResourceFiles):
@@ -108,10 +131,25 @@ class ArchiveRecords(ResourceFiles):
         row = self._one("SELECT * FROM subjects WHERE project=? AND (id=? OR label=?) "
                         "ORDER BY id=? DESC LIMIT 1", (project, id_or_label, id_or_label, id_or_label))
         if row is None:
-            row = self._one("SELECT s.* FROM subjects s JOIN shares h ON h.kind='subject' AND h.item_id=s.id "
-                            "WHERE h.project=? AND (s.id=? OR COALESCE(h.label, s.label)=?) LIMIT 1",
-                            (project, id_or_label, id_or_label))
+            row = self._one(*_shared_lookup("subjects", "subject", project, id_or_label))
         return subject_from_row(row) if row else None
+
+    def subjects_by_id(self, ids: Iterable[str]) -> dict[str, Subject]:
+        """The subjects with these accession IDs (missing ones left out), a few at a time."""
+        return {s.id: s for s in self._by_id("subjects", ids, subject_from_row)}
+
+    def experiments_by_id(self, ids: Iterable[str]) -> dict[str, Experiment]:
+        """The experiments with these accession IDs (missing ones left out), a few at a time."""
+        return {e.id: e for e in self._by_id("experiments", ids, experiment_from_row)}
+
+    def _by_id(self, table: str, ids: Iterable[str], from_row: Callable[[sqlite3.Row], RowT]) -> list[RowT]:
+        wanted = sorted(set(ids))
+        found: list[RowT] = []
+        for start in range(0, len(wanted), _BATCH):
+            batch = wanted[start:start + _BATCH]
+            rows = self.query(f"SELECT * FROM {table} WHERE id IN ({','.join('?' * len(batch))})", batch)
+            found.extend(from_row(r) for r in rows)
+        return found
 
     def list_subjects(self, project: str | None = None) -> list[Subject]:
         if project is None:
@@ -181,13 +219,7 @@ class ArchiveRecords(ResourceFiles):
             args.append(subject_id)
         row = self._one(sql + " ORDER BY id=? DESC LIMIT 1", args + [id_or_label])
         if row is None:
-            shared = ("SELECT e.* FROM experiments e JOIN shares h ON h.kind='experiment' AND h.item_id=e.id "
-                      "WHERE h.project=? AND (e.id=? OR COALESCE(h.label, e.label)=?)")
-            shared_args: list = [project, id_or_label, id_or_label]
-            if subject_id is not None:
-                shared += " AND e.subject_id=?"
-                shared_args.append(subject_id)
-            row = self._one(shared + " LIMIT 1", shared_args)
+            row = self._one(*_shared_lookup("experiments", "experiment", project, id_or_label, subject_id))
         return experiment_from_row(row) if row else None
 
     def list_experiments(self, project: str | None = None, subject_id: str | None = None, *,

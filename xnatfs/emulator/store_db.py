@@ -33,17 +33,40 @@ CREATE TABLE IF NOT EXISTS reconstructions (pk INTEGER PRIMARY KEY AUTOINCREMENT
     id TEXT NOT NULL, xsi_type TEXT NOT NULL, fields TEXT, insert_date TEXT, UNIQUE(experiment_id, id));
 CREATE TABLE IF NOT EXISTS resources (id INTEGER PRIMARY KEY AUTOINCREMENT, owner_kind TEXT NOT NULL,
     owner_ref TEXT NOT NULL, experiment_id TEXT, label TEXT NOT NULL, format TEXT, content TEXT, tags TEXT,
-    description TEXT, io TEXT NOT NULL DEFAULT '', UNIQUE(owner_kind, owner_ref, io, label));
+    description TEXT, io TEXT NOT NULL DEFAULT '', file_count INTEGER NOT NULL DEFAULT 0,
+    file_size INTEGER NOT NULL DEFAULT 0, UNIQUE(owner_kind, owner_ref, io, label));
 CREATE INDEX IF NOT EXISTS resources_experiment ON resources(experiment_id, owner_kind);
 CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id INTEGER NOT NULL,
     path TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL, mtime REAL NOT NULL, format TEXT,
     content TEXT, tags TEXT, UNIQUE(resource_id, path));
 CREATE TABLE IF NOT EXISTS shares (kind TEXT NOT NULL, item_id TEXT NOT NULL, project TEXT NOT NULL,
     label TEXT, PRIMARY KEY(kind, item_id, project));
-CREATE INDEX IF NOT EXISTS shares_project ON shares(kind, project);
+CREATE INDEX IF NOT EXISTS shares_project_label ON shares(kind, project, label);
+CREATE INDEX IF NOT EXISTS subjects_label ON subjects(label);
+CREATE INDEX IF NOT EXISTS experiments_label ON experiments(label);
 CREATE TABLE IF NOT EXISTS project_users (project TEXT NOT NULL, login TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY(project, login));
+CREATE INDEX IF NOT EXISTS project_users_login ON project_users(login);
 """
+#: A resource's file count and total size, kept by the database itself on every write to ``files``,
+#: as XNAT keeps them in its catalog rows: a resource listing or a document shows them without
+#: counting the files (thousands in a series) on every request. Created after ``_upgrade`` has added
+#: the columns to an older archive.
+TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS files_added AFTER INSERT ON files BEGIN
+    UPDATE resources SET file_count=file_count+1, file_size=file_size+NEW.size WHERE id=NEW.resource_id;
+END;
+CREATE TRIGGER IF NOT EXISTS files_removed AFTER DELETE ON files BEGIN
+    UPDATE resources SET file_count=file_count-1, file_size=file_size-OLD.size WHERE id=OLD.resource_id;
+END;
+CREATE TRIGGER IF NOT EXISTS files_changed AFTER UPDATE OF resource_id, size ON files BEGIN
+    UPDATE resources SET file_count=file_count-1, file_size=file_size-OLD.size WHERE id=OLD.resource_id;
+    UPDATE resources SET file_count=file_count+1, file_size=file_size+NEW.size WHERE id=NEW.resource_id;
+END;
+"""
+#: Every lookup that answers for one object (a file of a resource, a subject of a project, a user's
+#: roles) is a search on one of these indexes, so its cost does not grow with the size of the
+#: resource, project or site around it; ``tests/emulator/test_request_cost.py`` checks the query plans.
 
 
 class StoreDatabase:
@@ -65,16 +88,26 @@ class StoreDatabase:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._upgrade()
+        self.db.executescript(TRIGGERS)
         self._depth = 0
         self._pending_unlinks: list[Path] = []
         self._new_files: list[Path] = []
 
     def _upgrade(self) -> None:
         """Archives written before assessor/reconstruction ``in``/``out`` resources were kept apart
-        lack ``resources.io``; add it (their resources are all ``out``, XNAT's default)."""
+        lack ``resources.io``; add it (their resources are all ``out``, XNAT's default). Older
+        archives also lack the file counters (counted once here, kept by ``TRIGGERS`` from then on)
+        and carry an index the schema has replaced; drop it."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(resources)")}
         if "io" not in columns:
             self.db.execute("ALTER TABLE resources ADD COLUMN io TEXT NOT NULL DEFAULT ''")
+        if "file_count" not in columns:
+            self.db.execute("ALTER TABLE resources ADD COLUMN file_count INTEGER NOT NULL DEFAULT 0")
+            self.db.execute("ALTER TABLE resources ADD COLUMN file_size INTEGER NOT NULL DEFAULT 0")
+            self.db.execute("UPDATE resources SET "
+                            "file_count=(SELECT COUNT(*) FROM files WHERE resource_id=resources.id), "
+                            "file_size=(SELECT COALESCE(SUM(size), 0) FROM files WHERE resource_id=resources.id)")
+        self.db.execute("DROP INDEX IF EXISTS shares_project")  # now the prefix of shares_project_label
 
     def close(self) -> None:
         with self.lock:

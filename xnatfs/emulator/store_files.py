@@ -21,11 +21,14 @@ from typing import IO, BinaryIO
 
 from xnatfs.emulator.store_db import StoreDatabase
 from xnatfs.emulator.store_rows import (Conflict, Experiment, FileRow, Invalid, NotFound, Owner, Project,
-                                        Reconstruction, Resource, Scan, Subject, file_from_row,
-                                        resource_from_row)
+                                        Reconstruction, Resource, Scan, Subject, resource_from_row)
 
 #: Bytes copied per read when bytes are streamed to or from disk.
 CHUNK = 1024 * 1024
+#: The ``files`` columns in ``FileRow``'s field order, so a row becomes one without a lookup by name
+#: per field (listings build thousands).
+FILE_COLUMNS = ("id, resource_id, path, size, md5, mtime, COALESCE(format, ''), COALESCE(content, ''), "
+                "COALESCE(tags, '')")
 
 
 def check_relative_path(path: str) -> str:
@@ -56,8 +59,21 @@ def md5_of(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """``(low, high)`` with ``low <= path < high`` exactly for the paths starting with ``prefix``
+    (``high`` None: no upper bound). A range on the ``(resource_id, path)`` index finds a folder's
+    files without reading the rest of the resource, as ``LIKE 'prefix%'`` cannot: SQLite runs that
+    over every path of the resource (its LIKE ignores case, so it cannot use a case-sensitive index,
+    and would match ``DIR/x`` for ``dir/``; file paths are case-sensitive). Text compares by UTF-8
+    bytes, whose order is code point order, so the next code point after the last one bounds it."""
+    if not prefix:
+        return "", None
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates cannot be stored; the next storable code point
+        last = 0xE000
+    if last > 0x10FFFF:
+        return prefix, None
+    return prefix, prefix[:-1] + chr(last)
 
 
 class ResourceFiles(StoreDatabase):
@@ -134,8 +150,9 @@ class ResourceFiles(StoreDatabase):
 
     def delete_resource(self, id: int) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM files WHERE resource_id=?", (id,))
+            # the resource row first: the counters' trigger then has no row to update per file deleted
             db.execute("DELETE FROM resources WHERE id=?", (id,))
+            db.execute("DELETE FROM files WHERE resource_id=?", (id,))
             self._pending_unlinks.append(self.archive_dir / str(id))
 
     def _delete_resources_of(self, kind: str, ref: str) -> None:
@@ -150,8 +167,24 @@ class ResourceFiles(StoreDatabase):
             raise Invalid(f"Invalid file path: {relative_path!r}")
         return path
 
-    def _file(self, row: sqlite3.Row) -> FileRow:
-        return file_from_row(row, self.archive_dir / str(row["resource_id"]) / row["path"])
+    def _under(self, resource_ids: list[int], prefix: str | None, columns: str = FILE_COLUMNS,
+               limit: str = "") -> list[sqlite3.Row]:
+        """Rows of some resources (by resource ID, then path) whose path starts with ``prefix``
+        (None: all), found by ranges on the ``(resource_id, path)`` index."""
+        marks = ",".join("?" * len(resource_ids))
+        sql = f"SELECT {columns} FROM files WHERE resource_id IN ({marks})"
+        args: list[int | str] = list(resource_ids)
+        low, high = prefix_bounds(prefix or "")
+        if low:
+            sql += " AND path>=?"
+            args.append(low)
+        if high is not None:
+            sql += " AND path<?"
+            args.append(high)
+        rows = self.query(sql + " ORDER BY resource_id, path" + limit, args)
+        if prefix and high is None:
+            rows = [r for r in rows if r["path"].startswith(prefix)]
+        return rows
 
     def add_file(self, resource_id: int, relative_path: str, source: bytes | BinaryIO | Path, *,
                  overwrite: bool = False, format: str = "", content: str = "", tags: str = "",
@@ -165,8 +198,7 @@ class ResourceFiles(StoreDatabase):
             existing = self.get_file(resource_id, relative_path)
             if existing and not overwrite:
                 raise Conflict(f"File already exists: {relative_path}")
-            if self._one("SELECT 1 FROM files WHERE resource_id=? AND path LIKE ? ESCAPE '\\'",
-                         (resource_id, _like_prefix(relative_path + "/"))):
+            if self._under([resource_id], relative_path + "/", "path", " LIMIT 1"):
                 raise Conflict(f"A folder exists at {relative_path}")
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.parent.exists() and not target.parent.is_dir():
@@ -175,8 +207,11 @@ class ResourceFiles(StoreDatabase):
             if existing is None:
                 self._new_files.append(target)
             mtime = target.stat().st_mtime
-            db.execute("INSERT OR REPLACE INTO files(resource_id, path, size, md5, mtime, format, content, tags) "
-                       "VALUES (?,?,?,?,?,?,?,?)",
+            # an upsert, not INSERT OR REPLACE: its delete would not fire the counters' trigger
+            db.execute("INSERT INTO files(resource_id, path, size, md5, mtime, format, content, tags) "
+                       "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(resource_id, path) DO UPDATE SET size=excluded.size, "
+                       "md5=excluded.md5, mtime=excluded.mtime, format=excluded.format, content=excluded.content, "
+                       "tags=excluded.tags",
                        (resource_id, relative_path, size, digest, mtime, format, content, tags))
         return self.get_file(resource_id, relative_path)  # type: ignore[return-value]
 
@@ -201,20 +236,17 @@ class ResourceFiles(StoreDatabase):
         return size, digest
 
     def get_file(self, resource_id: int, path: str) -> FileRow | None:
-        row = self._one("SELECT * FROM files WHERE resource_id=? AND path=?", (resource_id, path))
-        return self._file(row) if row else None
+        row = self._one(f"SELECT {FILE_COLUMNS} FROM files WHERE resource_id=? AND path=?", (resource_id, path))
+        return FileRow(*row, self.archive_dir / str(resource_id)) if row else None
 
     def list_files(self, resource_ids: list[int] | int, prefix: str | None = None) -> list[FileRow]:
+        """The files of some resources (by resource ID, then path), those under ``prefix`` only when
+        given (a case-sensitive path prefix, e.g. a folder ``dir/``)."""
         ids = [resource_ids] if isinstance(resource_ids, int) else list(resource_ids)
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT * FROM files WHERE resource_id IN ({marks})"
-        args: list[int | str] = list(ids)
-        if prefix:
-            sql += " AND path LIKE ? ESCAPE '\\'"
-            args.append(_like_prefix(prefix))
-        return [self._file(r) for r in self.query(sql + " ORDER BY resource_id, path", args)]
+        folders = {rid: self.archive_dir / str(rid) for rid in ids}
+        return [FileRow(*r, folders[r[1]]) for r in self._under(ids, prefix)]
 
     def delete_file(self, resource_id: int, path: str) -> int:
         """Remove a file or everything under a folder path; returns how many entries went."""
@@ -230,13 +262,13 @@ class ResourceFiles(StoreDatabase):
         return len(rows)
 
     def file_stats(self, resource_id: int) -> tuple[int, int]:
-        row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE resource_id=?", (resource_id,))
-        return int(row[0]), int(row[1])  # type: ignore[index]
+        """(file count, total size) of a resource: its counters (store_db.TRIGGERS), not a count."""
+        row = self._one("SELECT file_count, file_size FROM resources WHERE id=?", (resource_id,))
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def file_stats_many(self, resource_ids: list[int]) -> dict[int, tuple[int, int]]:
         if not resource_ids:
             return {}
         marks = ",".join("?" * len(resource_ids))
-        rows = self.query(f"SELECT resource_id, COUNT(*), SUM(size) FROM files WHERE resource_id IN ({marks}) "
-                          "GROUP BY resource_id", resource_ids)
-        return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+        rows = self.query(f"SELECT id, file_count, file_size FROM resources WHERE id IN ({marks})", resource_ids)
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}

@@ -13,6 +13,7 @@ Import them from `xnatfs.emulator.store`, which re-exports all of this.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -148,6 +149,10 @@ class Resource:
 
 @dataclass
 class FileRow:
+    """One file of a resource. Its bytes are at ``folder / path``; ``disk_path`` is built only when
+    asked for, because listings of thousands of rows mostly never need it (a ``Path`` join costs
+    more than the rest of a row)."""
+
     id: int
     resource_id: int
     path: str
@@ -157,11 +162,15 @@ class FileRow:
     format: str
     content: str
     tags: str
-    disk_path: Path = field(repr=False, default=Path())
+    folder: Path = field(repr=False, default=Path())
 
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+    @functools.cached_property
+    def disk_path(self) -> Path:
+        return self.folder / self.path
 
 
 Owner = Union[Project, Subject, Experiment, Scan, Reconstruction]
@@ -198,8 +207,3 @@ def resource_from_row(row: sqlite3.Row) -> Resource:
     return Resource(row["id"], row["owner_kind"], row["owner_ref"], row["experiment_id"], row["label"],
                     row["format"] or "", row["content"] or "", row["tags"] or "", row["description"] or "",
                     row["io"] if "io" in row.keys() else "")
-
-
-def file_from_row(row: sqlite3.Row, disk_path: Path) -> FileRow:
-    return FileRow(row["id"], row["resource_id"], row["path"], row["size"], row["md5"], row["mtime"],
-                   row["format"] or "", row["content"] or "", row["tags"] or "", disk_path)

@@ -44,8 +44,7 @@ class SharedRecords(ArchiveRecords):
                 raise Conflict(f"Already assigned to project:{project}")
             wanted = label or item.label
             if self._one(f"SELECT 1 FROM {table} WHERE project=? AND label=?", (project, wanted)) or self._one(
-                    "SELECT 1 FROM shares WHERE kind=? AND project=? AND COALESCE(label, '')=?",
-                    (kind, project, wanted)):
+                    "SELECT 1 FROM shares WHERE kind=? AND project=? AND label=?", (kind, project, wanted)):
                 raise Conflict(f"Label already in use:{wanted}")
             db.execute("INSERT INTO shares VALUES (?,?,?,?)", (kind, item.id, project, label or None))
 

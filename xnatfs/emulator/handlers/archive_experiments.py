@@ -23,7 +23,7 @@ from xnatfs.emulator import resolve
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import (Submission, accession, check_label, document_fields, empty,
                                                      existing_project_id, listing)
-from xnatfs.emulator.handlers.archive_fields import record, scan_join_types
+from xnatfs.emulator.handlers.archive_fields import joins_subject, record, scan_join_types
 from xnatfs.emulator.handlers.archive_render import experiment_item, object_response
 from xnatfs.emulator.handlers.archive_subjects import readable
 from xnatfs.emulator.items import schema
@@ -34,23 +34,24 @@ BASE_COLUMNS = [("ID", "ID"), ("project", "project"), ("date", "date"), ("xsiTyp
                 ("label", "label"), ("insert_date", "insert_date")]
 
 
-def experiment_records(store: Store, experiments: list[Experiment], project: str | None = None) -> list[dict[str, Any]]:
+def experiment_records(store: Store, experiments: list[Experiment], project: str | None = None, *,
+                       subject_fields: bool = True) -> list[dict[str, Any]]:
     """Listing records with the read-only subject/session columns filled in (``subject_label`` as
-    ``project`` names the subject, when given)."""
-    subjects = {s.id: s for s in store.list_subjects()} if experiments else {}
-    sessions: dict[str, Experiment | None] = {}
+    ``project`` names the subject, when given) and, with ``subject_fields``, the subject's own fields
+    as ``subject:<path>``. The subjects and sessions are read by ID, those of these experiments only,
+    not every subject of the site."""
+    subjects = store.subjects_by_id(e.subject_id for e in experiments)
+    sessions = store.experiments_by_id(e.session_id for e in experiments if e.session_id)
     records = []
     for exp in experiments:
         subject = subjects.get(exp.subject_id)
         extra: dict[str, Any] = {"subject_label": store.label_in(subject, project) if subject else "",
                                  "subject_project": subject.project if subject else ""}
         if exp.session_id:
-            if exp.session_id not in sessions:
-                sessions[exp.session_id] = store.get_experiment(exp.session_id)
-            session = sessions[exp.session_id]
+            session = sessions.get(exp.session_id)
             extra.update(session_label=session.label if session else "",
                          session_project=session.project if session else "")
-        if subject:
+        if subject and subject_fields:
             extra.update({f"subject:{key}": value for key, value in record(subject).items()})
         records.append(record(exp, **extra))
     return records
@@ -90,7 +91,8 @@ def list_project_experiments(ctx: Context, project: str, subject: str | None = N
     labels = {e.id: here for e, here in found}
     experiments = _typed([e for e, _ in found], root)
     columns = BASE_COLUMNS + [(f"{root.lower()}/id", "ID")]
-    records = experiment_records(ctx.store, experiments, project_id)
+    records = experiment_records(ctx.store, experiments, project_id,
+                                 subject_fields=joins_subject(ctx.request.args, root))
     for rec in records:
         rec["label"] = labels.get(rec["ID"], rec["label"])
     records = join_scans(ctx.store, records, scan_join_types(ctx.request.args, root))
@@ -106,7 +108,8 @@ def list_all_experiments(ctx: Context) -> Response:
         columns += [("subject_ID", "subject_ID"), ("subject_label", "subject_label")]
     if schema().is_a(root, "xnat:imageAssessorData"):
         columns += [("session_ID", "session_ID"), ("session_label", "session_label")]
-    records = join_scans(ctx.store, experiment_records(ctx.store, experiments), scan_join_types(ctx.request.args, root))
+    records = experiment_records(ctx.store, experiments, subject_fields=joins_subject(ctx.request.args, root))
+    records = join_scans(ctx.store, records, scan_join_types(ctx.request.args, root))
     return listing(ctx, "experiment", records, columns, root,
                    lambda r: f"/data/experiments/{r['ID']}", meta={"title": "Matching experiments"}, paging=True)
 

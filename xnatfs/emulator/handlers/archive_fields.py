@@ -150,17 +150,29 @@ def joined_path(kind: str, head: str, rest: str) -> str | None:
     return None
 
 
+def _named_paths(args: Mapping[str, str], root_type: str) -> list[str]:
+    """The record paths an experiment listing's ``columns=`` and filters name."""
+    names = [n.strip() for n in (args.get("columns") or "").split(",")] + list(args.keys())
+    paths = (path_of("experiment", name, root_type) if name and name.lower() not in CONTROL_PARAMS else None
+             for name in names)
+    return [path for path in paths if path]
+
+
 def scan_join_types(args: Mapping[str, str], root_type: str) -> list[str]:
     """The scan types an experiment listing's ``columns=`` or filters name (empty: no scan join)."""
-    names = [n.strip() for n in (args.get("columns") or "").split(",")] + list(args.keys())
     types = []
-    for name in names:
-        path = path_of("experiment", name, root_type) if name and name.lower() not in CONTROL_PARAMS else None
-        if path and path.startswith("scan:"):
+    for path in _named_paths(args, root_type):
+        if path.startswith("scan:"):
             scan_type = path.split(":", 3)[1] + ":" + path.split(":", 3)[2]
             if scan_type not in types:
                 types.append(scan_type)
     return types
+
+
+def joins_subject(args: Mapping[str, str], root_type: str) -> bool:
+    """Whether an experiment listing's ``columns=`` or filters name a field of the subject
+    (``subject:<path>``): only then is every row given its subject's fields."""
+    return any(path.startswith("subject:") for path in _named_paths(args, root_type))
 
 
 def column_name(kind: str, name: str, root_type: str) -> tuple[str, str] | None:

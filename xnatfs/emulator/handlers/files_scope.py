@@ -154,15 +154,12 @@ def _resolve_scope(store: Store, values: dict[str, Any]) -> Scope:
     project = resolve.project(store, values["project"]) if "project" in values else None
     if "experiment" not in values:
         if "subject" in values:
-            subject = resolve.subject(store, values["subject"], project.id if project else None)
+            subject = resolve.subject_in(store, values["subject"], project)
             return Scope("subject", [subject], project=project, subject=subject)
         assert project is not None
         return Scope("project", [project], project=project)
-    subject = None
-    if "subject" in values:
-        subject = resolve.subject(store, values["subject"], project.id if project else None)
-    session = resolve.experiment(store, values["experiment"], project.id if project else None,
-                                 values.get("subject"))
+    subject = resolve.subject_in(store, values["subject"], project) if "subject" in values else None
+    session = resolve.experiment_in(store, values["experiment"], project, subject if project is not None else None)
     common = dict(project=project, subject=subject)
     if "scan" in values:
         scans = select_scans(store, session, values["scan"])

@@ -253,7 +253,7 @@ def send_file(ctx: Context, path: Path) -> Response:
     """One file as the archive's file routes send it (type by extension, attachment, Range)."""
     stat = path.stat()
     return files_download.send_file(ctx, FileRow(0, 0, path.name, stat.st_size, "", stat.st_mtime, "", "", "",
-                                                 disk_path=path))
+                                                 folder=path.parent))
 
 
 def zip_response(ctx: Context, entries: Iterable[tuple[str, Path]], name: str) -> Response:

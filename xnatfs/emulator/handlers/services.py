@@ -137,7 +137,7 @@ def _receive(ctx: Context, spool: IO[bytes], params: dict[str, str], name: str |
             size += len(chunk)
         if size == 0 and mimetype != "application/zip":
             raise HTTPError(400, "In-body File posts must include the file directly as the body of the message. "
-                                 f"In this case, the request entity size is 0 but the media type is not "
+                                 "In this case, the request entity size is 0 but the media type is not "
                                  "application/zip (i.e. streaming compressed upload).")
         return name or "upload" + IN_BODY_TYPES.get(mimetype, ".unsupported")
     parts: list[str] = []
