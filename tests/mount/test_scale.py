@@ -64,6 +64,22 @@ def test_ls_l_of_a_big_series_costs_no_lookup_per_file(big: EmulatorServer, moun
     assert calls.get("readdir", 0) - before.get("readdir", 0) <= 3 * 2
 
 
+def test_a_cold_ls_l_of_a_series_costs_the_three_requests_its_path_needs(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Issue 13: the subject listing, the subject's document (its sessions, scans and resources) and the
+    session's file listing; listing ``projects/`` on the way warms no other project."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    requests_counter.settle()
+    requests_counter.reset()
+    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    subprocess.run(["ls", str(mounted.path / "projects")], capture_output=True, check=True, timeout=60)
+    listing = subprocess.run(["ls", "-l", str(series)], capture_output=True, text=True, timeout=60,
+                             check=True).stdout.splitlines()[1:]
+    assert len(listing) == FILES
+    assert requests_counter.settle() == 3, requests_counter.read()["by_route"]
+
+
 def test_documents_are_not_handed_to_the_kernel_before_they_are_sized(big: EmulatorServer,
                                                                       mount_factory: MountFactory) -> None:
     """A document's size is known once it is fetched: listing its folder (READDIRPLUS) must not give

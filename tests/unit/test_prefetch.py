@@ -131,6 +131,9 @@ def test_a_walk_with_many_files_ahead_takes_the_resource_as_one_zip() -> None:
     assert len(fetch.calls) == 4
     assert prefetch.take(listing[40]) == b"f040f040" and prefetch.zip_hits == 1
     assert prefetch.take(listing[50]) is None  # a member without its listed size or md5: read from the server
+    assert prefetch.zipped(listing[41]) is made[0]
+    big = FileInfo("f041", PrefetchSettings().max_file + 1, listing[41].uri, "R", "m")
+    assert prefetch.zipped(big) is None  # a big file is never read whole into memory from the zip
     prefetch.close()
     assert made[0].closed
 

@@ -329,10 +329,6 @@ class ResourceZip:
         """Whether members can be read (some have arrived, or the whole zip has)."""
         return bool(self._early) or self._state == "done"
 
-    @property
-    def failed(self) -> bool:
-        return self._state in ("failed", "closed")
-
     def __len__(self) -> int:
         return len(self._members) or len(self._early)
 

@@ -233,7 +233,11 @@ class SiblingPrefetch:
 
     def zipped(self, info: FileInfo) -> ZipMembers | None:
         """The zip of the file's resource, if its members are arriving (a member is read with
-        :meth:`read_zipped`, which waits for it while the zip downloads)."""
+        :meth:`read_zipped`, which waits for it while the zip downloads), and the file is small: a
+        member is read whole into memory, so a big file of the resource is read by its own ranged
+        reader, within the memory budget."""
+        if info.size > self.settings.max_file:
+            return None
         uri = files_uri(info.uri)
         with self._lock:
             entry = self._zips.get(uri) if uri is not None else None

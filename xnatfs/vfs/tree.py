@@ -22,9 +22,10 @@ How it stays cheap (issue 6 item 4):
 - Listings derived from source records are memoised by the identity of those records: while the
   source keeps a record cached, the listing is reused; when the record is reloaded, the listing is
   rebuilt. The source's TTL is therefore the only clock.
-- After a collection (``subjects/``, ``experiments/``, …) is listed, what its children will need is
-  prefetched in parallel by a small bounded thread pool (at most ``prefetch_limit`` children per
-  listing; a bigger directory is not prefetched, so opening it in a file manager stays cheap).
+- After a collection (``subjects/``, ``experiments/``, …; not ``projects/``) is listed, what its
+  children will need is prefetched in parallel by a small bounded thread pool (at most
+  ``prefetch_limit`` children per listing; a bigger directory is not prefetched, so opening it in a
+  file manager stays cheap).
   The first ``xnat.xml`` that is sized in a collection (``ls -l``, ``find -ls``) prefetches those
   of its siblings the same way; a plain ``ls`` or ``find`` never fetches them.
 - A program that walks a large collection in listing order (``find``, ``du``, ``rsync``) has the
@@ -95,6 +96,10 @@ OBJECT_FOLDERS = {
     ASSESSOR: (RESOURCES, INPUTS),
     RECONSTRUCTION: (RESOURCES, INPUTS),
 }
+#: collections whose fresh listing warms nothing: resources (their files come with the session's
+#: listing), and the projects: a user opens one of them, and warming every project's document and
+#: subject listing cost a site of 50 projects 100 requests at the first ``ls`` of the mount
+UNGUESSED = frozenset({*RESOURCE_FOLDERS, "projects"})
 #: object kinds named by ID rather than label in their collection folder
 NAMED_BY_ID = frozenset({PROJECT, SCAN, RECONSTRUCTION})
 #: the top-level folders of the mount
@@ -356,7 +361,7 @@ class VirtualTree:
 
     def _prefetch_children(self, node: Node, memo: _Listing) -> None:
         """Warm what the objects of a fresh collection listing will need next (bounded, best effort)."""
-        if node.kind is not NodeKind.COLLECTION or node.collection in RESOURCE_FOLDERS or self._closed:
+        if node.kind is not NodeKind.COLLECTION or node.collection in UNGUESSED or self._closed:
             return
         objects = [n.obj for n in memo.entries.values() if n.obj is not None]
         if not objects or len(objects) > self.settings.prefetch_limit or self.settings.prefetch_workers <= 0:
