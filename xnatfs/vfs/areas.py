@@ -282,7 +282,7 @@ class ProjectsArea(_ChangesArea):
             return self.nifti.listdir(path)
         local = self.writes.local_children(path)
         try:
-            server = [self.writes.shown(n) for n in self.tree.listdir(path)]
+            server = self.writes.shown_all(self.tree.listdir(path))
             if self.nifti is not None and is_scan_path(split_path(path)):
                 view = self.nifti.entry(self.tree.lookup(path))
                 if view is not None:

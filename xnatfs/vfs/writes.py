@@ -103,13 +103,23 @@ class Writes:
         the mount recognises an unchanged listing by its nodes' identity and reuses what it built
         from it.
         """
-        if self.read_only or not in_resources(node) or node.stat.mode & 0o200:
-            return node
+        return self.shown_all([node])[0]
+
+    def shown_all(self, nodes: list[Node]) -> list[Node]:
+        """:meth:`shown` of each node of a listing (one lock for all of them)."""
+        if self.read_only:
+            return nodes
+        shown = []
         with self._shown_lock:
-            result = self._shown.get(node)
-            if result is None:
-                result = self._shown[node] = replace(node, stat=writable(node.stat))
-        return result
+            for node in nodes:
+                if not in_resources(node) or node.stat.mode & 0o200:
+                    shown.append(node)
+                    continue
+                result = self._shown.get(node)
+                if result is None:
+                    result = self._shown[node] = replace(node, stat=writable(node.stat))
+                shown.append(result)
+        return shown
 
     def local_node(self, path: str) -> Node | None:
         return None if self.read_only else self.resources.local_node(path)
