@@ -1,7 +1,8 @@
 """Issue 18, row 3, on a real mount: a server that trickles a listing cannot keep ``ls`` alive.
 
 A front server passes everything to the emulator except the listing of one project's subjects, which it
-answers one byte every 2 s (each byte well within ``--timeout``). ``ls`` of that folder ends within
+answers one byte every second (each byte well within ``--timeout``, 2 s: a byte every 2 s raced the read
+timeout itself, and the read timeout, not the deadline, sometimes ended the listing). ``ls`` of that folder ends within
 3× ``--timeout`` with "Connection timed out" (the request's deadline, twice the timeout, closes the
 connection), with one log line; an ``ls`` of it that is SIGKILLed ends at once; a listing of another
 folder meanwhile is not queued behind the stuck one.
@@ -28,11 +29,13 @@ from xnatfs.emulator.server import EmulatorServer
 pytestmark = pytest.mark.mount
 
 TIMEOUT = 2.0
+#: seconds between the trickled bytes: well within TIMEOUT, so only the request's deadline ends a listing
+BYTE_EVERY = TIMEOUT / 2
 TRICKLED = "/data/projects/DEMO/subjects"
 
 
 class Trickle:
-    """A :class:`frontkit.Front` intercept: answers GETs of :data:`TRICKLED` one byte every 2 s."""
+    """A :class:`frontkit.Front` intercept: answers GETs of :data:`TRICKLED` one byte every :data:`BYTE_EVERY` s."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
@@ -48,7 +51,7 @@ class Trickle:
         handler.end_headers()
         handler.close_connection = True
         for _ in range(300):
-            if self.stopping.wait(2.0):
+            if self.stopping.wait(BYTE_EVERY):
                 break
             try:
                 handler.wfile.write(b" ")
