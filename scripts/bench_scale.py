@@ -120,7 +120,8 @@ def dcm2niix_series(url: str, tmp: Path) -> Dcm2niixRun:
     rows = requests.get(f"{url}/data/projects/DCM/experiments", params={"format": "json"}, auth=ADMIN,
                         timeout=30).json()["ResultSet"]["Result"]
     session = rows[0]["ID"]
-    mounted_out, local_out, local, scratch = tmp / "nii-mount", tmp / "nii-local", tmp / "dcm-local", tmp / "nii-scratch"
+    mounted_out, local_out = tmp / "nii-mount", tmp / "nii-local"
+    local, scratch = tmp / "dcm-local", tmp / "nii-scratch"
     for folder in (mounted_out, local_out, local, scratch):
         folder.mkdir()
     command = [dcm2niix_binary(), "-z", "n", "-b", "n", "-d", "9", "-f", "vol"]  # -d: the zip nests its files deep
@@ -319,7 +320,8 @@ def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float) -> bool:
     r = dcm2niix_series(url, tmp)
     print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request",
                 ["run", "first", "second"],
-                [["dcm2niix on the mounted series (a fresh mount)", f"{r.mount_first:.2f} s", f"{r.mount_second:.2f} s"],
+                [["dcm2niix on the mounted series (a fresh mount)", f"{r.mount_first:.2f} s",
+                  f"{r.mount_second:.2f} s"],
                  ["in-memory ceiling: the same files from memory on the same FUSE binding", f"{r.ceiling_first:.2f} s",
                   f"{r.ceiling_second:.2f} s"],
                  ["curl of the zip + unzip + dcm2niix of the local copy", f"{r.baseline:.2f} s", ""],
