@@ -44,13 +44,28 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
     server.stop()
 
 
+SERIES = "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+
+
+def fresh_series(big: EmulatorServer, mount_factory: MountFactory) -> tuple[Path, Path, list[str], RequestCounter]:
+    """A fresh mount of ``big``: its root, the 400-file series, the series' names as listed, and the
+    request counter reset once the listing's requests (and their prefetch) are over."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    series = mounted.path / SERIES
+    names = sorted(os.listdir(series))
+    requests_counter.settle()
+    requests_counter.reset()
+    return mounted.path, series, names, requests_counter
+
+
 def stats(mountpoint: Path) -> dict:
     return json.loads(os.getxattr(mountpoint, "user.xnatfs.stats"))
 
 
 def test_ls_l_of_a_big_series_costs_no_lookup_per_file(big: EmulatorServer, mount_factory: MountFactory) -> None:
     mounted = mount_factory(big)
-    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    series = mounted.path / SERIES
     before = stats(mounted.path)["calls"]
     for _ in range(3):  # cold, then warm twice
         listing = subprocess.run(["ls", "-l", "--time-style=+%s", str(series)], capture_output=True, text=True,
@@ -72,7 +87,7 @@ def test_a_cold_ls_l_of_a_series_costs_the_three_requests_its_path_needs(
     mounted = mount_factory(big)
     requests_counter.settle()
     requests_counter.reset()
-    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
+    series = mounted.path / SERIES
     subprocess.run(["ls", str(mounted.path / "projects")], capture_output=True, check=True, timeout=60)
     listing = subprocess.run(["ls", "-l", str(series)], capture_output=True, text=True, timeout=60,
                              check=True).stdout.splitlines()[1:]
@@ -95,18 +110,13 @@ def test_documents_are_not_handed_to_the_kernel_before_they_are_sized(big: Emula
 
 def test_reading_a_series_file_after_file_fetches_ahead_and_a_lone_read_does_not(
         big: EmulatorServer, mount_factory: MountFactory) -> None:
-    requests_counter = RequestCounter(big)
-    mounted = mount_factory(big)
-    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
-    names = sorted(os.listdir(series))
-    requests_counter.settle()
-    requests_counter.reset()
+    root, series, names, requests_counter = fresh_series(big, mount_factory)
     assert (series / names[200]).read_bytes() == b"x" * 300  # a file read alone: one request, nothing ahead
     assert requests_counter.settle() == 1
-    assert stats(mounted.path)["fetched_ahead"] == 0
+    assert stats(root)["fetched_ahead"] == 0
     for i, name in enumerate(names[:120]):  # as dcm2niix or cat * reads a series
         assert (series / name).read_bytes() == b"x" * (100 + i)
-    served = stats(mounted.path)
+    served = stats(root)
     assert served["served_ahead"] >= 100, served
     assert served["fetched_ahead"] <= 120 + PrefetchSettings().ahead  # never the whole folder
     assert served["zips_fetched"] <= 1
@@ -115,15 +125,10 @@ def test_reading_a_series_file_after_file_fetches_ahead_and_a_lone_read_does_not
 def test_reading_a_whole_series_in_order_takes_it_as_one_zip(big: EmulatorServer, mount_factory: MountFactory) -> None:
     """Issue 13: a program reading all 400 files of a series in order gets most of them from one zip of the
     resource, not from a request each; every byte is the file's own."""
-    requests_counter = RequestCounter(big)
-    mounted = mount_factory(big)
-    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
-    names = sorted(os.listdir(series))
-    requests_counter.settle()
-    requests_counter.reset()
+    root, series, names, requests_counter = fresh_series(big, mount_factory)
     for i, name in enumerate(names):  # as dcm2niix or cat * reads a series
         assert (series / name).read_bytes() == b"x" * (100 + i), name
-    served = stats(mounted.path)
+    served = stats(root)
     requests = requests_counter.settle()
     assert served["zips_fetched"] == 1 and served["served_from_zip"] >= 1, served
     assert served["served_ahead"] >= FILES - 10, served
@@ -137,16 +142,14 @@ def test_opening_zipped_files_again_costs_no_read_and_closing_them_no_flush(
     """dcm2niix opens each file of a series four times: an open served from the resource's zip reads its
     member only once the file is read (the kernel's page cache answers the rest), and closing a file
     opened for reading costs no FLUSH call into Python (``noflush``)."""
-    mounted = mount_factory(big)
-    series = mounted.path / "projects/BIG/subjects/S1/experiments/S1_MR1/scans/1/resources/DICOM"
-    names = sorted(os.listdir(series))
+    root, series, names, _ = fresh_series(big, mount_factory)
     for i, name in enumerate(names):
         assert (series / name).read_bytes() == b"x" * (100 + i), name
-    before = stats(mounted.path)
+    before = stats(root)
     assert before["zips_fetched"] == 1, before
     for name in names[-50:]:
         os.close(os.open(series / name, os.O_RDONLY))  # a header probe that reads nothing
-    after = stats(mounted.path)
+    after = stats(root)
     assert after["calls"]["open"] - before["calls"]["open"] == 50, after["calls"]
     assert after["served_from_zip"] == before["served_from_zip"], (before, after)
     assert after["calls"].get("flush", 0) == 0, after["calls"]
