@@ -305,7 +305,7 @@ class Filesystem:
             return _open_derived(node)
         info = node.file
         assert info is not None
-        ahead = self.prefetch.take(info, from_zip=False)
+        ahead = self.prefetch.take(info)
         self._opened_in_folder(node.path, info)
         if ahead is not None:
             return MemoryFile(ahead)

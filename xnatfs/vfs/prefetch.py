@@ -119,9 +119,9 @@ class SiblingPrefetch:
         self.hits = 0
         self.fetched = 0
 
-    def take(self, info: FileInfo, *, from_zip: bool = True) -> bytes | None:
-        """The file's content if it was fetched ahead (waiting for a fetch in flight), else None;
-        ``from_zip=False`` leaves the resource's zip to the caller (:meth:`zipped`)."""
+    def take(self, info: FileInfo) -> bytes | None:
+        """The file's content if it was fetched ahead on its own (waiting for a fetch in flight), else
+        None; a file of a resource's zip is found with :meth:`zipped`."""
         key = key_of(info)
         with self._lock:
             data = self._store.pop(key, None)
@@ -131,7 +131,7 @@ class SiblingPrefetch:
                 return data
             future = self._pending.get(key)
         if future is None:
-            return self._from_zip(info) if from_zip else None
+            return None
         try:
             data = future.result(timeout=self.settings.wait)
         except FutureTimeout:
@@ -196,9 +196,7 @@ class SiblingPrefetch:
                     return False
                 small = [f.size <= settings.max_file for f in files]
                 if sum(small) < settings.zip_min_files or any(files_uri(f.uri) != uri for f in files):
-                    if len(self._no_zip) >= 1024:  # never worth it, wherever a walk starts
-                        self._no_zip.clear()
-                    self._no_zip.add(uri)
+                    self._never_zip(uri)  # never worth it, wherever a walk starts
                     return False
                 if sum(small[index + 1:]) < settings.zip_min_files:
                     return False  # a walk near the end of the folder
@@ -206,7 +204,7 @@ class SiblingPrefetch:
                     members = self._fetch_zip(uri, {f.relpath: f.size for f in files})
                 except (XNATError, OSError) as exc:
                     log.info("No zip of %s (%s); its files are fetched one by one", uri, exc)
-                    self._no_zip.add(uri)
+                    self._never_zip(uri)
                     return False
                 if self._zip_pool is None:
                     self._zip_pool = ThreadPoolExecutor(1, thread_name_prefix="xnatfs-prefetch-zip")
@@ -215,8 +213,13 @@ class SiblingPrefetch:
                     _, (old, _fill) = self._zips.popitem(last=False)
                     old.close()
                 return False
-        members, fill = entry
-        return members.streaming and not (fill.done() and not fill.result())
+        return _arriving(entry) is not None
+
+    def _never_zip(self, uri: str) -> None:
+        """Remember (under the lock) that ``uri`` gets no zip; at most 1,024 such resources."""
+        if len(self._no_zip) >= 1024:
+            self._no_zip.clear()
+        self._no_zip.add(uri)
 
     def _run_zip(self, uri: str, members: ZipMembers) -> bool:
         try:
@@ -241,12 +244,7 @@ class SiblingPrefetch:
         uri = files_uri(info.uri)
         with self._lock:
             entry = self._zips.get(uri) if uri is not None else None
-        if entry is None:
-            return None
-        members, fill = entry
-        if not members.streaming or fill.done() and not fill.result():
-            return None
-        return members
+        return None if entry is None else _arriving(entry)
 
     def read_zipped(self, members: ZipMembers, info: FileInfo) -> bytes | None:
         """The file from its resource's zip, if the zip holds it with its listed size and md5."""
@@ -256,10 +254,6 @@ class SiblingPrefetch:
                 self.hits += 1
                 self.zip_hits += 1
         return data
-
-    def _from_zip(self, info: FileInfo) -> bytes | None:
-        members = self.zipped(info)
-        return None if members is None else self.read_zipped(members, info)
 
     def _schedule(self, info: FileInfo) -> None:
         key = key_of(info)
@@ -293,6 +287,14 @@ class SiblingPrefetch:
                 _, dropped = self._store.popitem(last=False)
                 self._stored -= len(dropped)
         return data
+
+
+def _arriving(entry: tuple[ZipMembers, Future[bool]]) -> ZipMembers | None:
+    """The zip of a ``_zips`` entry if its members are arriving and its download has not failed."""
+    members, fill = entry
+    if not members.streaming or fill.done() and not fill.result():
+        return None
+    return members
 
 
 __all__ = ["SiblingPrefetch", "PrefetchSettings", "ZipMembers", "ZipFetch", "files_uri", "key_of"]
