@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import cachetools
 import mfusepy
 
 from xnatfs.errors import NotPermitted, NotSupported, XNATError
@@ -107,7 +108,7 @@ class XNATOperations(mfusepy.Operations):
         #: open directories: handle → their entries as listed at open
         self._dirs: dict[int, list[Any]] = {}
         #: the last listings made (path → its nodes and entries), reused while the nodes are the same
-        self._listed: collections.OrderedDict[str, tuple[list[Node], list[Any]]] = collections.OrderedDict()
+        self._listed: cachetools.LRUCache[str, tuple[list[Node], list[Any]]] = cachetools.LRUCache(LISTINGS_KEPT)
         #: FUSE calls into Python, by operation (``getfattr -n user.xnatfs.stats MOUNTPOINT``)
         self.calls: collections.Counter[str] = collections.Counter()
         #: time spent in those calls, in nanoseconds by operation (shown in milliseconds)
@@ -177,8 +178,6 @@ class XNATOperations(mfusepy.Operations):
         entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0) for node in nodes]
         with self._lock:
             self._listed[path] = (nodes, entries)
-            while len(self._listed) > LISTINGS_KEPT:
-                self._listed.popitem(last=False)
         return entries
 
     def releasedir(self, path: str, fh: int) -> int:

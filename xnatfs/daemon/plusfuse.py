@@ -26,9 +26,9 @@ import logging
 import os
 import signal
 import threading
-from collections import OrderedDict
 from typing import Any
 
+import cachetools
 import mfusepy
 
 from xnatfs.callers import abandon_when
@@ -73,8 +73,8 @@ class PlusFUSE(mfusepy.FUSE):
 
     def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
         self._prepared_lock = threading.Lock()
-        self._prepared_lists: OrderedDict[tuple[int, bool], tuple[list[Any], list[tuple[bytes, Any, int]]]] = \
-            OrderedDict()
+        self._prepared_lists: cachetools.LRUCache[tuple[int, bool], tuple[list[Any], list[tuple[bytes, Any, int]]]] \
+            = cachetools.LRUCache(PREPARED_KEPT)
         super().__init__(operations, mountpoint, **kwargs)
 
     def init_fuse_3(self, conn: Any, config: Any) -> None:
@@ -122,7 +122,6 @@ class PlusFUSE(mfusepy.FUSE):
         with self._prepared_lock:
             kept = self._prepared_lists.get(key)
             if kept is not None and kept[0] is entries:
-                self._prepared_lists.move_to_end(key)
                 return kept[1]
         prepared = []
         for item in entries:
@@ -140,8 +139,6 @@ class PlusFUSE(mfusepy.FUSE):
             prepared.append((name.encode(self.encoding, self.errors), st if attrs is not None else None, fill))
         with self._prepared_lock:
             self._prepared_lists[key] = (entries, prepared)  # (holding ``entries`` keeps its id unique)
-            while len(self._prepared_lists) > PREPARED_KEPT:
-                self._prepared_lists.popitem(last=False)
         return prepared
 
 
