@@ -20,12 +20,14 @@ from xnatfs.vfs.prefetch import PrefetchSettings
 pytestmark = pytest.mark.mount
 
 FILES = 400
-SUBJECTS = 60
+#: more than TreeSettings.prefetch_limit (256): a project too large to warm whole
+SUBJECTS = 300
 
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    """Project BIG: one session with a 400-file DICOM series; project MANY: 60 subjects, one session each."""
+    """Project BIG: one session with a 400-file DICOM series; project MANY: 300 subjects, one session each,
+    every tenth with a resource of its own."""
     server = EmulatorServer(tmp_path_factory.mktemp("xnat-scale")).start()
     store = server.store
     with store.transaction():
@@ -40,6 +42,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
         for s in range(SUBJECTS):
             subject = store.create_subject(many.id, f"M{s:03d}")
             store.create_experiment(many.id, subject.id, f"M{s:03d}_MR1", "xnat:mrSessionData", {"modality": "MR"})
+            if s % 10 == 0:
+                store.create_resource(subject, "NOTES")
     yield server
     server.stop()
 
@@ -155,3 +159,43 @@ def test_opening_zipped_files_again_costs_no_read_and_closing_them_no_flush(
     assert after["calls"].get("flush", 0) == 0, after["calls"]
     with open(series / names[-1], "rb") as again:  # and a read after all is the member's bytes
         assert again.read() == b"x" * (100 + FILES - 1)
+
+
+def test_find_over_a_large_project_costs_a_few_requests_not_one_per_subject(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Issue 13: ``find -maxdepth 3 -type d`` over 300 subjects reads the project's subject listing (joined
+    with the subjects' resources) and its one session listing, not a document per subject."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    requests_counter.settle()
+    requests_counter.reset()
+    subjects = mounted.path / "projects/MANY/subjects"
+    found = subprocess.run(["find", str(subjects), "-maxdepth", "3", "-type", "d"], capture_output=True, text=True,
+                           timeout=120, check=True).stdout.splitlines()
+    relative = {str(Path(line).relative_to(subjects)) for line in found}
+    expected = {"."} | {f"M{s:03d}{tail}" for s in range(SUBJECTS)
+                        for tail in ("", "/experiments", "/resources", f"/experiments/M{s:03d}_MR1")}
+    expected |= {f"M{s:03d}/resources/NOTES" for s in range(0, SUBJECTS, 10)}
+    assert relative == expected
+    requests = requests_counter.settle()
+    assert requests <= 10, requests_counter.read()["by_route"]
+
+
+def test_a_deeper_find_over_a_large_project_describes_each_session_once(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Below the sessions a walk needs each session's document and file listing: fetched ahead of it,
+    once each, whether a session came from its subject's document or the project's listing."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big)
+    requests_counter.settle()
+    requests_counter.reset()
+    subjects = mounted.path / "projects/MANY/subjects"
+    found = subprocess.run(["find", str(subjects), "-maxdepth", "5", "-type", "d"], capture_output=True, text=True,
+                           timeout=120, check=True).stdout.splitlines()
+    assert sum(line.endswith("_MR1/scans") for line in found) == SUBJECTS
+    requests_counter.settle()
+    by_route = requests_counter.read()["by_route"]
+    described = by_route.get("GET /data/experiments/<experiment>", 0) + by_route.get("GET /data/subjects/<subject>", 0)
+    assert described <= SUBJECTS + 3, by_route  # a document per session (or per subject), not both
+    assert by_route.get("GET /data/experiments/<experiment>/files", 0) <= SUBJECTS, by_route
+    assert by_route.get("GET /data/subjects/<subject>/files", 0) == SUBJECTS // 10, by_route  # the NOTES

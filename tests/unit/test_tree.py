@@ -118,6 +118,12 @@ class FakeSource:
         self._count("experiments", subject.id)
         return self.data.get("experiment_rows", ())
 
+    def known_subject(self, subject: XObject) -> XObject | None:
+        return None
+
+    def experiments_in(self, project: str, *, load: bool = True) -> None:
+        return None  # (a source without the project-wide listing: subjects' documents are read)
+
     def experiment(self, experiment: XObject) -> XObject:
         self._count("experiment", experiment.id)
         return self.data["experiment_doc"]
@@ -351,3 +357,103 @@ def test_resolved_paths_are_not_kept_when_caching_is_off(source: FakeSource) -> 
     source.data["files"][E1] = [f for f in source.data["files"][E1] if f.relpath != "1.dcm"]
     with pytest.raises(NotFound):
         tree.lookup(path)
+
+
+class ProjectListingSource(FakeSource):
+    """A project of ``count`` subjects with one session each, whose subject listing names each subject's
+    resources and whose session listing covers the whole project (XNAT's joined listings)."""
+
+    def __init__(self, count: int = 10) -> None:
+        super().__init__()
+        self.sessions = {}
+        subjects = []
+        for i in range(count):
+            sid, uri = f"S{i}", f"/data/subjects/S{i}"
+            subjects.append(XObject("subject", sid, f"SUBJ_{i:02d}", "xnat:subjectData", uri, 500.0, project="DEMO",
+                                    listed_resources=(resource(f"9{i}", "notes", uri, uri),)))
+            scan = XObject("scan", "1", "1", "xnat:mrScanData", f"/data/experiments/E{i}/scans/1", 1000.0,
+                           resources=(), scope_uri=f"/data/experiments/E{i}")
+            self.sessions[sid] = XObject("experiment", f"E{i}", f"SUBJ_{i:02d}_MR", "xnat:mrSessionData",
+                                         f"/data/experiments/E{i}", 1000.0, project="DEMO")
+            self.data.setdefault("session_docs", {})[f"E{i}"] = replace(
+                self.sessions[sid], children={"scan": (scan,)}, resources=())
+        self.data["subjects"] = subjects
+        self.by_subject = {sid: (session,) for sid, session in self.sessions.items()}
+        self.listed = False
+
+    def experiments_in(self, project: str, *, load: bool = True) -> dict | None:
+        if not load and not self.listed:
+            return None
+        self._count("experiments_in", project)
+        self.listed = True
+        return self.by_subject
+
+    def subject(self, subject: XObject) -> XObject:
+        self._count("subject", subject.id)
+        return replace(subject, children={"experiment": (replace(
+            self.data["session_docs"][self.sessions[subject.id].id], project="DEMO"),)}, resources=())
+
+    def experiment(self, experiment: XObject) -> XObject:
+        self._count("experiment", experiment.id)
+        return self.data["session_docs"][experiment.id]
+
+
+def walk(tree: VirtualTree, depth: int) -> list[str]:
+    """``find /projects/DEMO/subjects -maxdepth <depth> -type d``: listing order, depth first."""
+    seen = []
+    def visit(path: str, level: int) -> None:
+        for entry in tree.listdir(path):  # (find takes each entry's type from the listing)
+            if entry.is_dir:
+                seen.append(f"{path}/{entry.name}")
+                if level < depth:
+                    tree.lookup(f"{path}/{entry.name}")
+                    visit(f"{path}/{entry.name}", level + 1)
+    visit("/projects/DEMO/subjects", 1)
+    return seen
+
+
+def test_a_walk_over_a_large_project_lists_sessions_and_resources_from_the_project_listings() -> None:
+    """Issue 13: ``find -maxdepth 3`` over a project too large to warm reads the project's one session
+    listing and the resources its subject listing named, not a document per subject; no session is
+    guessed ahead, since the walk may never go below them."""
+    source = ProjectListingSource(10)
+    tree = VirtualTree(source, TreeSettings(prefetch_workers=4, prefetch_limit=3, walk_ahead=3), mount_time=0.0)
+    try:
+        seen = walk(tree, 3)
+        time.sleep(0.2)
+        assert {p.rsplit("/", 1)[1] for p in seen if "/experiments/" in p} == {f"SUBJ_{i:02d}_MR" for i in range(10)}
+        assert sum(p.endswith("/resources/notes") for p in seen) == 10
+        assert source.loads["experiments_in"] == 1
+        assert source.loads["subject"] <= 2  # the walk's first subjects, before it was seen to be one
+        assert source.loads["experiment"] == 0 and source.loads["files"] == 0, source.loads
+    finally:
+        tree.close()
+
+
+def test_a_walk_below_the_sessions_warms_those_of_the_subjects_ahead() -> None:
+    source = ProjectListingSource(10)
+    source.delay = 0.01
+    tree = VirtualTree(source, TreeSettings(prefetch_workers=4, prefetch_limit=3, walk_ahead=3), mount_time=0.0)
+    try:
+        walk(tree, 5)
+        assert source.loads["experiments_in"] == 1
+        assert source.loads["subject"] + source.loads["experiment"] <= 10 + 2  # each session described once
+        warmed_ahead = [key for name, key in source.seen if name == "files"]
+        assert len(warmed_ahead) >= 5, source.seen  # the sessions' file listings, fetched ahead of the walk
+    finally:
+        tree.close()
+
+
+def test_a_session_looked_up_on_its_own_comes_with_its_subjects_document() -> None:
+    """A path looked up cold (``ls -l`` of a series) takes the subject's document, which also describes
+    the session's scans: no project listing and no session document on the way."""
+    source = ProjectListingSource(10)
+    tree = VirtualTree(source, TreeSettings(prefetch_workers=0, prefetch_limit=3), mount_time=0.0)
+    try:
+        assert names(tree, "/projects/DEMO/subjects/SUBJ_04/experiments/SUBJ_04_MR/scans") == ["1"]
+        assert source.loads["subject"] == 1 and source.loads["experiments_in"] == 0
+        assert source.loads["experiment"] == 0
+        assert names(tree, "/projects/DEMO/subjects/SUBJ_04/resources") == ["notes"]
+        assert source.loads["subject"] == 1  # the resources came with the subject listing
+    finally:
+        tree.close()

@@ -15,9 +15,12 @@ Which request answers what (xnat-rest-spec §8–§13):
 =========================  =====================================================================
 ``projects()``             ``GET /data/projects?format=json`` (listing rows)
 ``project(p)``             ``GET /data/projects/P?format=json`` (fields, resources)
-``subjects(p)``            ``GET /data/projects/P/subjects?format=json`` (listing rows)
+``subjects(p)``            ``GET /data/projects/P/subjects?format=json&columns=…`` (listing rows, joined
+                           with each subject's resources: see below)
 ``subject(s)``             ``GET /data/subjects/S?format=json``: fields, resources and the subject's
                            experiments *with* their scans, assessors, reconstructions and resources
+``experiments_in(P)``      ``GET /data/projects/P/experiments?columns=…,subject_ID``: every session of the
+                           project, by subject (a walk over 1,000 subjects needs no subject documents)
 ``experiments(s)``         ``GET /data/projects/P/subjects/S/experiments`` (only if a server's subject
                            document does not nest them)
 ``experiment(e)``          ``GET /data/experiments/E?format=json``
@@ -26,6 +29,14 @@ Which request answers what (xnat-rest-spec §8–§13):
                            and reconstructions, with size, md5 and the resource ID (``cat_ID``)
 ``document(o, "xml")``     ``GET <uri>?format=xml``
 =========================  =====================================================================
+
+A subject listing names the subjects' resources among its ``columns=``
+(``xnat:subjectData/resources/resource/label`` …): XNAT's ``QueryOrganizerResource`` takes XML paths
+there and joins what they name, one row per resource (xnat-rest-spec §8.1). The rows of a subject
+are folded into one record whose ``listed_resources`` are those rows' resources. A server that leaves
+the columns out gives records without ``listed_resources`` (the mount then reads each subject's
+document, as before); one that refuses them (400, 500) is asked once more without them, and never
+again on this connection.
 
 Results are kept in the connection's :class:`~xnatfs.cache.ttl.TTLCache` under keys that start with
 the server path they came from (so ``ctx.invalidate(path)`` after a write drops them), and the same
@@ -45,11 +56,12 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from datetime import timezone, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from xnatfs.errors import ConfigError, XNATError
+from xnatfs.errors import AuthenticationError, ConfigError, PermissionDenied, ResponseError, XNATError
 from xnatfs.model.base import ModelContext, XNATObject
 from xnatfs.model.behaviours import (
     AssessorBase,
@@ -85,6 +97,13 @@ _HIERARCHY_FIELDS = {"experiments/experiment", "scans/scan", "assessors/assessor
                      "reconstructions/reconstructedImage", "resources/resource", "file", "out/file", "in/file"}
 _RESOURCE_FIELDS = ("resources/resource", "file", "out/file", "in/file")
 _SESSION_URI = re.compile(r"/data/experiments/[^/]+")
+#: a subject listing's columns: the defaults, the modification time, and the subjects' resources
+_SUBJECT_RESOURCE = "xnat:subjectData/resources/resource/"
+_SUBJECT_RESOURCE_FIELDS = ("xnat_abstractresource_id", "label", "format", "content", "file_count", "file_size")
+SUBJECT_COLUMNS = ",".join(["ID", "project", "label", "insert_date", "insert_user", "last_modified",
+                            *(_SUBJECT_RESOURCE + name for name in _SUBJECT_RESOURCE_FIELDS)])
+#: a project's experiment listing's columns: the defaults, the modification time and the subject
+EXPERIMENT_COLUMNS = "ID,project,date,xsiType,label,insert_date,last_modified,subject_ID"
 _PREARCHIVE_FILE = re.compile(r"/files/(.+)$")
 #: the model family of each record kind (the generated class is looked up by the record's xsi type)
 _FAMILIES: dict[str, type[XNATObject]] = {
@@ -104,6 +123,8 @@ class Catalog:
         #: the server's zone, learnt from its documents (:meth:`_learn_zone`); None until then
         self._zone: tzinfo | None = None
         self._zone_tried = False
+        #: whether the server refused a listing whose columns name a joined path (then none is asked)
+        self._joins_refused = False
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         return self.ctx.cache.get_or_load(key, load)
@@ -150,14 +171,36 @@ class Catalog:
 
     def subjects(self, project: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
-            rows = self._rows(f"{project.uri}/subjects")
-            return tuple(XObject(SUBJECT, r.get("ID", ""), r.get("label", ""), "xnat:subjectData",
-                                 normalize(r.get("URI") or f"{project.uri}/subjects/{quote(r.get('ID', ''), safe='')}"),
-                                 self._row_time(r), r, project=project.id) for r in rows if r.get("ID"))
+            rows = self._joined_rows(f"{project.uri}/subjects", SUBJECT_COLUMNS)
+            joined = bool(rows) and any(_SUBJECT_RESOURCE_ID in _lowered(r) for r in rows[:1])
+            first: dict[str, dict[str, str]] = {}
+            resources: dict[str, list[ResourceInfo]] = {}
+            for row in rows:
+                ident = row.get("ID")
+                if not ident:
+                    continue
+                if ident not in first:
+                    first[ident] = {k: v for k, v in row.items() if not k.lower().startswith(_SUBJECT_RESOURCE_LOWER)}
+                    resources[ident] = []
+                found = _listed_resource(row, self._subject_uri(project, first[ident]))
+                if found is not None:
+                    resources[ident].append(found)
+            return tuple(XObject(SUBJECT, ident, r.get("label", ""), "xnat:subjectData", self._subject_uri(project, r),
+                                 self._row_time(r), r, project=project.id,
+                                 listed_resources=tuple(resources[ident]) if joined else None)
+                         for ident, r in first.items())
         return self._cached((f"{project.uri}/subjects", "catalog"), load)
 
+    @staticmethod
+    def _subject_uri(project: XObject, row: Mapping[str, str]) -> str:
+        return normalize(row.get("URI") or f"{project.uri}/subjects/{quote(row.get('ID', ''), safe='')}")
+
     def subject(self, subject: XObject) -> XObject:
-        return self._cached((subject.uri, "catalog", subject.project), lambda: self._object(subject, subject.uri))
+        return self._cached(self._subject_key(subject), lambda: self._object(subject, subject.uri))
+
+    @staticmethod
+    def _subject_key(subject: XObject) -> tuple[str, ...]:
+        return (subject.uri, "catalog", subject.project)
 
     def experiments(self, subject: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
@@ -169,6 +212,28 @@ class Catalog:
                                  normalize(r.get("URI") or f"/data/experiments/{quote(r.get('ID', ''), safe='')}"),
                                  self._row_time(r), r, project=project) for r in rows if r.get("ID"))
         return self._cached((f"{subject.uri}/experiments", "catalog", subject.project), load)
+
+    def known_subject(self, subject: XObject) -> XObject | None:
+        found = self.ctx.cache.get(self._subject_key(subject))
+        return found if isinstance(found, XObject) else None
+
+    def experiments_in(self, project: str, *, load: bool = True) -> Mapping[str, tuple[XObject, ...]] | None:
+        path = f"/data/projects/{quote(project, safe='')}/experiments"
+        if not load:
+            return self.ctx.cache.get((path, "catalog", "by subject"))
+
+        def load() -> Mapping[str, tuple[XObject, ...]] | None:
+            rows = [r for r in self._rows(path, {"columns": EXPERIMENT_COLUMNS}) if r.get("ID")]
+            if rows and not any(r.get("subject_ID") for r in rows):
+                return None  # a server that does not give the subject: each subject's document says
+            by_subject: dict[str, list[XObject]] = {}
+            for r in rows:
+                by_subject.setdefault(r.get("subject_ID", ""), []).append(XObject(
+                    EXPERIMENT, r["ID"], r.get("label", ""), r.get("xsiType", ""),
+                    normalize(r.get("URI") or f"/data/experiments/{quote(r['ID'], safe='')}"), self._row_time(r), r,
+                    project=project))
+            return MappingProxyType({subject: tuple(found) for subject, found in by_subject.items()})
+        return self._cached((path, "catalog", "by subject"), load)
 
     def experiment(self, experiment: XObject) -> XObject:
         return self._cached((experiment.uri, "catalog", experiment.project),
@@ -210,6 +275,21 @@ class Catalog:
               what: str = "listing") -> tuple[dict[str, str], ...]:
         body = self.ctx.session.get_json(path, params=params)
         return parse_resultset(body, what=f"{what} {path}").rows
+
+    def _joined_rows(self, path: str, columns: str) -> tuple[dict[str, str], ...]:
+        """A listing asked with ``columns`` that name joined paths; the plain listing from a server that
+        refuses them (remembered: it is not asked again)."""
+        if not self._joins_refused:
+            try:
+                return self._rows(path, {"columns": columns})
+            except (AuthenticationError, PermissionDenied):
+                raise
+            except ResponseError as exc:
+                if exc.status not in (400, 500):
+                    raise
+                self._joins_refused = True
+                log.info("The server refused a listing with joined columns (%s); listing without them", exc)
+        return self._rows(path)
 
     def _object(self, row: XObject, uri: str) -> XObject:
         item = current_item(self.ctx.session.get_json(uri))
@@ -315,6 +395,29 @@ def _from_item(item: Item, kind: str, uri: str, *, fallback: XObject | None = No
                    children if kind in (SUBJECT, EXPERIMENT) and children else
                    ({} if kind != SUBJECT else None), tuple(resources), scope,
                    project if kind in (SUBJECT, EXPERIMENT) else "")
+
+
+_SUBJECT_RESOURCE_LOWER = _SUBJECT_RESOURCE.lower()
+_SUBJECT_RESOURCE_ID = _SUBJECT_RESOURCE_LOWER + "xnat_abstractresource_id"
+
+
+def _lowered(row: Mapping[str, str]) -> dict[str, str]:
+    """A row's columns by lower-cased name: XNAT names a column of an XML path by the path as it
+    spells it (lower-cased, xnat-rest-spec §8.1)."""
+    return {key.lower(): value for key, value in row.items()}
+
+
+def _listed_resource(row: Mapping[str, str], subject_uri: str) -> ResourceInfo | None:
+    """The resource a joined subject listing row names, or None (a subject without resources)."""
+    cells = _lowered(row)
+    rid = cells.get(_SUBJECT_RESOURCE_ID, "")
+    if not rid:
+        return None
+    def cell(name: str) -> str:
+        return cells.get(_SUBJECT_RESOURCE_LOWER + name, "")
+    return ResourceInfo(rid, cell("label"), f"{subject_uri}/resources/{quote(rid, safe='')}", subject_uri,
+                        format=cell("format"), content=cell("content"), file_count=_int(cell("file_count") or None),
+                        file_size=_int(cell("file_size") or None))
 
 
 def _flat(item: Item) -> dict[str, Any]:

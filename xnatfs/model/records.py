@@ -67,7 +67,9 @@ class XObject:
     A record built from a listing row has ``resources is None`` (its document was not read yet);
     one built from the object's document (or from a parent document that nests it) has its
     resources and, for containers, ``children`` by kind. ``children`` is None for a kind that the
-    document did not describe (a subject document without nested experiments).
+    document did not describe (a subject document without nested experiments). A subject listing
+    that the server joined with the subjects' resources gives each row's record ``listed_resources``
+    (None where the listing did not say).
     """
 
     kind: str
@@ -85,6 +87,7 @@ class XObject:
     #: the project this record was reached through (subjects and experiments): a subject or session
     #: shared into it has this project's label there, and only what was shared is shown under it
     project: str = ""
+    listed_resources: tuple[ResourceInfo, ...] | None = None
 
     @property
     def is_complete(self) -> bool:
@@ -116,6 +119,14 @@ class MetadataSource(Protocol):
 
     def experiments(self, subject: XObject) -> Sequence[XObject]:
         """The experiments of a subject (listing rows), for servers whose subject document lacks them."""
+
+    def known_subject(self, subject: XObject) -> XObject | None:
+        """The subject's document if the source holds it now (no request), else None."""
+
+    def experiments_in(self, project: str, *, load: bool = True) -> Mapping[str, tuple[XObject, ...]] | None:
+        """Every experiment in the project (its own and those shared into it, under their labels
+        there; listing rows) by subject ID, from one listing; None if the source has no such listing
+        (or, with ``load=False``, does not hold it now)."""
 
     def experiment(self, experiment: XObject) -> XObject:
         """The experiment's document: scans, assessors, reconstructions and resources."""

@@ -187,6 +187,8 @@ class VirtualTree:
         node = self.lookup(path)
         if not node.is_dir:
             raise NotADirectory(path)
+        if node.kind is NodeKind.OBJECT and node.obj is not None and node.obj.kind == EXPERIMENT:
+            self._walk_sessions_ahead(node)
         return list(self._listing(node).values())
 
     def document_bytes(self, node: Node) -> bytes:
@@ -285,11 +287,22 @@ class VirtualTree:
                 return (source.projects(),)
             assert owner is not None
             if node.collection in RESOURCE_FOLDERS:
+                if owner.kind == SUBJECT and owner.listed_resources is not None:
+                    return (owner,)  # the subject listing named its resources
                 return (self._complete(owner),)
             if node.collection == "subjects":
                 return (source.subjects(owner),)
             if node.collection == "experiments":
-                subject = source.subject(owner)
+                subject = source.known_subject(owner)
+                if subject is None and owner.project:
+                    # a walk over a large collection of subjects lists their sessions from the project's
+                    # one listing; a path looked up on its own takes the subject's document, which also
+                    # describes the sessions' scans and resources (one request less below)
+                    by_subject = source.experiments_in(owner.project, load=self._walking_over(node))
+                    if by_subject is not None:
+                        return (by_subject,)
+                if subject is None:
+                    subject = source.subject(owner)
                 if subject.children_of(EXPERIMENT) is None:
                     return (subject, source.experiments(owner))
                 return (subject,)
@@ -305,7 +318,8 @@ class VirtualTree:
         if node.collection in RESOURCE_FOLDERS:
             owner = inputs[0]
             shown = RESOURCE_FOLDERS[node.collection]
-            resources = [r for r in owner.resources or () if shown(r)]
+            listed = owner.resources if owner.resources is not None else owner.listed_resources
+            resources = [r for r in listed or () if shown(r)]
             names = unique_names([(r.label or r.id, r.id) for r in resources])
             mtime = self._mtime(owner)
             entries = {name: Node(NodeKind.RESOURCE, f"{node.path}/{name}", dir_stat(mtime), resource_xattrs(r),
@@ -324,6 +338,8 @@ class VirtualTree:
         if node.collection in ("projects", "subjects"):
             return inputs[0]
         if node.collection == "experiments":
+            if isinstance(inputs[0], Mapping):  # the project's sessions by subject
+                return inputs[0].get(node.obj.id, ()) if node.obj is not None else ()
             nested = inputs[0].children_of(EXPERIMENT)
             return nested if nested is not None else inputs[1]
         return inputs[0].children_of(kind) or ()
@@ -366,6 +382,8 @@ class VirtualTree:
         objects = [n.obj for n in memo.entries.values() if n.obj is not None]
         if not objects or len(objects) > self.settings.prefetch_limit or self.settings.prefetch_workers <= 0:
             return
+        if self._in_large_collection(node):
+            return  # (a walk over it is warmed ahead instead: _walk_sessions_ahead)
         for obj in objects:
             self._submit(self._warm, obj)
 
@@ -391,7 +409,37 @@ class VirtualTree:
             walk.warmed = max(walk.warmed, end)
         for ahead in walk.order[start:end]:
             if ahead.obj is not None:
-                self._submit(self._warm, ahead.obj, priority=URGENT)
+                self._submit(self._warm_ahead, ahead.obj, priority=URGENT)
+
+    def _in_large_collection(self, node: Node) -> bool:
+        """Whether the object owning the collection ``node`` is one of a collection too large to warm
+        (``…/subjects/<S>/experiments`` of a project of 1,000 subjects): guessing what each of its
+        collections' children needs would cost a request per session of the project for a walk that
+        may never go below them (``find -maxdepth 3``)."""
+        memo = self._memo.get(node.path.rsplit("/", 2)[0])
+        return memo is not None and len(memo.entries) > self.settings.prefetch_limit
+
+    def _walk_sessions_ahead(self, session: Node) -> None:
+        """A walk over a large collection of subjects goes below them (``find`` without ``-maxdepth``,
+        ``rsync``): once it lists a session, warm the sessions (document and file listing) of the
+        :attr:`TreeSettings.walk_ahead` subjects ahead of it, from the project's session listing."""
+        subject_path = session.path.rsplit("/", 2)[0]
+        collection, _, name = subject_path.rpartition("/")
+        walk = self._walks.get(collection)
+        if walk is None or self.settings.walk_ahead <= 0 or self.settings.prefetch_workers <= 0 or self._closed:
+            return
+        with walk.lock:
+            index = walk.positions.get(name)
+            if index is None or walk.last != index:
+                return  # not where the walk is
+            start = max(index + 1, walk.sessions_warmed)
+            end = min(len(walk.order), index + 1 + self.settings.walk_ahead)
+            walk.sessions_warmed = max(walk.sessions_warmed, end)
+        for subject in walk.order[start:end]:
+            obj = subject.obj
+            by_subject = self.source.experiments_in(obj.project) if obj is not None and obj.project else None
+            for session in (by_subject or {}).get(obj.id if obj is not None else "", ()):
+                self._submit(self._warm, session, priority=URGENT)
 
     def _prefetch_sibling_documents(self, node: Node) -> None:
         """Someone sizes an ``xnat.xml`` (``ls -l``, ``find -ls``): fetch those of its object's siblings
@@ -406,6 +454,20 @@ class VirtualTree:
         for sibling in memo.entries.values():
             if sibling.obj is not None and sibling.obj is not node.obj:
                 self._submit(self.source.document, sibling.obj, "xml")
+
+    def _walking_over(self, collection: Node) -> bool:
+        """Whether a program walks the large collection that holds the owner of ``collection`` (in
+        listing order, :meth:`_walk_ahead`)."""
+        walk = self._walks.get(collection.path.rsplit("/", 2)[0])
+        return walk is not None and walk.warmed > 0
+
+    def _warm_ahead(self, obj: XObject) -> None:
+        """What a walk needs of an object ahead of it: of a subject whose listing named its resources,
+        only the project's session listing (one request for the whole walk); else :meth:`_warm`."""
+        if obj.kind == SUBJECT and obj.listed_resources is not None and obj.project:
+            if self.source.experiments_in(obj.project) is not None:
+                return
+        self._warm(obj)
 
     def _warm(self, obj: XObject) -> None:
         source = self.source
@@ -444,6 +506,8 @@ class _Walk:
         self.order = list(entries.values())
         self.last: int | None = None
         self.warmed = 0
+        #: for a collection of subjects: how far ahead their sessions were warmed
+        self.sessions_warmed = 0
         self.lock = threading.Lock()
 
 

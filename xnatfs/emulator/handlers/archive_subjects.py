@@ -3,6 +3,9 @@ ProjectSubjectList, SubjectListResource, SubjectResource).
 
 * Lists: default columns ``ID, project, label, insert_date, insert_user`` + ``URI`` =
   ``/data/subjects/<ID>``; ``limit``/``offset`` paging (``totalRecords`` omitted once paged).
+  Columns naming the subject's resources (``xnat:subjectData/resources/resource/label`` …) join them
+  as XNAT's QueryOrganizer joins a multi-valued path: one row per resource, and one row with those
+  columns empty for a subject without resources (:func:`join_resources`).
 * ``PUT``: ``{S}`` is an accession ID or a label in ``{P}``; a new subject gets ``{S}`` (or
   ``label=``/``xnat:subjectData/label=``) as its label → 201 with the new ID; an update → 200 with
   the ID; ``?label=NEW`` on an existing subject renames it (200, empty, nothing else saved).
@@ -18,14 +21,16 @@ from xnatfs.emulator import resolve
 from xnatfs.emulator.access import Viewer
 from xnatfs.emulator.app import Context, data_rules
 from xnatfs.emulator.handlers.archive_common import Submission, accession, empty, existing_project_id, listing
-from xnatfs.emulator.handlers.archive_fields import record
+from xnatfs.emulator.handlers.archive_fields import path_of, record
 from xnatfs.emulator.handlers.archive_render import object_response, subject_item
 from xnatfs.emulator.responses import HTTPError
-from xnatfs.emulator.store import Subject
+from xnatfs.emulator.store import Store, Subject
 
 SUBJECT_TYPE = "xnat:subjectData"
 DEFAULT_COLUMNS = [("ID", "ID"), ("project", "project"), ("label", "label"), ("insert_date", "insert_date"),
                    ("insert_user", "insert_user")]
+#: the record paths of a subject's resources in a listing (``xnat:subjectData/resources/resource/<name>``)
+RESOURCE_PATH = "resources/resource/"
 
 
 def list_subjects(ctx: Context, project: str | None = None) -> Response:
@@ -37,8 +42,31 @@ def list_subjects(ctx: Context, project: str | None = None) -> Response:
         records = [record(s, label=here) for s, here in ctx.store.subjects_in(project)]
     else:
         records = [record(s) for s in readable(ctx, ctx.store.list_subjects())]
+    if _names_resources(ctx.request.args.get("columns") or ""):
+        records = join_resources(ctx.store, records)
     return listing(ctx, "subject", records, DEFAULT_COLUMNS, SUBJECT_TYPE,
                    lambda r: f"/data/subjects/{r['ID']}", paging=True)
+
+
+def _names_resources(columns: str) -> bool:
+    return any((path_of("subject", name.strip(), SUBJECT_TYPE) or "").startswith(RESOURCE_PATH)
+               for name in columns.split(","))
+
+
+def join_resources(store: Store, records: list[dict]) -> list[dict]:
+    """One row per resource of each subject, its fields under ``resources/resource/<name>``; a subject
+    without resources keeps one row (an outer join)."""
+    by_subject = store.resources_of_subjects([rec["ID"] for rec in records])
+    joined = []
+    for rec in records:
+        rows = []
+        for res, count, size in by_subject.get(rec["ID"], ()):
+            fields = {"xnat_abstractresource_id": res.id, "label": res.label, "format": res.format,
+                      "content": res.content, "description": res.description, "file_count": count,
+                      "file_size": size}
+            rows.append(dict(rec, **{RESOURCE_PATH + name: value for name, value in fields.items()}))
+        joined.extend(rows or [rec])
+    return joined
 
 
 def get_subject(ctx: Context, subject: str, project: str | None = None) -> Response:
