@@ -27,7 +27,9 @@ and passes the pid of the closing process, so a writer that is being killed is r
 EPERM and extended attributes ENOTSUP (EROFS on a read-only mount). Refusals are logged at info
 level, a failed upload once (by the outbox, at error level).
 
-Open files live in a locked handle table (FUSE calls arrive on several threads).
+Open files live in a locked handle table (FUSE calls arrive on several threads). A read-only mount
+(``no_open``) answers OPEN and FLUSH with ``ENOSYS``: the kernel then opens and closes files without
+calling the daemon, and its reads (file handle 0) are served by path (:mod:`xnatfs.vfs.pathfiles`).
 mfusepy is imported here and in :mod:`xnatfs.daemon` only.
 """
 
@@ -54,6 +56,7 @@ from xnatfs.redact import redact_text
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.nodes import Node
 from xnatfs.vfs.outbox import Handle
+from xnatfs.vfs.pathfiles import PathFiles
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +95,16 @@ def fuse_errors(func: F) -> F:
 
 
 class XNATOperations(mfusepy.Operations):
-    """FUSE callbacks of an XNAT mount."""
+    """FUSE callbacks of an XNAT mount; ``no_open`` only for a mount that writes nothing (see the module
+    docstring)."""
 
     use_ns = True
 
     def __init__(self, filesystem: Filesystem, *, on_ready: Callable[[], None] | None = None,
-                 uid: int | None = None, gid: int | None = None) -> None:
+                 uid: int | None = None, gid: int | None = None, no_open: bool = False) -> None:
         self.fs = filesystem
+        #: the files read without an open, by path (a ``no_open`` mount)
+        self._unopened = PathFiles(filesystem) if no_open else None
         self._on_ready = on_ready
         self._uid = os.getuid() if uid is None else uid
         self._gid = os.getgid() if gid is None else gid
@@ -128,6 +134,8 @@ class XNATOperations(mfusepy.Operations):
             self._handles.clear()
         for handle in handles:
             handle.close()
+        if self._unopened is not None:
+            self._unopened.close()
         self.fs.close()
         log.info("Unmounted")
 
@@ -239,6 +247,8 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def open(self, path: str, flags: int) -> int:
+        if self._unopened is not None:
+            raise mfusepy.FuseOSError(errno.ENOSYS)  # no more OPEN calls: reads come by path
         return self._add(self.fs.open(path, flags))
 
     @fuse_errors
@@ -247,6 +257,8 @@ class XNATOperations(mfusepy.Operations):
 
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        if fh == 0 and self._unopened is not None:  # (handles count from 1)
+            return self._unopened.read(path, offset, size)
         return self._handle(fh).read(offset, size)
 
     @fuse_errors
@@ -267,6 +279,8 @@ class XNATOperations(mfusepy.Operations):
     @fuse_errors
     def flush(self, path: str, fh: int) -> None:
         """Each close(): a file written here is checked and sent now; its failure is close()'s EIO."""
+        if self._unopened is not None:
+            raise mfusepy.FuseOSError(errno.ENOSYS)  # nothing is written: no more FLUSH calls
         handle = self._handles.get(fh)
         if isinstance(handle, Handle) and handle.writable:
             _uid, _gid, pid = mfusepy.fuse_get_context()

@@ -153,3 +153,23 @@ def test_foreground_mount_stops_on_ctrl_c(emulator: EmulatorServer, tmp_path: Pa
         if process.poll() is None:
             process.kill()
         unmount(mountpoint)
+
+
+def test_a_read_only_mount_turns_a_failed_read_into_eio_and_reads_again_later(own_emulator: EmulatorServer,
+                                                                              mount_factory: MountFactory) -> None:
+    """On a --read-only mount a file is opened by the kernel alone (no OPEN reaches the daemon): the
+    server's error comes with the first read, as EIO with one log line, and the file reads once the
+    server is well again."""
+    mounted = mount_factory(own_emulator, "--read-only")
+    folder = mounted.path / "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans/2/resources/DICOM"
+    name = sorted(os.listdir(folder))[3]
+    mounted.expect_errors = True
+    own_emulator.set_faults(fail_rate=1.0, fail_status=500)
+    code, elapsed = timed_errno(folder / name, Path.read_bytes)
+    own_emulator.set_faults(fail_rate=0.0)
+    assert code == errno.EIO and elapsed < 10, (code, elapsed)
+    assert os.path.ismount(mounted.path)
+    log = mounted.log_text()
+    assert "HTTP 500" in log and "Traceback" not in log
+    time.sleep(2.5)  # a failed read is remembered for 2 s (the kernel's retries of it fail at once)
+    assert (folder / name).read_bytes()[128:132] == b"DICM"

@@ -28,9 +28,23 @@ MiB = 1024 * 1024
 FILE_ROUTE = "GET /data/projects/<project>/resources/<resource>/files/<path:path>"
 
 
-def test_cat_of_every_file_matches_the_stored_bytes(mounted: Mounted) -> None:
-    for relpath, row in expected_files(mounted.emulator.store).items():
-        data = subprocess.run(["cat", str(mounted.path / relpath)], capture_output=True, timeout=30,
+@pytest.fixture(params=["writable", "read-only"])
+def read_mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The two ways a mount serves reads: files opened through the daemon (a writable mount), and
+    opened by the kernel alone (``--read-only``: no OPEN calls, reads come by path; xnatfs.vfs.pathfiles)."""
+    return ("--read-only",) if request.param == "read-only" else ()
+
+
+@pytest.fixture
+def either(emulator: EmulatorServer, mount_factory: MountFactory, read_mode: tuple[str, ...]) -> Mounted:
+    """The sample emulator mounted as admin, in each read mode."""
+    emulator.set_faults(latency_ms=0, bandwidth_mibps=0, fail_rate=0, no_range=False)
+    return mount_factory(emulator, *read_mode)
+
+
+def test_cat_of_every_file_matches_the_stored_bytes(either: Mounted) -> None:
+    for relpath, row in expected_files(either.emulator.store).items():
+        data = subprocess.run(["cat", str(either.path / relpath)], capture_output=True, timeout=30,
                               check=True).stdout
         assert data == row.disk_path.read_bytes(), relpath
         assert hashlib.md5(data).hexdigest() == row.md5
@@ -48,9 +62,9 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_cp_r_and_rsync_a_copy_a_session_exactly(mounted: Mounted, tmp_path: Path) -> None:
+def test_cp_r_and_rsync_a_copy_a_session_exactly(either: Mounted, tmp_path: Path) -> None:
     require_tools("cp", "rsync")
-    source = mounted.path / SESSION
+    source = either.path / SESSION
     subprocess.run(["cp", "-r", str(source), str(tmp_path / "cp")], check=True, timeout=60)
     subprocess.run(["rsync", "-a", f"{source}/", str(tmp_path / "rsync")], check=True, timeout=60)
     original = _tree(source)
@@ -65,8 +79,8 @@ def test_cp_r_and_rsync_a_copy_a_session_exactly(mounted: Mounted, tmp_path: Pat
     assert not comparison.diff_files and not comparison.left_only
 
 
-def test_pydicom_reads_mounted_files(mounted: Mounted) -> None:
-    folder = mounted.path / SESSION / "scans/2/resources/DICOM"
+def test_pydicom_reads_mounted_files(either: Mounted) -> None:
+    folder = either.path / SESSION / "scans/2/resources/DICOM"
     datasets = [pydicom.dcmread(folder / name) for name in sorted(os.listdir(folder))]
     assert len(datasets) == 16
     assert {ds.SeriesNumber for ds in datasets} == {2}
@@ -82,12 +96,12 @@ def nifti_dims(path: Path) -> tuple[int, ...]:
     return tuple(dims[1:1 + dims[0]])
 
 
-def test_dcm2niix_converts_a_mounted_scan_into_a_volume(mounted: Mounted, tmp_path: Path) -> None:
+def test_dcm2niix_converts_a_mounted_scan_into_a_volume(either: Mounted, tmp_path: Path) -> None:
     require_tools("dcm2niix")
     out = tmp_path / "nifti"
     out.mkdir()
     result = subprocess.run(["dcm2niix", "-o", str(out), "-f", "t1", "-z", "n",
-                             str(mounted.path / SESSION / "scans/2/resources/DICOM")],
+                             str(either.path / SESSION / "scans/2/resources/DICOM")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     volume = out / "t1.nii"
@@ -116,9 +130,9 @@ BIG = "projects/BIG/resources/data/big.bin"
 
 
 def test_a_sequential_read_streams_with_few_requests(big_emulator: tuple[EmulatorServer, bytes],
-                                                     mount_factory: MountFactory) -> None:
+                                                     mount_factory: MountFactory, read_mode: tuple[str, ...]) -> None:
     server, data = big_emulator
-    mounted = mount_factory(server)
+    mounted = mount_factory(server, *read_mode)
     counter = RequestCounter(server)
     counter.reset()
     copied = subprocess.run(["cat", str(mounted.path / BIG)], capture_output=True, check=True, timeout=60).stdout
@@ -146,9 +160,9 @@ def test_the_daemon_raises_the_kernel_read_ahead_when_it_may(big_emulator: tuple
 
 
 def test_random_reads_return_the_right_bytes(big_emulator: tuple[EmulatorServer, bytes],
-                                             mount_factory: MountFactory) -> None:
+                                             mount_factory: MountFactory, read_mode: tuple[str, ...]) -> None:
     server, data = big_emulator
-    mounted = mount_factory(server)
+    mounted = mount_factory(server, *read_mode)
     rng = random.Random(7)
     with open(mounted.path / BIG, "rb", buffering=0) as handle:
         for _ in range(150):
@@ -177,7 +191,7 @@ def test_reads_work_when_the_server_ignores_range(big_emulator: tuple[EmulatorSe
 
 
 def test_memory_stays_bounded_while_reading_a_big_file_twice_at_once(
-        tmp_path_factory: pytest.TempPathFactory, mount_factory: MountFactory) -> None:
+        tmp_path_factory: pytest.TempPathFactory, mount_factory: MountFactory, read_mode: tuple[str, ...]) -> None:
     server = EmulatorServer(tmp_path_factory.mktemp("xnat-huge"), users={"admin": "admin"})
     spool = tmp_path_factory.mktemp("spool") / "huge.bin"
     with open(spool, "wb") as out:
@@ -189,7 +203,7 @@ def test_memory_stays_bounded_while_reading_a_big_file_twice_at_once(
     server.store.add_file(resource.id, "huge.bin", spool, move=True)
     server.start()
     try:
-        mounted = mount_factory(server)
+        mounted = mount_factory(server, *read_mode)
         daemon = daemon_process(mounted.path)
         with PeakRSS(daemon, interval=0.02) as rss:
             readers = [subprocess.Popen(["dd", f"if={mounted.path / 'projects/HUGE/resources/data/huge.bin'}",
@@ -205,10 +219,11 @@ def test_memory_stays_bounded_while_reading_a_big_file_twice_at_once(
 
 
 def test_disk_cache_serves_a_file_read_in_full_without_requests(big_emulator: tuple[EmulatorServer, bytes],
-                                                                 mount_factory: MountFactory, tmp_path: Path) -> None:
+                                                                 mount_factory: MountFactory,
+                                                                 read_mode: tuple[str, ...], tmp_path: Path) -> None:
     server, data = big_emulator
     cache = tmp_path / "cache"
-    mounted = mount_factory(server, "--cache-dir", str(cache), "--metadata-ttl", "1")
+    mounted = mount_factory(server, *read_mode, "--cache-dir", str(cache), "--metadata-ttl", "1")
     counter = RequestCounter(server)
     assert (mounted.path / BIG).read_bytes() == data
     cached = [p for p in cache.rglob("*") if p.is_file()]
@@ -223,6 +238,26 @@ def test_disk_cache_serves_a_file_read_in_full_without_requests(big_emulator: tu
     server.store.add_file(resource.id, "big.bin", changed, overwrite=True)
     time.sleep(1.5)  # the metadata TTL
     assert (mounted.path / BIG).read_bytes() == b"new content\n" * 1000
+
+
+def test_a_file_changed_on_the_server_is_read_anew_after_the_metadata_ttl(
+        big_emulator: tuple[EmulatorServer, bytes], mount_factory: MountFactory, read_mode: tuple[str, ...],
+        tmp_path: Path) -> None:
+    """The kernel keeps a file's pages between opens (on a read-only mount it is never even asked to
+    open it again); a new size or mtime in the listing after the TTL drops them."""
+    server, data = big_emulator
+    resource = server.store.find_resource(server.store.get_project("BIG"), "data")
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"first version\n" * 100)
+    server.store.add_file(resource.id, "small.bin", small)
+    mounted = mount_factory(server, *read_mode, "--metadata-ttl", "1")
+    path = mounted.path / "projects/BIG/resources/data/small.bin"
+    for _ in range(3):
+        assert path.read_bytes() == b"first version\n" * 100
+    small.write_bytes(b"second, longer version\n" * 100)
+    server.store.add_file(resource.id, "small.bin", small, overwrite=True)
+    time.sleep(1.5)  # the metadata TTL
+    assert path.read_bytes() == b"second, longer version\n" * 100
 
 
 def test_disk_cache_is_size_capped(big_emulator: tuple[EmulatorServer, bytes], mount_factory: MountFactory,

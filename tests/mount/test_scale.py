@@ -199,3 +199,30 @@ def test_a_deeper_find_over_a_large_project_describes_each_session_once(
     assert described <= SUBJECTS + 3, by_route  # a document per session (or per subject), not both
     assert by_route.get("GET /data/experiments/<experiment>/files", 0) <= SUBJECTS, by_route
     assert by_route.get("GET /data/subjects/<subject>/files", 0) == SUBJECTS // 10, by_route  # the NOTES
+
+
+def test_a_read_only_mount_reads_a_series_without_an_open_call_per_file(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """On a --read-only mount the kernel opens and closes files without calling the daemon (the first
+    OPEN is answered ENOSYS): reading the series costs reads only, from the resource's zip; each file's
+    open file is closed once read to its end; opening the files again costs no call at all."""
+    requests_counter = RequestCounter(big)
+    mounted = mount_factory(big, "--read-only")
+    series = mounted.path / SERIES
+    names = sorted(os.listdir(series))
+    requests_counter.settle()
+    requests_counter.reset()
+    for i, name in enumerate(names):
+        assert (series / name).read_bytes() == b"x" * (100 + i), name
+    before = stats(mounted.path)
+    assert before["calls"].get("open", 0) <= 1 and "release" not in before["calls"], before["calls"]
+    assert before["zips_fetched"] == 1 and before["served_from_zip"] >= FILES - 100, before
+    assert before["open_files"] == 0, before
+    assert requests_counter.settle() < 50
+    for name in names:  # dcm2niix's second, third and fourth opens
+        os.close(os.open(series / name, os.O_RDONLY))
+    with open(series / names[7], "rb") as again:
+        assert again.read() == b"x" * 107
+    after = stats(mounted.path)
+    calls = {k: v - before["calls"].get(k, 0) for k, v in after["calls"].items() if k != "getxattr"}  # (the stats)
+    assert not any(calls.values()), calls

@@ -124,7 +124,7 @@ def serve(opts: MountOptions, credentials: Credentials | None, on_ready=None) ->
             if on_ready is not None:
                 on_ready()
 
-        operations = XNATOperations(filesystem, on_ready=mounted)
+        operations = XNATOperations(filesystem, on_ready=mounted, no_open=opts.read_only)
         ttl = opts.metadata_ttl
         fuse_options: dict[str, str | bool] = {
             "default_permissions": True, "auto_cache": True, "hard_remove": True,

@@ -242,6 +242,8 @@ class ResourceZip:
 
     #: bytes per read of the response: a member becomes readable at most this much after its last byte
     CHUNK = 64 * 1024
+    #: members up to this size have their md5 computed as they arrive (a bigger one is never read whole)
+    DIGEST_AHEAD = 1024 * 1024
 
     def __init__(self, session: XNATSession, files_uri: str, wanted: Mapping[str, int], *, spool_dir: Path,
                  limit: int) -> None:
@@ -255,6 +257,8 @@ class ResourceZip:
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._early: dict[str, Member] = {}  # members found while the zip arrives
         self._offsets: dict[str, int] = {}
+        #: (path, size) → md5 of the member's bytes in the file (which only this object writes)
+        self._digests: dict[tuple[str, int], str] = {}
         self._state = "new"  # → filling → done | failed | closed
         self._changed = threading.Condition()
         self._index = ZipStreamIndex(self._read_at, self._expected_size)
@@ -304,11 +308,19 @@ class ResourceZip:
         found = self._index.advance(received)
         if not found:
             return
+        arrived = [(relpath, member) for member in found
+                   if (relpath := _member_relpath(member.name, self._wanted)) is not None]
+        # each member's md5 here, on the thread that waits for the network anyway (hashlib lets go of
+        # the GIL), not on the read that hands it out: for a series of small files the md5 is most of
+        # a read's work
+        digests = {relpath: _md5(self._read_at(member.offset, member.size)) for relpath, member in arrived
+                   if member.size <= self.DIGEST_AHEAD}
         with self._changed:
-            for member in found:
-                relpath = _member_relpath(member.name, self._wanted)
-                if relpath is not None:
-                    self._early.setdefault(relpath, member)
+            for relpath, member in arrived:
+                if relpath not in self._early:
+                    self._early[relpath] = member
+                    if relpath in digests:
+                        self._digests[(relpath, member.size)] = digests[relpath]
             self._changed.notify_all()
 
     def _finish(self, state: str) -> None:
@@ -338,7 +350,8 @@ class ResourceZip:
 
         A stored (uncompressed) member, XNAT's default, is read with one ``pread`` at its data
         offset: zipfile's own path costs a seek, a header parse and a CRC per read, several times
-        the read itself for the small files of a series. The md5 is checked either way.
+        the read itself for the small files of a series. The md5 is checked either way: computed as
+        the member arrived, or at its first read.
         """
         deadline = time.monotonic() + wait
         check = current_check()  # a program killed while it waits is not kept waiting for the zip
@@ -363,7 +376,10 @@ class ResourceZip:
             return None
         if len(data) != size:
             return None
-        if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
+        digest = self._digests.get((relpath, size))
+        if md5 and digest is None:
+            digest = self._digests.setdefault((relpath, size), _md5(data))
+        if md5 and digest != md5.lower():
             log.info("Member %s of a fetched-ahead zip does not have the listed md5; read from the server", relpath)
             return None
         return data
@@ -391,6 +407,10 @@ class ResourceZip:
         if archive is not None:
             archive.close()
         self._handle.close()
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _spool_zip(session: XNATSession, files_uri: str, out: IO[bytes], *, limit: int | None = None,

@@ -166,6 +166,8 @@ class VirtualTree:
         long as the source has forgotten nothing since: programs that read a series open each file
         several times (dcm2niix: four), and walking a dozen listings from the root for each open cost
         more than the rest of the open. The kernel keeps what it was told for the whole TTL anyway.
+        A path not resolved yet starts from its parent's resolution, so the first open of each file of
+        a series walks one listing, not a dozen.
         """
         changes = self.source.changes()
         resolved = self._resolved.get(path)
@@ -174,9 +176,10 @@ class VirtualTree:
         parts = split_path(path)
         if parts and is_probe_name(parts[-1]):
             return self._lookup_probe(parts)
-        node = self.root
-        for name in parts:
-            node = self._child(node, name)
+        if not parts:
+            return self.root
+        parent = self.lookup(join_path(parts[:-1])) if len(parts) > 1 else self.root
+        node = self._child(parent, parts[-1])
         if node.kind is NodeKind.DOCUMENT:
             node = self._sized_document(node)
         self._resolved.set(path, (changes, node))
