@@ -438,10 +438,15 @@ class VirtualTree:
             start = max(index + 1, walk.sessions_warmed)
             end = min(len(walk.order), index + 1 + self.settings.walk_ahead)
             walk.sessions_warmed = max(walk.sessions_warmed, end)
-        for subject in walk.order[start:end]:
-            obj = subject.obj
-            by_subject = self.source.experiments_in(obj.project) if obj is not None and obj.project else None
-            for session in (by_subject or {}).get(obj.id if obj is not None else "", ()):
+        subjects = [subject.obj for subject in walk.order[start:end] if subject.obj is not None]
+        self._submit(self._warm_sessions_of, subjects, priority=URGENT)
+
+    def _warm_sessions_of(self, subjects: list[XObject]) -> None:
+        """Queue the warming of each session of ``subjects`` (on the pool: the session listing may need
+        its request)."""
+        for subject in subjects:
+            by_subject = self.source.experiments_in(subject.project) if subject.project else None
+            for session in (by_subject or {}).get(subject.id, ()):
                 self._submit(self._warm, session, priority=URGENT)
 
     def _prefetch_sibling_documents(self, node: Node) -> None:
