@@ -20,10 +20,11 @@ time. Nothing here asserts a timing.
 
 - ``dcm2niix`` (the wheel's binary) on a mounted real DICOM series of ``--slices`` (1,000) 128×128
   slices built with pydicom, against ``curl`` of its zip + ``unzip`` + ``dcm2niix`` of the local
-  copy; the two NIfTI files must be byte-identical. Goal: ≤ 1.3×.
+  copy, through a default mount and a ``--read-only`` one, ``--rounds`` (3) times in turn (medians);
+  every NIfTI file must be byte-identical to the local one. Goal: ≤ 1.3×.
 
 Usage: ``.venv/bin/python scripts/bench_scale.py [--files 5000] [--subjects 1000] [--latency-ms 20]
-[--slices 1000] [--skip-find] [--only ls|cat|dcm2niix|find ...]``. Prints the tables.
+[--slices 1000] [--rounds 3] [--skip-find] [--only ls|cat|dcm2niix|find ...]``. Prints the tables.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,63 +101,73 @@ def dcm2niix_binary() -> str:
 
 @dataclasses.dataclass
 class Dcm2niixRun:
-    """Seconds of each dcm2niix run (first and second over one mount or folder) and the check."""
+    """Seconds of each dcm2niix run, one value per round (first and second run over one fresh mount or
+    folder), and the check."""
 
-    mount_first: float
-    mount_second: float
-    ro_first: float
-    ro_second: float
-    local: float
-    baseline: float
-    ceiling_first: float
-    ceiling_second: float
-    same: bool
+    mount_first: list[float] = dataclasses.field(default_factory=list)
+    mount_second: list[float] = dataclasses.field(default_factory=list)
+    ro_first: list[float] = dataclasses.field(default_factory=list)
+    ro_second: list[float] = dataclasses.field(default_factory=list)
+    local: list[float] = dataclasses.field(default_factory=list)
+    baseline: list[float] = dataclasses.field(default_factory=list)
+    ceiling_first: list[float] = dataclasses.field(default_factory=list)
+    ceiling_second: list[float] = dataclasses.field(default_factory=list)
+    same: bool = True
 
 
-def dcm2niix_series(url: str, tmp: Path) -> Dcm2niixRun:
+def dcm2niix_series(url: str, tmp: Path, rounds: int) -> Dcm2niixRun:
     """dcm2niix on the mounted series (a fresh mount: first run, then a second through the same mount;
-    a default mount and a ``--read-only`` one, whose opens cost no call into the daemon), against curl of its zip + unzip + dcm2niix of the local copy, and against the in-memory ceiling (the
-    same files served from memory by a trivial filesystem on the same FUSE binding); whether the NIfTI
-    written from each mount is byte-identical to the local one."""
+    a default mount and a ``--read-only`` one, whose opens cost no call into the daemon), against curl
+    of its zip + unzip + dcm2niix of the local copy, and against the in-memory ceiling (the same files
+    served from memory by a trivial filesystem on the same FUSE binding), ``rounds`` times in turn (one
+    run of each varies by ±30% on a shared 2-core machine); whether every NIfTI written from a mount
+    is byte-identical to the local one."""
     import requests
 
     rows = requests.get(f"{url}/data/projects/DCM/experiments", params={"format": "json"}, auth=ADMIN,
                         timeout=30).json()["ResultSet"]["Result"]
     session = rows[0]["ID"]
-    mounted_out, ro_out, local_out = tmp / "nii-mount", tmp / "nii-ro", tmp / "nii-local"
-    local, scratch = tmp / "dcm-local", tmp / "nii-scratch"
-    for folder in (mounted_out, ro_out, local_out, local, scratch):
-        folder.mkdir()
     command = [dcm2niix_binary(), "-z", "n", "-b", "n", "-d", "9", "-f", "vol"]  # -d: the zip nests its files deep
+    result = Dcm2niixRun()
 
     def run(out: Path, series: Path) -> float:
+        out.mkdir(exist_ok=True)
         start = time.perf_counter()
         subprocess.run([*command, "-o", str(out), str(series)], capture_output=True, check=True)
         return time.perf_counter() - start
 
-    with mounted(url) as path:
-        os.listdir(path / DCM_SERIES)
-        mount_first = run(mounted_out, path / DCM_SERIES)
-        mount_second = run(scratch, path / DCM_SERIES)
-    with mounted(url, "--read-only") as path:
-        os.listdir(path / DCM_SERIES)
-        ro_first = run(ro_out, path / DCM_SERIES)
-        ro_second = run(scratch, path / DCM_SERIES)
-    start = time.perf_counter()
-    subprocess.run(["curl", "-sf", "-u", f"{ADMIN[0]}:{ADMIN[1]}", "-o", str(local / "s.zip"),
-                    f"{url}/data/experiments/{session}/scans/1/resources/DICOM/files?format=zip"], check=True)
-    subprocess.run(["unzip", "-q", "-o", str(local / "s.zip"), "-d", str(local / "files")], check=True)
-    local_run = run(local_out, local / "files")
-    baseline = time.perf_counter() - start
-    with memfs_mounted(__file__, str(local / "files")) as ceiling:
-        os.listdir(ceiling / "series")
-        ceiling_first = run(scratch, ceiling / "series")
-        ceiling_second = run(scratch, ceiling / "series")
-    same = all(sorted(p.name for p in out.iterdir()) == ["vol.nii"] for out in (mounted_out, ro_out, local_out)) \
-        and (mounted_out / "vol.nii").read_bytes() == (local_out / "vol.nii").read_bytes() \
-        and (ro_out / "vol.nii").read_bytes() == (local_out / "vol.nii").read_bytes()
-    return Dcm2niixRun(mount_first, mount_second, ro_first, ro_second, local_run, baseline, ceiling_first,
-                       ceiling_second, same)
+    def made(out: Path) -> bytes | None:
+        return (out / "vol.nii").read_bytes() if sorted(p.name for p in out.iterdir()) == ["vol.nii"] else None
+
+    for turn in range(rounds):
+        here = tmp / f"round-{turn}"
+        local = here / "dcm-local"
+        local.mkdir(parents=True)
+        start = time.perf_counter()
+        subprocess.run(["curl", "-sf", "-u", f"{ADMIN[0]}:{ADMIN[1]}", "-o", str(local / "s.zip"),
+                        f"{url}/data/experiments/{session}/scans/1/resources/DICOM/files?format=zip"], check=True)
+        subprocess.run(["unzip", "-q", "-o", str(local / "s.zip"), "-d", str(local / "files")], check=True)
+        result.local.append(run(here / "nii-local", local / "files"))
+        result.baseline.append(time.perf_counter() - start)
+        reference = made(here / "nii-local")
+        for options, first, second, name in (((), result.mount_first, result.mount_second, "nii-mount"),
+                                             (("--read-only",), result.ro_first, result.ro_second, "nii-ro")):
+            with mounted(url, *options) as path:
+                os.listdir(path / DCM_SERIES)
+                first.append(run(here / name, path / DCM_SERIES))
+                second.append(run(here / f"{name}-again", path / DCM_SERIES))
+            result.same &= reference is not None and made(here / name) == reference
+        with memfs_mounted(__file__, str(local / "files")) as ceiling:
+            os.listdir(ceiling / "series")
+            result.ceiling_first.append(run(here / "nii-ceiling", ceiling / "series"))
+            result.ceiling_second.append(run(here / "nii-ceiling-again", ceiling / "series"))
+    return result
+
+
+def spread(values: list[float]) -> str:
+    """The median of ``values`` in seconds, with their range when there are several."""
+    text = f"{statistics.median(values):.2f} s"
+    return text + (f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else "")
 
 
 def serve_memfs(mountpoint: str, spec: str) -> None:
@@ -325,22 +337,24 @@ def part_cat(url: str, tmp: Path, files: int, latency_ms: float) -> bool:
     return ok and fine and ro_ok
 
 
-def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float) -> bool:
-    r = dcm2niix_series(url, tmp)
-    print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request",
+def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float, rounds: int) -> bool:
+    r = dcm2niix_series(url, tmp, rounds)
+    m = statistics.median
+    print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request; "
+                f"median of {rounds} rounds (range)",
                 ["run", "first", "second"],
-                [["dcm2niix on the mounted series (a fresh mount)", f"{r.mount_first:.2f} s",
-                  f"{r.mount_second:.2f} s"],
-                 ["the same through a fresh --read-only mount", f"{r.ro_first:.2f} s", f"{r.ro_second:.2f} s"],
-                 ["in-memory ceiling: the same files from memory on the same FUSE binding", f"{r.ceiling_first:.2f} s",
-                  f"{r.ceiling_second:.2f} s"],
-                 ["curl of the zip + unzip + dcm2niix of the local copy", f"{r.baseline:.2f} s", ""],
-                 ["(of which dcm2niix of the local copy)", f"{r.local:.2f} s", ""]],
-                f"mount / (zip + unzip + local): {r.mount_first / r.baseline:.2f}x first, "
-                f"{r.mount_second / r.baseline:.2f}x second; --read-only mount / (zip + unzip + local): "
-                f"{r.ro_first / r.baseline:.2f}x first, {r.ro_second / r.baseline:.2f}x second; ceiling / (zip + unzip + local): "
-                f"{r.ceiling_first / r.baseline:.2f}x first; mount / ceiling: {r.mount_first / r.ceiling_first:.2f}x "
-                f"first, {r.mount_second / r.ceiling_second:.2f}x second; NIfTI byte-identical (both mounts): {r.same}")
+                [["dcm2niix on the mounted series (a fresh mount)", spread(r.mount_first), spread(r.mount_second)],
+                 ["the same through a fresh --read-only mount", spread(r.ro_first), spread(r.ro_second)],
+                 ["in-memory ceiling: the same files from memory on the same FUSE binding", spread(r.ceiling_first),
+                  spread(r.ceiling_second)],
+                 ["curl of the zip + unzip + dcm2niix of the local copy", spread(r.baseline), ""],
+                 ["(of which dcm2niix of the local copy)", spread(r.local), ""]],
+                f"mount / (zip + unzip + local): {m(r.mount_first) / m(r.baseline):.2f}x first, "
+                f"{m(r.mount_second) / m(r.baseline):.2f}x second; --read-only mount / (zip + unzip + local): "
+                f"{m(r.ro_first) / m(r.baseline):.2f}x first, {m(r.ro_second) / m(r.baseline):.2f}x second; "
+                f"ceiling / (zip + unzip + local): {m(r.ceiling_first) / m(r.baseline):.2f}x first; mount / ceiling: "
+                f"{m(r.mount_first) / m(r.ceiling_first):.2f}x first, {m(r.mount_second) / m(r.ceiling_second):.2f}x "
+                f"second; NIfTI byte-identical (every mount, every round): {r.same}")
     return r.same
 
 
@@ -366,6 +380,7 @@ def main() -> int:
     parser.add_argument("--skip-find", action="store_true", help="no find over many subjects")
     parser.add_argument("--slices", type=int, default=1000, help="slices of the DICOM series for dcm2niix "
                         "(0: no dcm2niix part)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the dcm2niix part (medians are printed)")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILES_OR_FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -390,7 +405,7 @@ def main() -> int:
             if "cat" in parts:
                 ok &= part_cat(server.url, Path(tmp), args.files, args.latency_ms)
             if "dcm2niix" in parts:
-                ok &= part_dcm2niix(server.url, Path(tmp), args.slices, args.latency_ms)
+                ok &= part_dcm2niix(server.url, Path(tmp), args.slices, args.latency_ms, args.rounds)
             if "find" in parts:
                 ok &= part_find(server.url, args.subjects, args.latency_ms)
         finally:

@@ -11,9 +11,8 @@ A leaf: imports the standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 #: how often waits ask their check (seconds)
 POLL = 0.2
@@ -21,15 +20,23 @@ POLL = 0.2
 _current = threading.local()
 
 
-@contextlib.contextmanager
-def abandon_when(gone: Callable[[], bool]) -> Iterator[None]:
-    """Work done by this thread inside the block is for a caller that ``gone()`` says has gone away."""
-    outer = getattr(_current, "gone", None)
-    _current.gone = gone
-    try:
-        yield
-    finally:
-        _current.gone = outer
+class abandon_when:  # noqa: N801 - used as a function: ``with abandon_when(check):``
+    """Work done by this thread inside the block is for a caller that ``gone()`` says has gone away.
+
+    (A class, not a generator context manager: the daemon enters one for nearly every FUSE call.)"""
+
+    __slots__ = ("_gone", "_outer")
+
+    def __init__(self, gone: Callable[[], bool]) -> None:
+        self._gone = gone
+        self._outer: Callable[[], bool] | None = None
+
+    def __enter__(self) -> None:
+        self._outer = getattr(_current, "gone", None)
+        _current.gone = self._gone
+
+    def __exit__(self, *exc: object) -> None:
+        _current.gone = self._outer
 
 
 def current_check() -> Callable[[], bool] | None:
