@@ -161,18 +161,24 @@ def test_opening_zipped_files_again_costs_no_read_and_closing_them_no_flush(
         assert again.read() == b"x" * (100 + FILES - 1)
 
 
-def test_find_over_a_large_project_costs_a_few_requests_not_one_per_subject(
-        big: EmulatorServer, mount_factory: MountFactory) -> None:
-    """Issue 13: ``find -maxdepth 3 -type d`` over 300 subjects reads the project's subject listing (joined
-    with the subjects' resources) and its one session listing, not a document per subject."""
+def find_in_many(big: EmulatorServer, mount_factory: MountFactory, depth: int) -> tuple[list[str], RequestCounter]:
+    """``find projects/MANY/subjects -maxdepth <depth> -type d`` through a fresh mount (its first line is
+    the folder itself), and the request counter, reset before it."""
     requests_counter = RequestCounter(big)
     mounted = mount_factory(big)
     requests_counter.settle()
     requests_counter.reset()
-    subjects = mounted.path / "projects/MANY/subjects"
-    found = subprocess.run(["find", str(subjects), "-maxdepth", "3", "-type", "d"], capture_output=True, text=True,
-                           timeout=120, check=True).stdout.splitlines()
-    relative = {str(Path(line).relative_to(subjects)) for line in found}
+    found = subprocess.run(["find", str(mounted.path / "projects/MANY/subjects"), "-maxdepth", str(depth), "-type",
+                            "d"], capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    return found, requests_counter
+
+
+def test_find_over_a_large_project_costs_a_few_requests_not_one_per_subject(
+        big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Issue 13: ``find -maxdepth 3 -type d`` over 300 subjects reads the project's subject listing (joined
+    with the subjects' resources) and its one session listing, not a document per subject."""
+    found, requests_counter = find_in_many(big, mount_factory, 3)
+    relative = {str(Path(line).relative_to(found[0])) for line in found}
     expected = {"."} | {f"M{s:03d}{tail}" for s in range(SUBJECTS)
                         for tail in ("", "/experiments", "/resources", f"/experiments/M{s:03d}_MR1")}
     expected |= {f"M{s:03d}/resources/NOTES" for s in range(0, SUBJECTS, 10)}
@@ -185,13 +191,7 @@ def test_a_deeper_find_over_a_large_project_describes_each_session_once(
         big: EmulatorServer, mount_factory: MountFactory) -> None:
     """Below the sessions a walk needs each session's document and file listing: fetched ahead of it,
     once each, whether a session came from its subject's document or the project's listing."""
-    requests_counter = RequestCounter(big)
-    mounted = mount_factory(big)
-    requests_counter.settle()
-    requests_counter.reset()
-    subjects = mounted.path / "projects/MANY/subjects"
-    found = subprocess.run(["find", str(subjects), "-maxdepth", "5", "-type", "d"], capture_output=True, text=True,
-                           timeout=120, check=True).stdout.splitlines()
+    found, requests_counter = find_in_many(big, mount_factory, 5)
     assert sum(line.endswith("_MR1/scans") for line in found) == SUBJECTS
     requests_counter.settle()
     by_route = requests_counter.read()["by_route"]

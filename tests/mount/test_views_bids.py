@@ -122,3 +122,19 @@ def test_the_bids_view_is_read_only_and_can_be_turned_off(emulator: EmulatorServ
         (mounted.path / "bids" / "DEMO" / "sub-new").mkdir()
     off = mount_factory(emulator, "--no-bids", name="off")
     assert "bids" not in os.listdir(off.path) and "projects" in os.listdir(off.path)
+
+
+def test_a_read_only_mount_serves_the_views_files_whole(emulator: EmulatorServer, mount_factory,
+                                                        tmp_path: Path) -> None:
+    """On a --read-only mount the kernel opens files without the daemon and reads them by path: the
+    view's converted files (a new node at every lookup) read whole and the same as on a writable mount."""
+    cache = str(tmp_path / "cache")
+    writable = mount_factory(emulator, "--cache-dir", cache, name="writable")
+    read_only = mount_factory(emulator, "--cache-dir", cache, "--read-only", name="read-only")
+    anat = Path("bids/DEMO/sub-DEMO001/anat")
+    for name in ("sub-DEMO001_T1w.nii.gz", "sub-DEMO001_T1w.json"):
+        expected = (writable.path / anat / name).read_bytes()
+        with open(read_only.path / anat / name, "rb", buffering=0) as handle:  # small reads, as tools make
+            pieces = iter(lambda: handle.read(4096), b"")
+            assert b"".join(pieces) == expected, name
+    assert nibabel.load(read_only.path / anat / "sub-DEMO001_T1w.nii.gz").shape == (64, 64, 16)

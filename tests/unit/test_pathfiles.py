@@ -74,10 +74,13 @@ def test_a_file_is_opened_once_for_its_reads_and_closed_when_read_to_its_end() -
     assert len(fs.opened) == 2
 
 
-def test_a_new_node_for_the_path_means_a_new_open_file() -> None:
+def test_new_content_at_the_path_means_a_new_open_file_and_a_new_node_alone_does_not() -> None:
     fs = FakeFilesystem({"/a": b"old content"})
     files = PathFiles(fs)
     assert files.read("/a", 0, 3) == b"old"
+    fs.nodes["/a"] = fs._node("/a")  # a fresh listing (or a view's lookup): the same file
+    assert files.read("/a", 3, 3) == b" co"
+    assert len(fs.opened) == 1
     fs.change("/a", b"new content!")
     assert files.read("/a", 0, 3) == b"new"
     assert fs.opened[0].closed and not fs.opened[1].closed

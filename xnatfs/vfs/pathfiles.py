@@ -14,8 +14,9 @@ written file is sent when it is closed, and the daemon would no longer see the o
 :class:`PathFiles` keeps one open file per path for those reads. It is opened at the path's first
 read (where the fetch ahead learns the order in which a program reads a folder), shared by reads in
 parallel, and closed once a read has reached the file's end (the kernel then holds the whole file),
-when the path's node changed (a new listing: the file may have changed on the server), when newer
-ones push it out (at most ``kept`` are open), or at unmount. A read after that opens it again.
+when the path names other content (a new listing with another size, time or checksum: the file
+changed on the server), when newer ones push it out (at most ``kept`` are open), or at unmount. A
+read after that opens it again.
 
 Thread-safe.
 """
@@ -57,9 +58,18 @@ class PathOpener(Protocol):
     def release(self, handle: Any) -> None: ...
 
 
+def content_version(node: Node) -> tuple[object, ...]:
+    """What tells one content of a file from another. Not the node itself: a fresh listing makes new
+    nodes for unchanged files, and the views (``bids/``) make a node at every lookup."""
+    info = node.file
+    return (node.kind, node.stat.size, node.stat.mtime, info.uri if info else "", info.md5 if info else "",
+            str(node.local or ""), node.document)
+
+
 @dataclass(eq=False)
 class _Entry:
     node: Node
+    version: tuple[object, ...]
     #: set once opened (None while the first read opens it, or if that failed: see ``error``)
     handle: OpenedFile | None = None
     error: BaseException | None = None
@@ -124,19 +134,20 @@ class PathFiles:
             return len(self._files)
 
     def _acquire(self, path: str) -> _Entry:
-        """The path's entry, marked in use; a new one (for the node the path has now) if it has none or
-        its node changed, which the caller then opens (:meth:`_opened`)."""
+        """The path's entry, marked in use; a new one (for what the path names now) if it has none or its
+        content changed, which the caller then opens (:meth:`_opened`)."""
         node = self._fs.lookup(path)
+        version = content_version(node)
         done: list[_Entry] = []
         with self._lock:
             entry = self._files.get(path)
-            if entry is not None and entry.node is not node:
+            if entry is not None and entry.version != version:
                 self._retire(path, entry)
                 done += self._closable(entry)
                 entry = None
             created = entry is None
             if entry is None:
-                entry = _Entry(node)
+                entry = _Entry(node, version)
                 self._files[path] = entry
                 for pushed in self._files.pushed_out:
                     pushed.retired = True
@@ -185,4 +196,4 @@ class PathFiles:
                 self._fs.release(entry.handle)
 
 
-__all__ = ["PathFiles", "KEPT"]
+__all__ = ["PathFiles", "KEPT", "content_version"]
