@@ -221,10 +221,20 @@ def ls_l(path: Path, files: int) -> tuple[float, bool]:
     return seconds, seen == {f"1.MR.{i:05d}.dcm": size_of(i) for i in range(files)}
 
 
+#: warm listings timed on each side (the median is printed: one ``ls -l`` varies by ±20%)
+WARM_RUNS = 7
+
+
+def warm_ls(path: Path, files: int) -> tuple[float, bool]:
+    """The median of :data:`WARM_RUNS` warm ``ls -l`` of ``path``, and whether each saw the generated files."""
+    runs = [ls_l(path, files) for _ in range(WARM_RUNS)]
+    return statistics.median(seconds for seconds, _ in runs), all(ok for _, ok in runs)
+
+
 def memfs_ls(files: int) -> tuple[float, float, bool]:
     with memfs_mounted(__file__, str(files)) as path:
         cold, ok_cold = ls_l(path / "series", files)
-        warm, ok_warm = ls_l(path / "series", files)
+        warm, ok_warm = warm_ls(path / "series", files)
         return cold, warm, ok_cold and ok_warm
 
 
@@ -233,7 +243,7 @@ def mount_ls(url: str, files: int) -> tuple[float, float, int, dict, bool]:
         counter_reset(url)
         cold, ok_cold = ls_l(path / SERIES, files)
         requests = counter_settle(url)
-        warm, ok_warm = ls_l(path / SERIES, files)
+        warm, ok_warm = warm_ls(path / SERIES, files)
         calls = json.loads(os.getxattr(path, "user.xnatfs.stats"))["calls"]
         return cold, warm, requests, calls, ok_cold and ok_warm
 
@@ -319,8 +329,9 @@ def part_ls(url: str, files: int) -> bool:
     print_table(f"ls -l of a resource of {files} files (loopback, no added latency)",
                 ["", "in-memory ceiling", "mount", "mount / ceiling", "requests (mount)"],
                 [["cold", f"{ceiling_cold:.3f} s", f"{cold:.3f} s", f"{cold / ceiling_cold:.2f}x", str(requests)],
-                 ["warm", f"{ceiling_warm:.3f} s", f"{warm:.3f} s", f"{warm / ceiling_warm:.2f}x", "0"]],
-                f"FUSE calls into the daemon for both listings: {dict(sorted(calls.items()))}")
+                 [f"warm (median of {WARM_RUNS})", f"{ceiling_warm:.3f} s", f"{warm:.3f} s",
+                  f"{warm / ceiling_warm:.2f}x", "0"]],
+                f"FUSE calls into the daemon for all the listings: {dict(sorted(calls.items()))}")
     return ok and fine
 
 

@@ -58,3 +58,23 @@ def test_the_watchdog_cuts_a_request_whose_caller_went_away_before_its_deadline(
 def test_a_broken_check_counts_as_still_there() -> None:
     assert asks(lambda: 1 / 0) is False  # type: ignore[arg-type, return-value]
     assert asks(None) is False
+
+
+def test_a_deadline_sooner_than_those_waiting_is_kept_and_later_ones_wake_nobody() -> None:
+    """The watchdog is woken only for a deadline sooner than the ones it waits for (a stream read in
+    2,000 chunks used to wake it 2,000 times): a short deadline added after long ones still cuts on time,
+    and a long one added after it does not delay it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    sockets = [socket.create_connection(server.getsockname()) for _ in range(3)]
+    with deadline(30.0, (sockets[0],)), deadline(0.3, (sockets[1],)) as short, deadline(60.0, (sockets[2],)):
+        begun = time.monotonic()
+        with pytest.raises(OSError):
+            sockets[1].settimeout(5)
+            if not sockets[1].recv(1):  # shut down by the watchdog: end of stream
+                raise OSError("cut")
+        assert short is not None and short.expired and time.monotonic() - begun < 2
+    for sock in sockets:
+        sock.close()
+    server.close()

@@ -74,6 +74,16 @@ def test_a_file_is_opened_once_for_its_reads_and_closed_when_read_to_its_end() -
     assert len(fs.opened) == 2
 
 
+def test_a_file_read_tail_first_stays_open_until_its_head_is_read() -> None:
+    fs = FakeFilesystem({"/a": b"0123456789"})
+    files = PathFiles(fs)
+    assert files.read("/a", 8, 4) == b"89"  # dcm2niix: the tail first
+    assert files.read("/a", 0, 4) == b"0123"
+    assert len(fs.opened) == 1 and not fs.opened[0].closed
+    assert files.read("/a", 4, 6) == b"456789"
+    assert fs.opened[0].closed and len(files) == 0
+
+
 def test_new_content_at_the_path_means_a_new_open_file_and_a_new_node_alone_does_not() -> None:
     fs = FakeFilesystem({"/a": b"old content"})
     files = PathFiles(fs)

@@ -160,3 +160,28 @@ def test_a_short_walk_or_a_failed_zip_fetches_file_by_file() -> None:
     few.opened("/d", listing[:10], 1)  # 8 files ahead: no zip asked for
     assert few._zip_pool is None
     few.close()
+
+
+def test_while_the_zip_has_not_begun_to_arrive_only_a_few_files_are_fetched_alone() -> None:
+    """32 requests at once beside the zip's first round trip slowed the zip and the walk's own reads:
+    until the zip's members arrive, only ``ahead_while_zip_starts`` files are fetched one by one."""
+    fetch, listing, gate = Fetch(), files(100), threading.Event()
+
+    class SlowZip(Zip):
+        def fill(self) -> None:
+            assert gate.wait(5)
+            super().fill()
+
+    made: list[Zip] = []
+    settings = PrefetchSettings(ahead=32, zip_min_files=20, ahead_while_zip_starts=3)
+    prefetch = SiblingPrefetch(fetch, settings, fetch_zip=lambda uri, wanted: made.append(SlowZip()) or made[-1])
+    prefetch.opened("/d", listing, 0)
+    prefetch.opened("/d", listing, 1)  # the zip is asked for, and has not begun to arrive
+    drain(prefetch)
+    assert sorted(fetch.calls) == ["f002", "f003", "f004"]
+    gate.set()
+    prefetch._zip_pool.shutdown(wait=True)
+    prefetch.opened("/d", listing, 2)  # its members arrive: nothing more one by one
+    drain(prefetch)
+    assert len(fetch.calls) == 3 and prefetch.zipped(listing[10]) is made[0]
+    prefetch.close()

@@ -95,7 +95,7 @@ def test_a_login_page_for_the_background_stream_is_an_error() -> None:
 
 
 def test_a_whole_file_answer_of_the_right_size_is_used() -> None:
-    data = bytes(range(256)) * 64
+    data = bytes(range(256)) * 800  # bigger than the first block: a read at 1000 asks for a range
     handle, readers, _ = reader(len(data), lambda start, end: Answer(200, data, {"Content-Length": str(len(data))}))
     assert handle.read(1000, 3000) == data[1000:4000]
     assert readers.range_supported is False
@@ -145,4 +145,21 @@ def test_a_failed_read_is_remembered_briefly_then_tried_again() -> None:
     time.sleep(0.35)
     assert handle.read(0, 4096) == data[:4096]
     assert len(calls) == 2
+    handle.close()
+
+
+def test_a_small_file_is_fetched_whole_at_its_first_read_wherever_it_falls() -> None:
+    """dcm2niix reads a DICOM file's tail before its head: a file no bigger than the first block costs
+    one request, not one for the tail and one for the head."""
+    data = bytes(range(256)) * 130  # 33,280 bytes, a 128x128 slice
+    asked: list[tuple[int, int]] = []
+
+    def answer(start: int, end: int) -> Answer:
+        asked.append((start, end))
+        return Answer(206, data[start:end], {"Content-Range": f"bytes {start}-{end - 1}/{len(data)}"})
+
+    handle, _, _ = reader(len(data), answer, dataclasses.replace(SETTINGS, first_block_size=128 * KiB))
+    assert handle.read(len(data) - 1406, 1406) == data[-1406:]
+    assert handle.read(0, 8192) == data[:8192]
+    assert asked == [(0, len(data))]
     handle.close()

@@ -278,7 +278,11 @@ class BlockReader:
     # -- fetching -----------------------------------------------------------------------------------
 
     def _fetch_here(self, pos: int, end: int) -> None:
-        """Fetch ``[pos, max(end, pos + first_block))`` in this thread (a random read); lock held."""
+        """Fetch ``[pos, max(end, pos + first_block))`` in this thread (a random read); lock held. A file
+        no bigger than the first block is fetched whole at its first read, wherever that falls: DICOM
+        tools read a file's tail before its head (dcm2niix), which cost a second round trip."""
+        if not self._starts and self.size <= self._first:
+            pos = 0
         stop = min(max(end, pos + self._first), pos + self._max_ahead, self._next_start(pos), self.size)
         extent = self._insert(pos, stop)
         self._lock.release()

@@ -13,7 +13,8 @@ written file is sent when it is closed, and the daemon would no longer see the o
 
 :class:`PathFiles` keeps one open file per path for those reads. It is opened at the path's first
 read (where the fetch ahead learns the order in which a program reads a folder), shared by reads in
-parallel, and closed once a read has reached the file's end (the kernel then holds the whole file),
+parallel, and closed once it has been read from its start and to its end (the kernel then holds the
+whole file),
 when the path names other content (a new listing with another size, time or checksum: the file
 changed on the server), when newer ones push it out (at most ``kept`` are open), or at unmount. A
 read after that opens it again.
@@ -74,6 +75,9 @@ class _Entry:
     handle: OpenedFile | None = None
     error: BaseException | None = None
     opened: threading.Event = field(default_factory=threading.Event)
+    #: the lowest offset read so far: a file counts as read whole once a read reaches its end and one
+    #: began at 0 (DICOM tools read a file's tail first, then its head)
+    lowest: int | None = None
     users: int = 0
     retired: bool = False
     closed: bool = False
@@ -107,7 +111,9 @@ class PathFiles:
         try:
             handle = self._opened(entry)
             data = handle.read(offset, size)
-            reached_end = offset + len(data) >= handle.size
+            with self._lock:
+                entry.lowest = offset if entry.lowest is None else min(entry.lowest, offset)
+                reached_end = entry.lowest == 0 and offset + len(data) >= handle.size
             return data
         finally:
             with self._lock:
