@@ -56,12 +56,12 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from types import MappingProxyType
 from datetime import timezone, tzinfo
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from xnatfs.errors import AuthenticationError, ConfigError, PermissionDenied, ResponseError, XNATError
+from xnatfs.errors import ConfigError, ResponseError, XNATError
 from xnatfs.model.base import ModelContext, XNATObject
 from xnatfs.model.behaviours import (
     AssessorBase,
@@ -172,8 +172,9 @@ class Catalog:
     def subjects(self, project: XObject) -> Sequence[XObject]:
         def load() -> tuple[XObject, ...]:
             rows = self._joined_rows(f"{project.uri}/subjects", SUBJECT_COLUMNS)
-            joined = bool(rows) and any(_SUBJECT_RESOURCE_ID in _lowered(r) for r in rows[:1])
-            first: dict[str, dict[str, str]] = {}
+            joined = bool(rows) and _SUBJECT_RESOURCE_ID in _lowered(rows[0])
+            first: dict[str, dict[str, str]] = {}  # subject ID → its fields (a joined listing's first row)
+            uris: dict[str, str] = {}
             resources: dict[str, list[ResourceInfo]] = {}
             for row in rows:
                 ident = row.get("ID")
@@ -181,19 +182,16 @@ class Catalog:
                     continue
                 if ident not in first:
                     first[ident] = {k: v for k, v in row.items() if not k.lower().startswith(_SUBJECT_RESOURCE_LOWER)}
+                    uris[ident] = normalize(row.get("URI") or f"{project.uri}/subjects/{quote(ident, safe='')}")
                     resources[ident] = []
-                found = _listed_resource(row, self._subject_uri(project, first[ident]))
+                found = _listed_resource(row, uris[ident])
                 if found is not None:
                     resources[ident].append(found)
-            return tuple(XObject(SUBJECT, ident, r.get("label", ""), "xnat:subjectData", self._subject_uri(project, r),
+            return tuple(XObject(SUBJECT, ident, r.get("label", ""), "xnat:subjectData", uris[ident],
                                  self._row_time(r), r, project=project.id,
                                  listed_resources=tuple(resources[ident]) if joined else None)
                          for ident, r in first.items())
         return self._cached((f"{project.uri}/subjects", "catalog"), load)
-
-    @staticmethod
-    def _subject_uri(project: XObject, row: Mapping[str, str]) -> str:
-        return normalize(row.get("URI") or f"{project.uri}/subjects/{quote(row.get('ID', ''), safe='')}")
 
     def subject(self, subject: XObject) -> XObject:
         return self._cached(self._subject_key(subject), lambda: self._object(subject, subject.uri))
@@ -207,11 +205,14 @@ class Catalog:
             project = subject.project or str(subject.fields.get("project", ""))
             path = (f"/data/projects/{quote(project, safe='')}/subjects/{quote(subject.id, safe='')}/experiments"
                     if project else f"{subject.uri}/experiments")
-            rows = self._rows(path)
-            return tuple(XObject(EXPERIMENT, r.get("ID", ""), r.get("label", ""), r.get("xsiType", ""),
-                                 normalize(r.get("URI") or f"/data/experiments/{quote(r.get('ID', ''), safe='')}"),
-                                 self._row_time(r), r, project=project) for r in rows if r.get("ID"))
+            return tuple(self._experiment_row(r, project) for r in self._rows(path) if r.get("ID"))
         return self._cached((f"{subject.uri}/experiments", "catalog", subject.project), load)
+
+    def _experiment_row(self, row: dict[str, str], project: str) -> XObject:
+        """An experiment's record from a listing row (of a subject's or a project's experiments)."""
+        return XObject(EXPERIMENT, row.get("ID", ""), row.get("label", ""), row.get("xsiType", ""),
+                       normalize(row.get("URI") or f"/data/experiments/{quote(row.get('ID', ''), safe='')}"),
+                       self._row_time(row), row, project=project)
 
     def known_subject(self, subject: XObject) -> XObject | None:
         found = self.ctx.cache.get(self._subject_key(subject))
@@ -228,10 +229,7 @@ class Catalog:
                 return None  # a server that does not give the subject: each subject's document says
             by_subject: dict[str, list[XObject]] = {}
             for r in rows:
-                by_subject.setdefault(r.get("subject_ID", ""), []).append(XObject(
-                    EXPERIMENT, r["ID"], r.get("label", ""), r.get("xsiType", ""),
-                    normalize(r.get("URI") or f"/data/experiments/{quote(r['ID'], safe='')}"), self._row_time(r), r,
-                    project=project))
+                by_subject.setdefault(r.get("subject_ID", ""), []).append(self._experiment_row(r, project))
             return MappingProxyType({subject: tuple(found) for subject, found in by_subject.items()})
         return self._cached((path, "catalog", "by subject"), load)
 
@@ -282,10 +280,8 @@ class Catalog:
         if not self._joins_refused:
             try:
                 return self._rows(path, {"columns": columns})
-            except (AuthenticationError, PermissionDenied):
-                raise
             except ResponseError as exc:
-                if exc.status not in (400, 500):
+                if exc.status not in (400, 500):  # (401, 403, 404 … are the listing's own answer)
                     raise
                 self._joins_refused = True
                 log.info("The server refused a listing with joined columns (%s); listing without them", exc)

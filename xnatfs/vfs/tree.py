@@ -419,7 +419,7 @@ class VirtualTree:
         (``…/subjects/<S>/experiments`` of a project of 1,000 subjects): guessing what each of its
         collections' children needs would cost a request per session of the project for a walk that
         may never go below them (``find -maxdepth 3``)."""
-        memo = self._memo.get(node.path.rsplit("/", 2)[0])
+        memo = self._memo.get(_owner_collection(node))
         return memo is not None and len(memo.entries) > self.settings.prefetch_limit
 
     def _walk_sessions_ahead(self, session: Node) -> None:
@@ -466,7 +466,7 @@ class VirtualTree:
     def _walking_over(self, collection: Node) -> bool:
         """Whether a program walks the large collection that holds the owner of ``collection`` (in
         listing order, :meth:`_walk_ahead`)."""
-        walk = self._walks.get(collection.path.rsplit("/", 2)[0])
+        walk = self._walks.get(_owner_collection(collection))
         return walk is not None and walk.warmed > 0
 
     def _warm_ahead(self, obj: XObject) -> None:
@@ -525,6 +525,12 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
     except XNATError as exc:
         log.debug("prefetch %s failed: %s", getattr(fn, "__name__", fn), exc)
+
+
+def _owner_collection(collection: Node) -> str:
+    """The path of the collection that holds the owner of ``collection`` (``…/subjects`` for
+    ``…/subjects/<S>/experiments``)."""
+    return collection.path.rsplit("/", 2)[0]
 
 
 def _resource_path(node: Node) -> str:
