@@ -16,7 +16,8 @@ What the callbacks report:
   TTL), and ``find`` and ``ls --color`` get each entry's type;
 - extended attributes ``user.xnat.id``, ``user.xnat.xsitype``, ``user.xnat.uri`` (and
   ``user.xnat.md5`` on files); on the mount's root, ``user.xnatfs.stats``: the FUSE calls into
-  Python by operation, open files and read buffers, as JSON;
+  Python by operation, open files and read buffers, the FUSE threads that kept their Python thread
+  state (:mod:`xnatfs.threadstates`), as JSON;
 - ``statfs``: a read-only mount has no free space; a writable one reports its spool disk; 255-byte
   names.
 
@@ -53,6 +54,7 @@ import mfusepy
 
 from xnatfs.errors import NotPermitted, NotSupported, XNATError
 from xnatfs.redact import redact_text
+from xnatfs.threadstates import kept_thread_states
 from xnatfs.vfs.filesystem import Filesystem, OpenFile
 from xnatfs.vfs.nodes import Node
 from xnatfs.vfs.outbox import Handle
@@ -203,7 +205,7 @@ class XNATOperations(mfusepy.Operations):
         """What the mount is doing, for people and benchmarks: FUSE calls by operation, open files and
         the read buffers (the ``user.xnatfs.stats`` attribute of the mount's root, as JSON)."""
         return {"calls": dict(self.calls), "call_ms": {name: round(ns / 1e6, 1) for name, ns in self.call_ns.items()},
-                **dataclasses.asdict(self.fs.stats())}
+                "kept_thread_states": kept_thread_states(), **dataclasses.asdict(self.fs.stats())}
 
     @fuse_errors
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:

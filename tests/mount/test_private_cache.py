@@ -25,9 +25,11 @@ FILE = "projects/DEMO/subjects/DEMO_001/experiments/DEMO_001_MR_1/scans/2/resour
 
 
 def read_uncached(path: Path) -> bytes:
-    """The file's bytes through the daemon (``iflag=nocache`` drops the kernel's page cache of it first)."""
-    return subprocess.run(["dd", f"if={path}", "iflag=nocache", "bs=1M", "status=none"], capture_output=True,
-                          check=True, timeout=30).stdout
+    """The file's bytes through the daemon: ``dd iflag=nocache count=0`` drops the kernel's page cache of
+    the whole file first (with a count it drops what it read, after reading it)."""
+    subprocess.run(["dd", f"if={path}", "iflag=nocache", "count=0", "status=none"], check=True, timeout=30)
+    return subprocess.run(["dd", f"if={path}", "bs=1M", "status=none"], capture_output=True, check=True,
+                          timeout=30).stdout
 
 
 def test_the_cache_is_private_and_a_planted_entry_is_never_served(emulator: EmulatorServer, mount_factory: MountFactory,

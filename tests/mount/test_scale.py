@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,33 @@ def test_opening_zipped_files_again_costs_no_read_and_closing_them_no_flush(
     assert after["calls"].get("flush", 0) == 0, after["calls"]
     with open(series / names[-1], "rb") as again:  # and a read after all is the member's bytes
         assert again.read() == b"x" * (100 + FILES - 1)
+
+
+def test_opens_that_read_nothing_cost_no_request(big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """A server file is opened at its first read, not at open (dcm2niix opens each file four times and
+    reads it through one of them): opens and closes of files never read ask the server for nothing and
+    start no fetch ahead; the first read then serves the file."""
+    root, series, names, requests_counter = fresh_series(big, mount_factory)
+    for name in names[:40]:
+        os.close(os.open(series / name, os.O_RDONLY))
+    assert requests_counter.settle() == 0, requests_counter.read()["by_route"]
+    assert stats(root)["fetched_ahead"] == 0
+    assert (series / names[3]).read_bytes() == b"x" * 103
+
+
+def test_fuse_threads_keep_their_python_thread_state(big: EmulatorServer, mount_factory: MountFactory) -> None:
+    """Each libfuse worker thread keeps one Python thread state for the mount's life
+    (xnatfs.threadstates), instead of one made and destroyed per call: hundreds of calls from parallel
+    readers, at most as many states as libfuse has worker threads (10) plus the thread that ran init."""
+    root, series, names, _ = fresh_series(big, mount_factory)
+    with ThreadPoolExecutor(8) as pool:
+        sizes = list(pool.map(lambda name: len((series / name).read_bytes()), names))
+    assert sizes == [100 + i for i in range(FILES)]
+    for name in names:
+        os.close(os.open(series / name, os.O_RDONLY))
+    after = stats(root)
+    assert sum(after["calls"].values()) >= 2 * FILES, after["calls"]
+    assert 1 <= after["kept_thread_states"] <= 11, after
 
 
 def find_in_many(big: EmulatorServer, mount_factory: MountFactory, depth: int) -> tuple[list[str], RequestCounter]:

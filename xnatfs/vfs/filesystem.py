@@ -49,7 +49,7 @@ from xnatfs.vfs.naming import split_path
 from xnatfs.vfs.nodes import Node, NodeKind
 from xnatfs.vfs.outbox import Handle
 from xnatfs.vfs.prearchive_view import PrearchiveView
-from xnatfs.vfs.prefetch import SiblingPrefetch, ZipMembers
+from xnatfs.vfs.prefetch import SiblingPrefetch
 from xnatfs.model.connect import Connection
 from xnatfs.vfs.tree import TreeSettings, VirtualTree
 from xnatfs.vfs.views import NO_VIEWS, ViewSettings, make_views
@@ -305,18 +305,23 @@ class Filesystem:
             return _open_derived(node)
         info = node.file
         assert info is not None
+        return LazyFile(info.size, functools.partial(self._open_file, node, info))
+
+    def _open_file(self, node: Node, info: FileInfo) -> OpenFile:
+        """A server file's content, at its first read: from the fetch ahead, the resource's zip, the disk
+        cache or the server. Not at open: the kernel serves a file it holds from its page cache
+        without a read (``auto_cache``), and dcm2niix opens every file of a series four times and reads
+        it through one of them; the fetch ahead learns a program's order from the files it reads."""
         ahead = self.prefetch.take(info)
         self._opened_in_folder(node.path, info)
         if ahead is not None:
             return MemoryFile(ahead)
         members = self.prefetch.zipped(info)
         if members is not None:
-            return LazyFile(info.size, functools.partial(self._open_zipped, members, node, info))
+            data = self.prefetch.read_zipped(members, info)
+            if data is not None:
+                return MemoryFile(data)
         return self._open_from_server(node, info)
-
-    def _open_zipped(self, members: ZipMembers, node: Node, info: FileInfo) -> OpenFile:
-        data = self.prefetch.read_zipped(members, info)
-        return MemoryFile(data) if data is not None else self._open_from_server(node, info)
 
     def _open_from_server(self, node: Node, info: FileInfo) -> OpenFile:
         sink = None
