@@ -365,8 +365,20 @@ def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float, rounds: i
                 f"{m(r.ro_first) / m(r.baseline):.2f}x first, {m(r.ro_second) / m(r.baseline):.2f}x second; "
                 f"ceiling / (zip + unzip + local): {m(r.ceiling_first) / m(r.baseline):.2f}x first; mount / ceiling: "
                 f"{m(r.mount_first) / m(r.ceiling_first):.2f}x first, {m(r.mount_second) / m(r.ceiling_second):.2f}x "
-                f"second; NIfTI byte-identical (every mount, every round): {r.same}")
+                f"second; NIfTI byte-identical (every mount, every round): {r.same}",
+                f"per round, against that round's own zip + unzip + local (median, range): mount "
+                f"{per_round(r.mount_first, r.baseline)} first; --read-only mount {per_round(r.ro_first, r.baseline)}"
+                f" first; ceiling {per_round(r.ceiling_first, r.baseline)} first")
     return r.same
+
+
+def per_round(runs: list[float], baselines: list[float]) -> str:
+    """Each round's run over the same round's baseline, as a median and range: the baseline of one round
+    varies by a factor of two on a shared 2-core machine, and a run is best compared with the one made
+    beside it."""
+    ratios = [run / base for run, base in zip(runs, baselines)]
+    text = f"{statistics.median(ratios):.2f}x"
+    return text + (f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
 
 
 def part_find(url: str, subjects: int, latency_ms: float) -> bool:
