@@ -49,9 +49,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import cachetools
 import mfusepy
 
+from xnatfs.cache.derived import DerivedCache
 from xnatfs.errors import NotPermitted, NotSupported, XNATError
 from xnatfs.redact import redact_text
 from xnatfs.threadstates import kept_thread_states
@@ -115,8 +115,8 @@ class XNATOperations(mfusepy.Operations):
         self._next_fh = itertools.count(1)
         #: open directories: handle → their entries as listed at open
         self._dirs: dict[int, list[Any]] = {}
-        #: the last listings made (path → its nodes and entries), reused while the nodes are the same
-        self._listed: cachetools.LRUCache[str, tuple[list[Node], list[Any]]] = cachetools.LRUCache(LISTINGS_KEPT)
+        #: the last listings made (the filesystem's list of nodes → their entries)
+        self._listed: DerivedCache[list[Node], list[Any]] = DerivedCache(LISTINGS_KEPT)
         #: FUSE calls into Python, by operation (``getfattr -n user.xnatfs.stats MOUNTPOINT``)
         self.calls: collections.Counter[str] = collections.Counter()
         #: time spent in those calls, in nanoseconds by operation (shown in milliseconds)
@@ -176,18 +176,15 @@ class XNATOperations(mfusepy.Operations):
         kernel as READDIRPLUS (xnatfs.daemon.plusfuse), so ``ls -l`` of a big folder costs no lookup
         per name; the others (documents not yet sized, local entries) with their type only.
 
-        While the listing holds the same nodes, the same list is returned (the daemon keeps what it
-        built for the kernel from it): a warm ``ls -l`` of 5,000 files then builds nothing per file.
+        While the filesystem hands out the same listing, the same list is returned (the daemon keeps
+        what it built for the kernel from it): a warm ``ls -l`` of 5,000 files then builds nothing per
+        file (:mod:`xnatfs.cache.derived`).
         """
-        nodes = self.fs.listdir(path)
-        with self._lock:
-            last = self._listed.get(path)
-        if last is not None and len(last[0]) == len(nodes) and all(a is b for a, b in zip(last[0], nodes)):
-            return last[1]
+        return self._listed.get(self.fs.listdir(path), self._entries_of)
+
+    def _entries_of(self, nodes: list[Node]) -> list[tuple[str, dict[str, int] | int, int] | str]:
         entries: list[tuple[str, dict[str, int] | int, int] | str] = [".", ".."]
         entries += [(node.name, self._attrs(node) if node.stat_is_final else node.stat.mode, 0) for node in nodes]
-        with self._lock:
-            self._listed[path] = (nodes, entries)
         return entries
 
     def releasedir(self, path: str, fh: int) -> int:

@@ -262,6 +262,17 @@ def test_reloaded_record_rebuilds_the_listing(tree: VirtualTree, source: FakeSou
     assert "NEW" in names(tree, "/projects/DEMO/subjects")
 
 
+def test_an_unchanged_listing_is_the_same_list_and_a_changed_one_a_new_list(tree: VirtualTree,
+                                                                           source: FakeSource) -> None:
+    """The layers above recognise an unchanged listing by identity (xnatfs.cache.derived)."""
+    first = tree.listdir("/projects/DEMO/subjects")
+    assert tree.listdir("/projects/DEMO/subjects") is first
+    source.data["subjects"] = [*source.data["subjects"],
+                               XObject("subject", "S5", "NEW", "xnat:subjectData", "/data/subjects/S5")]
+    changed = tree.listdir("/projects/DEMO/subjects")
+    assert changed is not first and "NEW" in [n.name for n in changed] and "NEW" not in [n.name for n in first]
+
+
 def test_subject_document_without_nested_experiments_falls_back_to_listing(tree: VirtualTree,
                                                                            source: FakeSource) -> None:
     doc = source.data["subject"]["S1"]

@@ -30,12 +30,11 @@ import functools
 import logging
 import os
 import signal
-import threading
 from typing import Any
 
-import cachetools
 import mfusepy
 
+from xnatfs.cache.derived import DerivedCache
 from xnatfs.callers import abandon_when
 from xnatfs.threadstates import keep_thread_state
 
@@ -99,9 +98,9 @@ class PlusFUSE(mfusepy.FUSE):
     """
 
     def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
-        self._prepared_lock = threading.Lock()
-        self._prepared_lists: cachetools.LRUCache[tuple[int, bool], tuple[list[Any], list[tuple[bytes, Any, int]]]] \
-            = cachetools.LRUCache(PREPARED_KEPT)
+        #: listings in the filler's form, with attributes (plus) and without
+        self._prepared_lists = {plus: DerivedCache[list[Any], list[tuple[bytes, Any, int]]](PREPARED_KEPT)
+                                for plus in (True, False)}
         super().__init__(operations, mountpoint, **kwargs)
 
     def init_fuse_3(self, conn: Any, config: Any) -> None:
@@ -147,12 +146,11 @@ class PlusFUSE(mfusepy.FUSE):
         return 0
 
     def _prepared(self, entries: list[Any], plus: bool) -> list[tuple[bytes, Any, int]]:
-        """Each entry as the filler takes it: encoded name, ``struct stat`` (or None) and fill flags."""
-        key = (id(entries), plus)
-        with self._prepared_lock:
-            kept = self._prepared_lists.get(key)
-            if kept is not None and kept[0] is entries:
-                return kept[1]
+        """Each entry as the filler takes it: encoded name, ``struct stat`` (or None) and fill flags;
+        the same list while the operations hand out the same entries."""
+        return self._prepared_lists[plus].get(entries, functools.partial(self._prepare, plus=plus))
+
+    def _prepare(self, entries: list[Any], plus: bool) -> list[tuple[bytes, Any, int]]:
         prepared = []
         for item in entries:
             name, attrs = (item, None) if isinstance(item, str) else item[:2]
@@ -167,8 +165,6 @@ class PlusFUSE(mfusepy.FUSE):
             elif isinstance(attrs, int):
                 st.st_mode = attrs
             prepared.append((name.encode(self.encoding, self.errors), st if attrs is not None else None, fill))
-        with self._prepared_lock:
-            self._prepared_lists[key] = (entries, prepared)  # (holding ``entries`` keeps its id unique)
         return prepared
 
 

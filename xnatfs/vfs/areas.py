@@ -286,7 +286,7 @@ class ProjectsArea(_ChangesArea):
             if self.nifti is not None and is_scan_path(split_path(path)):
                 view = self.nifti.entry(self.tree.lookup(path))
                 if view is not None:
-                    server.append(view)
+                    server = [*server, view]  # (the shown listing is shared: not changed in place)
         except NotFound:
             if not local and self.writes.local_node(path) is None:
                 raise

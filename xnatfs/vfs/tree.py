@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xnatfs.cache.derived import DerivedCache
 from xnatfs.cache.ttl import TTLCache
 from xnatfs.errors import NotADirectory, NotFound, XNATError
 from xnatfs.vfs.documents import object_json
@@ -78,6 +79,9 @@ from xnatfs.model.records import (
 )
 
 log = logging.getLogger(__name__)
+
+#: listings kept as lists for their callers (VirtualTree.listdir)
+LISTS_KEPT = 16
 
 RESOURCES = "resources"
 #: an assessor's or reconstruction's input resources (its ``resources/`` are the output ones)
@@ -142,6 +146,8 @@ class VirtualTree:
         self.settings = settings or TreeSettings()
         self.mount_time = time.time() if mount_time is None else mount_time
         self._memo = TTLCache(self.settings.maxsize, self.settings.ttl)
+        #: the listings last handed out, as lists (see listdir)
+        self._lists: DerivedCache[Mapping[str, Node], list[Node]] = DerivedCache(LISTS_KEPT)
         self._documents_prefetched = TTLCache(self.settings.maxsize, self.settings.ttl)
         #: large collection path → its walk (see _walk_ahead)
         self._walks = TTLCache(1024, self.settings.ttl)
@@ -186,13 +192,17 @@ class VirtualTree:
         return node
 
     def listdir(self, path: str) -> list[Node]:
-        """The entries of the directory at ``path``, in a stable order (documents have no size yet)."""
+        """The entries of the directory at ``path``, in a stable order (documents have no size yet): the
+        same list while the listing is unchanged (:mod:`xnatfs.cache.derived`; not to be changed)."""
         node = self.lookup(path)
         if not node.is_dir:
             raise NotADirectory(path)
         if node.kind is NodeKind.OBJECT and node.obj is not None and node.obj.kind == EXPERIMENT:
             self._walk_sessions_ahead(node)
-        return list(self._listing(node).values())
+        static = self._static_entries(node)
+        if static is not None:  # (made anew at each call: nothing to keep)
+            return list(static.values())
+        return self._lists.get(self._listing(node), _values)
 
     def document_bytes(self, node: Node) -> bytes:
         """The content of an ``xnat.json`` / ``xnat.xml`` node."""
@@ -531,6 +541,10 @@ def _owner_collection(collection: Node) -> str:
     """The path of the collection that holds the owner of ``collection`` (``…/subjects`` for
     ``…/subjects/<S>/experiments``)."""
     return collection.path.rsplit("/", 2)[0]
+
+
+def _values(entries: Mapping[str, Node]) -> list[Node]:
+    return list(entries.values())
 
 
 def _resource_path(node: Node) -> str:

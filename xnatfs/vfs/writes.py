@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from xnatfs.cache.derived import DerivedCache
 from xnatfs.model.writer import Writer
 from xnatfs.vfs.imports import ImportArea
 from xnatfs.vfs.nodes import Node, NodeKind, writable
@@ -44,6 +45,9 @@ from xnatfs.vfs.spool import Spool, default_spool_root
 
 
 log = logging.getLogger(__name__)
+
+#: listings kept as shown (Writes.shown_all)
+SHOWN_LISTS_KEPT = 16
 
 
 #: what ``on_changed`` is told changed: a file listing, or an object's resources
@@ -76,6 +80,8 @@ class Writes:
         self.read_only = settings.read_only
         #: archive node → that node as shown (see shown())
         self._shown: weakref.WeakKeyDictionary[Node, Node] = weakref.WeakKeyDictionary()
+        #: the tree's listings last shown (see shown_all())
+        self._shown_lists: DerivedCache[list[Node], list[Node]] = DerivedCache(SHOWN_LISTS_KEPT)
         self._shown_lock = threading.Lock()
         self.spool = Spool(settings.spool_root or default_spool_root())
         self.writer = writer
@@ -99,16 +105,17 @@ class Writes:
     def shown(self, node: Node) -> Node:
         """An archive node with the owner's write permission where the user may write (not read-only).
 
-        The same node gives the same shown node for as long as the tree keeps it (a weak mapping):
-        the mount recognises an unchanged listing by its nodes' identity and reuses what it built
-        from it.
+        The same node gives the same shown node for as long as the tree keeps it (a weak mapping).
         """
-        return self.shown_all([node])[0]
+        return node if self.read_only else self._show([node])[0]
 
     def shown_all(self, nodes: list[Node]) -> list[Node]:
-        """:meth:`shown` of each node of a listing (one lock for all of them)."""
-        if self.read_only:
-            return nodes
+        """:meth:`shown` of each node of a listing: the same list while the tree hands out the same
+        listing (:mod:`xnatfs.cache.derived`; not to be changed), so the mount recognises an unchanged
+        listing in one comparison and builds nothing per file."""
+        return nodes if self.read_only else self._shown_lists.get(nodes, self._show)
+
+    def _show(self, nodes: list[Node]) -> list[Node]:
         shown = []
         with self._shown_lock:
             for node in nodes:
