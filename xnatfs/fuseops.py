@@ -37,6 +37,7 @@ mfusepy is imported here and in :mod:`xnatfs.daemon` only.
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import errno
 import functools
@@ -68,6 +69,25 @@ BLOCK_SIZE = 1024 * 1024
 STATS_XATTR = "user.xnatfs.stats"
 #: listings kept for reuse (see XNATOperations._entries)
 LISTINGS_KEPT = 8
+
+
+#: ``fuse_get_context`` called without letting go of the GIL (a ``PyDLL`` function): it only reads a
+#: thread-local pointer, and a ctypes call that lets go of the GIL must win it back, which on a busy
+#: daemon means waiting for another FUSE thread (dcm2niix's next OPEN runs beside the last RELEASE)
+try:
+    _get_context = ctypes.PyDLL(None, handle=mfusepy._libfuse._handle).fuse_get_context
+    _get_context.restype = ctypes.POINTER(mfusepy.fuse_context)
+    _get_context.argtypes = []
+except (AttributeError, OSError):  # another mfusepy: its own call, which lets go of the GIL
+    _get_context = None
+
+
+def caller_pid() -> int:
+    """The pid of the process whose request the calling FUSE thread serves (inside a callback only)."""
+    if _get_context is None:
+        return mfusepy.fuse_get_context()[2]
+    context = _get_context()
+    return context.contents.pid if context else 0
 
 
 def fuse_errors(func: F) -> F:
@@ -282,8 +302,7 @@ class XNATOperations(mfusepy.Operations):
             raise mfusepy.FuseOSError(errno.ENOSYS)  # nothing is written: no more FLUSH calls
         handle = self._handles.get(fh)
         if isinstance(handle, Handle) and handle.writable:
-            _uid, _gid, pid = mfusepy.fuse_get_context()
-            handle.flush(pid)
+            handle.flush(caller_pid())
 
     def fsync(self, path: str, datasync: int, fh: int) -> None:
         """The data is on the local spool disk already; it is sent when the file is closed."""

@@ -25,7 +25,6 @@ libfuse's high-level API (3.14) does not pass those flags on, so every ``ls`` li
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import os
@@ -36,6 +35,7 @@ import mfusepy
 
 from xnatfs.cache.derived import DerivedCache
 from xnatfs.callers import abandon_when
+from xnatfs.fuseops import caller_pid
 from xnatfs.threadstates import keep_thread_state
 
 log = logging.getLogger(__name__)
@@ -49,25 +49,8 @@ FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
 PREPARED_KEPT = 8
 
 
-#: ``fuse_get_context`` called without letting go of the GIL (a ``PyDLL`` function): it only reads a
-#: thread-local pointer, and a ctypes call that lets go of the GIL must win it back, which on a busy
-#: daemon means waiting for another FUSE thread (dcm2niix's next OPEN runs beside the last RELEASE)
-try:
-    _get_context = ctypes.PyDLL(None, handle=mfusepy._libfuse._handle).fuse_get_context
-    _get_context.restype = ctypes.POINTER(mfusepy.fuse_context)
-    _get_context.argtypes = []
-except (AttributeError, OSError):  # another mfusepy: its own call, which lets go of the GIL
-    _get_context = None
 #: callbacks that never wait on the server: no check of their caller
 UNCHECKED = frozenset({"releasedir", "statfs", "init", "init_fuse_3", "destroy"})
-
-
-def caller_pid() -> int:
-    """The pid of the process whose request the calling FUSE thread serves (inside a callback only)."""
-    if _get_context is None:
-        return mfusepy.fuse_get_context()[2]
-    context = _get_context()
-    return context.contents.pid if context else 0
 
 
 def caller_gone(pid: int) -> bool:
