@@ -132,6 +132,7 @@ def dcm2niix_series(url: str, tmp: Path, rounds: int) -> Dcm2niixRun:
 
     def run(out: Path, series: Path) -> float:
         out.mkdir(exist_ok=True)
+        os.sync()  # the last run's files written back first: each run starts from the same disk state
         start = time.perf_counter()
         subprocess.run([*command, "-o", str(out), str(series)], capture_output=True, check=True)
         return time.perf_counter() - start
@@ -143,6 +144,7 @@ def dcm2niix_series(url: str, tmp: Path, rounds: int) -> Dcm2niixRun:
         here = tmp / f"round-{turn}"
         local = here / "dcm-local"
         local.mkdir(parents=True)
+        os.sync()
         start = time.perf_counter()
         subprocess.run(["curl", "-sf", "-u", f"{ADMIN[0]}:{ADMIN[1]}", "-o", str(local / "s.zip"),
                         f"{url}/data/experiments/{session}/scans/1/resources/DICOM/files?format=zip"], check=True)
