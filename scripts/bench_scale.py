@@ -350,10 +350,11 @@ def part_cat(url: str, tmp: Path, files: int, latency_ms: float) -> bool:
     return ok and fine and ro_ok
 
 
-def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float, rounds: int) -> bool:
+def part_dcm2niix(url: str, tmp: Path, slices: int, latency_ms: float, rounds: int, bandwidth_mibps: float) -> bool:
     r = dcm2niix_series(url, tmp, rounds)
     m = statistics.median
-    print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {latency_ms:g} ms per request; "
+    link = f"a {bandwidth_mibps:g} MiB/s link, " if bandwidth_mibps else ""
+    print_table(f"dcm2niix of a {slices}-slice series (128x128, real DICOM), {link}{latency_ms:g} ms per request; "
                 f"median of {rounds} rounds (range)",
                 ["run", "first", "second"],
                 [["dcm2niix on the mounted series (a fresh mount)", spread(r.mount_first), spread(r.mount_second)],
@@ -406,6 +407,8 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=1000, help="slices of the DICOM series for dcm2niix "
                         "(0: no dcm2niix part)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the dcm2niix part (medians are printed)")
+    parser.add_argument("--bandwidth-mibps", type=float, default=120.0, help="the link of the dcm2niix part, as "
+                        "in issue 13's table (a 1 Gbit/s link; 0: unlimited)")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--serve-memfs", nargs=2, metavar=("MOUNTPOINT", "FILES_OR_FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -430,7 +433,10 @@ def main() -> int:
             if "cat" in parts:
                 ok &= part_cat(server.url, Path(tmp), args.files, args.latency_ms)
             if "dcm2niix" in parts:
-                ok &= part_dcm2niix(server.url, Path(tmp), args.slices, args.latency_ms, args.rounds)
+                server.set_faults(bandwidth_mibps=args.bandwidth_mibps)  # the issue's link for this row
+                ok &= part_dcm2niix(server.url, Path(tmp), args.slices, args.latency_ms, args.rounds,
+                                    args.bandwidth_mibps)
+                server.set_faults(bandwidth_mibps=0)
             if "find" in parts:
                 ok &= part_find(server.url, args.subjects, args.latency_ms)
         finally:
