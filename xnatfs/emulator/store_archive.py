@@ -23,9 +23,6 @@ from xnatfs.emulator.store_rows import (SITE_ID, ChildT, Conflict, Experiment, N
 _CHILD_TABLES: dict[type, str] = {Scan: "scans", Reconstruction: "reconstructions"}
 #: The ``shares.kind`` of the rows of each shareable table.
 _SHARE_KIND = {"subjects": "subject", "experiments": "experiment"}
-#: Accession IDs per ``IN (...)`` query (SQLite's limit on parameters is 999 in old builds).
-_BATCH = 500
-
 RowT = TypeVar("RowT")
 
 
@@ -143,13 +140,8 @@ class ArchiveRecords(ResourceFiles):
         return {e.id: e for e in self._by_id("experiments", ids, experiment_from_row)}
 
     def _by_id(self, table: str, ids: Iterable[str], from_row: Callable[[sqlite3.Row], RowT]) -> list[RowT]:
-        wanted = sorted(set(ids))
-        found: list[RowT] = []
-        for start in range(0, len(wanted), _BATCH):
-            batch = wanted[start:start + _BATCH]
-            rows = self.query(f"SELECT * FROM {table} WHERE id IN ({','.join('?' * len(batch))})", batch)
-            found.extend(from_row(r) for r in rows)
-        return found
+        rows = self.query_in(f"SELECT * FROM {table} WHERE id IN ({{marks}})", sorted(set(ids)))
+        return [from_row(r) for r in rows]
 
     def list_subjects(self, project: str | None = None) -> list[Subject]:
         if project is None:

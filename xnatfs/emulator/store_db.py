@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -67,6 +67,10 @@ END;
 #: Every lookup that answers for one object (a file of a resource, a subject of a project, a user's
 #: roles) is a search on one of these indexes, so its cost does not grow with the size of the
 #: resource, project or site around it; ``tests/emulator/test_request_cost.py`` checks the query plans.
+
+
+#: values per ``IN (...)`` query (SQLite's limit on parameters is 999 in old builds)
+IN_BATCH = 500
 
 
 class StoreDatabase:
@@ -148,6 +152,15 @@ class StoreDatabase:
     def query(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
         with self.lock:
             return self.db.execute(sql, args).fetchall()
+
+    def query_in(self, sql: str, values: Sequence[str]) -> list[sqlite3.Row]:
+        """``sql`` with its ``{marks}`` placeholder filled for ``values`` (``… IN ({marks})``), run for
+        :data:`IN_BATCH` values at a time; the rows of every batch, in order."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(values), IN_BATCH):
+            batch = values[start:start + IN_BATCH]
+            rows += self.query(sql.format(marks=",".join("?" * len(batch))), batch)
+        return rows
 
     def _one(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
         with self.lock:

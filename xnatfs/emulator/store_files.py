@@ -145,14 +145,10 @@ class ResourceFiles(StoreDatabase):
         """The resources of each of these subjects with their (file count, total size), by subject ID:
         a subject listing joined with its resources reads them in one query per 500 subjects."""
         found: dict[str, list[tuple[Resource, int, int]]] = {}
-        for start in range(0, len(subject_ids), 500):
-            chunk = subject_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.query(f"SELECT * FROM resources WHERE owner_kind='subject' AND owner_ref IN ({marks}) "
-                              "ORDER BY id", chunk)
-            for row in rows:
-                found.setdefault(row["owner_ref"], []).append(
-                    (resource_from_row(row), int(row["file_count"]), int(row["file_size"])))
+        for row in self.query_in("SELECT * FROM resources WHERE owner_kind='subject' AND owner_ref IN ({marks}) "
+                                 "ORDER BY id", subject_ids):
+            found.setdefault(row["owner_ref"], []).append(
+                (resource_from_row(row), int(row["file_count"]), int(row["file_size"])))
         return found
 
     def list_resources_of_experiment(self, experiment_id: str, kinds: tuple[str, ...]) -> list[Resource]:
